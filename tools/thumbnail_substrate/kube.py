@@ -1,0 +1,290 @@
+"""A real Kubernetes control plane with kwok-simulated nodes, as in envtest plus kwok.
+
+etcd -> kube-apiserver -> kube-controller-manager + kube-scheduler -> kwok. The apiserver
+authenticates an admin token (group system:masters) and authorizes with RBAC, so tests can
+impersonate a ServiceAccount and prove a Role is sufficient.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Self
+
+import yaml
+
+from thumbnail_substrate.binaries import go_tool
+from thumbnail_substrate.component import Component
+from thumbnail_substrate.errors import SubstrateError
+from thumbnail_substrate.kube_objects import default_storage_class, kwok_node, pool_volume
+from thumbnail_substrate.pki import write_service_account_keys
+from thumbnail_substrate.process import ManagedProcess, ensure_port_free, free_port, wait_until
+
+NODE_COUNT = 2
+PV_POOL_SIZE = 40
+
+
+class KubeCluster(Component):
+    name = "kube"
+
+    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+        super().__init__(workdir)
+        self.port = port or free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.token = secrets.token_urlsafe(32)
+        self._etcd_port, self._etcd_peer_port = free_port(), free_port()
+        self._kwok_port = free_port()
+        self._certs = self.workdir / "certs"
+
+    # -- HTTP helpers (urllib: the substrate must not depend on the code under test) --
+
+    def _ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self._certs / "apiserver.crt"))
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else yaml.safe_dump(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Content-Type", "application/yaml")
+        req.add_header("Accept", "application/json")
+        with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as resp:
+            return yaml.safe_load(resp.read() or b"null")
+
+    def _create(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            self.request("POST", path, body)
+        except urllib.error.HTTPError as err:
+            if err.code != 409:  # already exists: restarts reuse the work directory
+                raise
+
+    # -- lifecycle --
+
+    def _write_files(self) -> None:
+        self._certs.mkdir(exist_ok=True)
+        if not (self._certs / "sa.key").exists():
+            write_service_account_keys(self._certs / "sa.key", self._certs / "sa.pub")
+        (self.workdir / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "substrate",
+                            "cluster": {
+                                "server": self.server,
+                                "certificate-authority": str(self._certs / "apiserver.crt"),
+                            },
+                        }
+                    ],
+                    "users": [{"name": "admin", "user": {"token": self.token}}],
+                    "contexts": [
+                        {
+                            "name": "substrate",
+                            "context": {
+                                "cluster": "substrate",
+                                "user": "admin",
+                                "namespace": "default",
+                            },
+                        }
+                    ],
+                    "current-context": "substrate",
+                }
+            )
+        )
+        self.kubeconfig.chmod(0o600)
+
+    def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
+        proc = ManagedProcess(name, argv, log=self.workdir / f"{name}.log", cwd=self.workdir)
+        proc.start()
+        self.processes.append(proc)
+        return proc
+
+    def _ready(self, path: str) -> bool:
+        try:
+            self.request("GET", path)
+            return True
+        except (urllib.error.URLError, ssl.SSLError, ConnectionError, OSError):
+            return False
+
+    def start(self) -> Self:
+        for port in (self.port, self._etcd_port, self._etcd_peer_port):
+            ensure_port_free(port, self.name)
+        binaries = {
+            n: go_tool(n)
+            for n in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+        }
+        self._write_files()
+        self.processes = []
+        started = time.monotonic()
+
+        etcd_url = f"http://127.0.0.1:{self._etcd_port}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                binaries["etcd"],
+                "--data-dir",
+                self.workdir / "etcd",
+                "--listen-client-urls",
+                etcd_url,
+                "--advertise-client-urls",
+                etcd_url,
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{self._etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{self._etcd_peer_port}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{self._etcd_peer_port}",
+                "--listen-metrics-urls",
+                f"http://127.0.0.1:{free_port()}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+                "--log-level",
+                "warn",
+            ],
+        )
+        wait_until(
+            lambda: etcd.check_alive() and _http_ok(f"{etcd_url}/health"),
+            timeout=30,
+            what="etcd",
+            log=etcd.log,
+        )
+
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                binaries["kube-apiserver"],
+                "--etcd-servers",
+                etcd_url,
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.port),
+                "--cert-dir",
+                self._certs,
+                "--token-auth-file",
+                self.workdir / "tokens.csv",
+                "--authorization-mode",
+                "RBAC",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                self._certs / "sa.pub",
+                "--service-account-signing-key-file",
+                self._certs / "sa.key",
+                "--service-cluster-ip-range",
+                "10.96.0.0/16",
+                "--service-node-port-range",
+                "30000-32767",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        wait_until(
+            lambda: apiserver.check_alive() and self._ready("/readyz"),
+            timeout=90,
+            what="kube-apiserver",
+            log=apiserver.log,
+        )
+
+        kcm = self._spawn(
+            "kube-controller-manager",
+            [
+                binaries["kube-controller-manager"],
+                "--kubeconfig",
+                self.kubeconfig,
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--controllers=*",
+                "--service-account-private-key-file",
+                self._certs / "sa.key",
+                "--root-ca-file",
+                self._certs / "apiserver.crt",
+                "--use-service-account-credentials=false",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                binaries["kube-scheduler"],
+                "--kubeconfig",
+                self.kubeconfig,
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            [
+                binaries["kwok"],
+                "--kubeconfig",
+                self.kubeconfig,
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--manage-nodes-with-label-selector=",
+                "--manage-single-node=",
+                "--cidr=10.244.0.0/16",
+                "--node-ip=10.0.0.1",
+                f"--server-address=127.0.0.1:{self._kwok_port}",
+            ],
+        )
+        self._bootstrap_objects()
+        wait_until(
+            lambda: (
+                kcm.check_alive()
+                and self._ready("/api/v1/namespaces/default/serviceaccounts/default")
+            ),
+            timeout=60,
+            what="kube-controller-manager (default ServiceAccount)",
+            log=kcm.log,
+        )
+        wait_until(self._nodes_ready, timeout=60, what="kwok nodes", log=self.workdir / "kwok.log")
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _bootstrap_objects(self) -> None:
+        for i in range(NODE_COUNT):
+            self._create("/api/v1/nodes", kwok_node(f"kwok-node-{i}"))
+        self._create("/apis/storage.k8s.io/v1/storageclasses", default_storage_class())
+        for i in range(PV_POOL_SIZE):
+            self._create("/api/v1/persistentvolumes", pool_volume(i))
+
+    def _nodes_ready(self) -> bool:
+        for proc in self.processes:
+            proc.check_alive()
+        nodes = self.request("GET", "/api/v1/nodes")["items"]
+        ready = [
+            n
+            for n in nodes
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) >= NODE_COUNT
+
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+__all__ = ["KubeCluster", "SubstrateError"]

@@ -1,0 +1,152 @@
+"""Child processes that never outlive us: own process group plus a parent-death signal."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from thumbnail_substrate.errors import SubstrateError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int, component: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Servers set SO_REUSEADDR too, so TIME_WAIT leftovers of a restart do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise SubstrateError(
+                f"{component}: port 127.0.0.1:{port} is already in use; stop whatever holds it "
+                f"(`ss -ltnp 'sport = :{port}'`) or let the substrate pick a free port"
+            ) from None
+
+
+def tcp_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, log: Path | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.1)
+    hint = f"; see {log}" if log else ""
+    raise SubstrateError(f"{what} not ready after {timeout:.0f}s{hint}")
+
+
+def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
+    def setup() -> None:
+        os.setsid()  # own process group, so stop() reaches grandchildren too
+        if gid is not None:
+            os.setgid(gid)
+            os.setgroups([gid])
+        if uid is not None:
+            os.setuid(uid)
+        # Set after setuid: changing credentials clears the parent-death signal.
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return setup
+
+
+class ManagedProcess:
+    """One long-running server process with its log file."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str | Path],
+        *,
+        log: Path,
+        env: dict[str, str] | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        cwd: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log = log
+        self.env = env
+        self.uid, self.gid = uid, gid
+        self.cwd = cwd
+        self.stop_signal = stop_signal
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        if not os.access(self.argv[0], os.X_OK):
+            raise SubstrateError(f"{self.name}: {self.argv[0]} is not executable")
+        with open(self.log, "ab") as out:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(self.env or {})},
+                cwd=self.cwd,
+                preexec_fn=_child_setup(self.uid, self.gid),
+            )
+
+    def check_alive(self) -> bool:
+        """Used inside readiness loops: a crashed server fails fast with its log."""
+        if self._proc is not None and self._proc.poll() is not None:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise SubstrateError(
+                f"{self.name} exited with code {self._proc.returncode}; see {self.log}: "
+                + " | ".join(tail)
+            )
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, self.stop_signal)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        # Stragglers that ignored SIGTERM but kept the group (e.g. postgres backends).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once (crash simulation)."""
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(5)
+            self._proc = None
