@@ -1,0 +1,98 @@
+"""Multi-size rendering: decode once (shrink-on-load for the largest size), derive the rest."""
+
+from __future__ import annotations
+
+import pyvips
+
+from .deadline import Deadline
+from .encode import encode, resolve_format, to_srgb
+from .errors import CorruptImageError, ImageTooLargeError, ImagingError
+from .geometry import Plan, jpeg_shrink, plan_decode
+from .models import (
+    CONTENT_TYPES,
+    FitMode,
+    ImageFormat,
+    ImageInfo,
+    OutputFormat,
+    RenderOptions,
+    SizeSpec,
+    Thumbnail,
+)
+from .probe import open_header
+
+_CROPS = {FitMode.COVER: "centre", FitMode.SMART: "attention"}
+
+
+def render(
+    data: bytes,
+    options: RenderOptions,
+    *,
+    allowed: frozenset[ImageFormat],
+    max_pixels: int,
+    timeout_seconds: float,
+) -> list[Thumbnail]:
+    """Thumbnails for every size in `options`, in order; raises ImagingError subclasses."""
+    deadline = Deadline(timeout_seconds)
+    _, info = open_header(data, allowed=allowed, max_pixels=max_pixels)
+    for spec in options.sizes:  # COVER/SMART upscale: bound what we may be asked to allocate
+        if spec.width * spec.height > max_pixels:
+            raise ImageTooLargeError(f"size {spec.name!r} exceeds {max_pixels} pixels")
+    deadline.check()
+    plan = plan_decode(info.width, info.height, options.sizes, options.fit)
+    base = _decode_once(data, info, plan, deadline)
+    fmt = resolve_format(options.format, info.format, base.hasalpha())
+    thumbnails = []
+    for spec in options.sizes:
+        deadline.check()
+        image = _derive(base, spec, options.fit)
+        deadline.watch(image)
+        with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
+            payload = encode(image, fmt, options.quality)
+        thumbnails.append(_thumbnail(spec, fmt, payload, image))
+    return thumbnails
+
+
+def _decode_once(data: bytes, info: ImageInfo, plan: Plan, deadline: Deadline) -> pyvips.Image:
+    """Decode, shrink, auto-rotate and convert to sRGB in one pipeline, into memory."""
+    with deadline.guard(CorruptImageError, f"decoding {info.format}"):
+        if info.format is ImageFormat.JPEG:
+            image = _load_jpeg(data, info, plan)
+        else:  # libvips picks the format's own shrink-on-load (WebP scale, HEIF thumbs...)
+            image = pyvips.Image.thumbnail_buffer(
+                data, plan.box_width, height=plan.box_height, size="down", fail_on="error"
+            )
+        image = to_srgb(image)
+        deadline.watch(image)
+        return image.copy_memory()
+
+
+def _load_jpeg(data: bytes, info: ImageInfo, plan: Plan) -> pyvips.Image:
+    # thumbnail_buffer would keep a 2x margin in its DCT shrink; we take the largest
+    # shrink that still covers the biggest output (same idea as Pillow's draft()).
+    need_w, need_h = plan.need_width, plan.need_height
+    stored_w, stored_h = info.width, info.height
+    if info.orientation >= 5:  # plan is in display orientation, the JPEG is stored rotated
+        need_w, need_h, stored_w, stored_h = need_h, need_w, stored_h, stored_w
+    shrink = jpeg_shrink(stored_w, stored_h, need_w, need_h)
+    loaded = pyvips.Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="error")
+    # thumbnail_image applies (and then drops) the EXIF orientation itself.
+    return loaded.thumbnail_image(plan.box_width, height=plan.box_height, size="down")
+
+
+def _derive(base: pyvips.Image, spec: SizeSpec, fit: FitMode) -> pyvips.Image:
+    if fit is FitMode.INSIDE:
+        return base.thumbnail_image(spec.width, height=spec.height, size="down", no_rotate=True)
+    return base.thumbnail_image(
+        spec.width, height=spec.height, size="both", crop=_CROPS[fit], no_rotate=True
+    )
+
+
+def _thumbnail(spec: SizeSpec, fmt: OutputFormat, payload: bytes, image: pyvips.Image) -> Thumbnail:
+    return Thumbnail(
+        name=spec.name,
+        width=image.width,
+        height=image.height,
+        format=fmt,
+        content_type=CONTENT_TYPES[fmt],
+        data=payload,
+    )
