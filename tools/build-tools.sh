@@ -17,7 +17,8 @@ if [[ "${1:-}" == "--bindir" ]]; then echo "$BINDIR"; exit 0; fi
 command -v go >/dev/null || { echo "error: Go is not installed; install Go >= 1.24 first" >&2; exit 1; }
 mkdir -p "$BINDIR"
 
-K8S_VERSION="$(awk '/^require k8s.io\/kubernetes/ {print $3}' "$ROOT/tools/go/kubernetes/go.mod")"
+K8S_VERSION="$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$ROOT/tools/go/kubernetes/go.mod")"
+[[ "$K8S_VERSION" == v1.* ]] || { echo "error: cannot read the k8s.io/kubernetes version from tools/go/kubernetes/go.mod" >&2; exit 1; }
 K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
  -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) \
@@ -27,7 +28,7 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
 build() {
   local module="$1" name="$2" pkg="$3" ldflags="${4:--s -w}"
   local key
-  key="$(cat "$ROOT/tools/go/$module/go.mod" "$ROOT/tools/go/$module/go.sum" | sha256sum | cut -c1-12)"
+  key="$( (cat "$ROOT/tools/go/$module/go.mod" "$ROOT/tools/go/$module/go.sum"; echo "$ldflags") | sha256sum | cut -c1-12)"
   local out="$CACHE/$module-$key/$name"
   if [[ -x "$out" ]]; then
     echo "==> $name: cached ($out)"
@@ -46,5 +47,6 @@ build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLA
 build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS"
 build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLAGS"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
+build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
 echo "==> tools ready in $BINDIR"

@@ -48,9 +48,13 @@ def wait_until(
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except SubstrateError:
+            raise  # a crashed process: fail now, with its log
+        except Exception:
+            pass
         time.sleep(0.1)
     hint = f"; see {log}" if log else ""
     raise SubstrateError(f"{what} not ready after {timeout:.0f}s{hint}")

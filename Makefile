@@ -1,0 +1,55 @@
+# Thumbnail platform: one entry point for setup, tests and the local/Kind workflows.
+# Every target installs what it needs and is safe to run twice.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: help system-deps venv tools lint test test-unit test-services test-cluster dev e2e clean
+
+help: ## list targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+system-deps: ## Debian packages: PostgreSQL, Redis, Go toolchain check
+	@missing=""; \
+	  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+	  command -v runuser >/dev/null || missing="$$missing util-linux"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "==> installing Debian packages:$$missing"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "==> system packages present (postgresql, redis-server)"; fi
+	@command -v go >/dev/null || { echo "error: Go >= 1.24 is required to build the test tools (https://go.dev/dl)"; exit 1; }
+
+$(STAMP): pyproject.toml
+	@echo "==> Python environment in $(VENV)"
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q --progress-bar off -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## Python virtualenv with every extra
+
+tools: ## build the pinned Go binaries (etcd, kube-*, kwok, minio, kubectl) into the cache
+	@tools/build-tools.sh
+
+lint: venv ## ruff and mypy
+	@echo "==> ruff"; $(BIN)/ruff check .
+	@echo "==> mypy"; $(BIN)/mypy
+
+test: system-deps venv tools lint ## everything CI runs: lint, unit, service and cluster tests
+	@echo "==> pytest"; $(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-unit: venv ## fast tests without servers
+	$(BIN)/pytest -m "not e2e" tests/unit tests/operator/unit $(PYTEST_ARGS)
+
+dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Redis, MinIO, API, worker)
+	@scripts/dev.sh
+
+clean: ## remove the virtualenv and caches (keeps the Go tool cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .dev
