@@ -53,3 +53,6 @@ dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Re
 
 clean: ## remove the virtualenv and caches (keeps the Go tool cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .dev
+
+# Kind / image / deployment workflow (docs/deployment.md).
+-include mk/*.mk

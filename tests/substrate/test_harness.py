@@ -64,7 +64,9 @@ def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
     env_file = tmp_path / "substrate.env"
     cli = subprocess.Popen(
         [sys.executable, "-m", "thumbnail_substrate.cli", "up", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -79,8 +81,12 @@ def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in servers):
             time.sleep(0.2)
-        alive = [p for p in servers if Path(f"/proc/{p}/stat").exists()
-                 and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+        alive = [
+            p
+            for p in servers
+            if Path(f"/proc/{p}/stat").exists()
+            and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
+        ]
         assert alive == []
     finally:
         if cli.poll() is None:

@@ -42,8 +42,12 @@ def test_redis_round_trip_and_list_semantics(redis_server: RedisServer) -> None:
 
 
 def test_minio_bucket_put_get_and_presigned_url(minio_server: MinioServer) -> None:
-    client = Minio(minio_server.endpoint, access_key=minio_server.access_key,
-                   secret_key=minio_server.secret_key, secure=False)
+    client = Minio(
+        minio_server.endpoint,
+        access_key=minio_server.access_key,
+        secret_key=minio_server.secret_key,
+        secure=False,
+    )
     bucket = f"smoke-{uuid.uuid4().hex[:8]}"
     client.make_bucket(bucket)
     assert client.bucket_exists(bucket)
