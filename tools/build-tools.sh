@@ -40,6 +40,18 @@ build() {
     echo "    built in $((SECONDS - start))s"
   fi
   ln -sfn "$out" "$BINDIR/$name"
+  CURRENT["$module"]="$module-$key"
+}
+
+declare -A CURRENT=()
+# Drop binaries of earlier pins so the cache holds one version per tool.
+prune() {
+  local module dir
+  for module in "${!CURRENT[@]}"; do
+    for dir in "$CACHE/$module"-*; do
+      [[ "$(basename "$dir")" == "${CURRENT[$module]}" ]] || { echo "==> pruning stale $dir"; rm -rf "$dir"; }
+    done
+  done
 }
 
 build etcd etcd go.etcd.io/etcd/server/v3
@@ -49,4 +61,5 @@ build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLA
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
-echo "==> tools ready in $BINDIR"
+prune
+echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
