@@ -1,0 +1,1 @@
+"""Kubernetes operator that reconciles ThumbnailService resources into the whole stack."""

@@ -1,0 +1,66 @@
+"""Pure builders: a typed spec in, every child object out as a plain dict.
+
+No I/O here (like CloudNativePG's pkg/specs): the reconciler gathers the inputs that live in
+the cluster (existing credentials, user Secrets) and passes them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from thumbnail_operator.builders import app, config, datastores
+from thumbnail_operator.builders.common import Context, Names, Obj, Owner
+from thumbnail_operator.spec import ThumbnailServiceSpec
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    children: list[Obj]
+    config_hash: str
+    endpoint: str
+
+
+def build_desired_state(
+    owner: Owner,
+    spec: ThumbnailServiceSpec,
+    credentials: Mapping[str, str],
+    external_secrets: Mapping[str, Mapping[str, str]],
+) -> DesiredState:
+    """Every child of one ThumbnailService, in creation order (data stores before apps)."""
+    ctx = Context(owner=owner, spec=spec)
+    environment = config.service_environment(ctx)
+    config_hash = config.config_hash(environment, credentials, external_secrets)
+    children: list[Obj | None] = [
+        config.config_map(ctx),
+        config.credentials_secret(ctx, credentials),
+    ]
+    if spec.postgresql.enabled:
+        children += [datastores.postgresql_service(ctx), datastores.postgresql_stateful_set(ctx)]
+    if spec.redis.enabled:
+        children += [datastores.redis_service(ctx), datastores.redis_deployment(ctx)]
+    if spec.minio.enabled:
+        children += [
+            datastores.minio_service(ctx),
+            datastores.minio_console_service(ctx),
+            datastores.minio_stateful_set(ctx),
+        ]
+    children += [
+        datastores.bucket_init_job(ctx),
+        app.api_service(ctx),
+        app.api_node_port_service(ctx),
+        app.server_deployment(ctx, config_hash),
+        app.worker_deployment(ctx, config_hash),
+    ]
+    return DesiredState(
+        children=[child for child in children if child is not None],
+        config_hash=config_hash,
+        endpoint=app.api_endpoint(ctx),
+    )
+
+
+def external_secret_names(owner: Owner, spec: ThumbnailServiceSpec) -> list[str]:
+    return config.external_secret_names(Context(owner=owner, spec=spec))
+
+
+__all__ = ["DesiredState", "Names", "Obj", "Owner", "build_desired_state", "external_secret_names"]

@@ -1,0 +1,215 @@
+"""The thumbnail API server and worker Deployments and the API Services."""
+
+from __future__ import annotations
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.builders.common import (
+    APP_UID,
+    Context,
+    Obj,
+    container,
+    pod_security,
+    pull_secrets,
+    tmp_volume,
+    wait_for,
+)
+from thumbnail_operator.builders.config import external_secret_env
+from thumbnail_operator.spec import Image, Resources
+
+
+def _dependency_waits(ctx: Context) -> list[Obj]:
+    """Init containers that hold the pod until PostgreSQL, Redis and MinIO answer."""
+    env = _endpoints(ctx)
+    wait = ctx.spec.images.wait
+    return [wait_for(target, host, port, wait) for target, (host, port) in env.items()]
+
+
+def _endpoints(ctx: Context) -> dict[str, tuple[str, int]]:
+    spec, names = ctx.spec, ctx.names
+    pg = spec.postgresql
+    redis = spec.redis
+    minio = spec.minio
+    endpoints: dict[str, tuple[str, int]] = {
+        "postgresql": (names.postgresql, c.POSTGRES_PORT)
+        if pg.enabled or not pg.external
+        else (pg.external.host, pg.external.port),
+        "redis": (names.redis, c.REDIS_PORT)
+        if redis.enabled or not redis.external
+        else (redis.external.host, redis.external.port),
+    }
+    if minio.enabled or not minio.external:
+        endpoints["minio"] = (names.minio, c.MINIO_API_PORT)
+    else:
+        host, _, port = minio.external.endpoint.rpartition(":")
+        default_port = 443 if minio.external.secure else 80
+        endpoints["minio"] = (host, int(port)) if host else (port, default_port)
+    return endpoints
+
+
+def _app_env(ctx: Context) -> dict[str, object]:
+    return {
+        "envFrom": [
+            {"configMapRef": {"name": ctx.names.config}},
+            {"secretRef": {"name": ctx.names.credentials}},
+        ],
+        "env": external_secret_env(ctx),
+    }
+
+
+def _app_deployment(
+    ctx: Context,
+    *,
+    component: str,
+    name: str,
+    replicas: int,
+    image: Image,
+    resources: Resources,
+    command: str,
+    config_hash: str,
+    extra_init: list[Obj],
+    main_fields: Obj,
+) -> Obj:
+    main = container(
+        component,
+        image,
+        resources.as_dict(),
+        command=[command],
+        volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+        **_app_env(ctx),
+        **main_fields,
+    )
+    pod_spec: Obj = {
+        "securityContext": pod_security(APP_UID),
+        "initContainers": [*_dependency_waits(ctx), *extra_init],
+        "containers": [main],
+        "volumes": [tmp_volume()],
+        "enableServiceLinks": False,
+    }
+    if ctx.spec.images.pull_secrets:
+        pod_spec["imagePullSecrets"] = pull_secrets(ctx.spec)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": ctx.metadata(name, component),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": ctx.selector(component)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": ctx.labels(component),
+                    "annotations": {c.CONFIG_HASH_ANNOTATION: config_hash},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def server_deployment(ctx: Context, config_hash: str) -> Obj:
+    server = ctx.spec.server
+    image = ctx.spec.images.server
+    # Migrations run once per rollout, before any new server pod can take traffic.
+    migrate = container(
+        "migrate",
+        image,
+        server.resources.as_dict(),
+        command=["thumbnail-migrate"],
+        volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
+        **_app_env(ctx),
+    )
+    return _app_deployment(
+        ctx,
+        component="server",
+        name=ctx.names.server,
+        replicas=server.replicas,
+        image=image,
+        resources=server.resources,
+        command="thumbnail-api",
+        config_hash=config_hash,
+        extra_init=[migrate],
+        main_fields={
+            "ports": [{"name": "http", "containerPort": c.API_PORT, "protocol": "TCP"}],
+            "readinessProbe": {
+                "httpGet": {"path": "/healthz/detailed", "port": "http"},
+                "initialDelaySeconds": 5,
+                "periodSeconds": 10,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": "http"},
+                "initialDelaySeconds": 15,
+                "periodSeconds": 20,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+        },
+    )
+
+
+def worker_deployment(ctx: Context, config_hash: str) -> Obj:
+    worker = ctx.spec.worker
+    return _app_deployment(
+        ctx,
+        component="worker",
+        name=ctx.names.worker,
+        replicas=worker.replicas,
+        image=ctx.spec.images.worker,
+        resources=worker.resources,
+        command="thumbnail-worker",
+        config_hash=config_hash,
+        extra_init=[],
+        main_fields={},
+    )
+
+
+def api_service(ctx: Context) -> Obj:
+    service = ctx.spec.server.service
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": ctx.metadata(ctx.names.server, "server"),
+        "spec": {
+            "type": service.type.value,
+            "selector": ctx.selector("server"),
+            "ports": [
+                {"name": "http", "port": service.port, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def api_node_port_service(ctx: Context) -> Obj | None:
+    node_port = ctx.spec.server.service.node_port
+    if not node_port.enabled:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": ctx.metadata(ctx.names.server_node_port, "server"),
+        "spec": {
+            "type": "NodePort",
+            "selector": ctx.selector("server"),
+            "ports": [
+                {
+                    "name": "http",
+                    "port": ctx.spec.server.service.port,
+                    "targetPort": "http",
+                    "nodePort": node_port.port,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def api_endpoint(ctx: Context) -> str:
+    """In-cluster URL of the API, as reported in status."""
+    service = ctx.spec.server.service
+    host = f"{ctx.names.server}.{ctx.owner.namespace}.svc"
+    return f"http://{host}:{service.port}"
+

@@ -1,0 +1,131 @@
+"""The service configuration (ConfigMap), the credentials (Secret) and their hash."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.builders.common import Context, Obj
+from thumbnail_operator.credentials import (
+    DATABASE_PASSWORD,
+    REDIS_PASSWORD,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+)
+
+
+def service_environment(ctx: Context) -> dict[str, str]:
+    """Non-secret THUMBNAIL_* settings (names from docs/contracts.md)."""
+    spec, names = ctx.spec, ctx.names
+    pg, redis, minio, thumbs = spec.postgresql, spec.redis, spec.minio, spec.thumbnails
+    if pg.enabled or pg.external is None:
+        db_host, db_port = names.postgresql, c.POSTGRES_PORT
+    else:
+        db_host, db_port = pg.external.host, pg.external.port
+    if redis.enabled or redis.external is None:
+        redis_host, redis_port = names.redis, c.REDIS_PORT
+    else:
+        redis_host, redis_port = redis.external.host, redis.external.port
+    if minio.enabled or minio.external is None:
+        s3_endpoint, s3_secure, s3_region = f"{names.minio}:{c.MINIO_API_PORT}", False, "us-east-1"
+    else:
+        ext = minio.external
+        s3_endpoint, s3_secure, s3_region = ext.endpoint, ext.secure, ext.region
+    presets = {
+        name: {"width": p.width, "height": p.height} for name, p in sorted(thumbs.presets.items())
+    }
+    return {
+        "THUMBNAIL_DATABASE_HOST": db_host,
+        "THUMBNAIL_DATABASE_PORT": str(db_port),
+        "THUMBNAIL_DATABASE_NAME": pg.database,
+        "THUMBNAIL_DATABASE_USER": pg.user,
+        "THUMBNAIL_REDIS_HOST": redis_host,
+        "THUMBNAIL_REDIS_PORT": str(redis_port),
+        "THUMBNAIL_REDIS_DB": str(redis.database),
+        "THUMBNAIL_S3_ENDPOINT": s3_endpoint,
+        "THUMBNAIL_S3_SECURE": _flag(s3_secure),
+        "THUMBNAIL_S3_REGION": s3_region,
+        "THUMBNAIL_BUCKET_ORIGINALS": minio.buckets.originals,
+        "THUMBNAIL_BUCKET_THUMBNAILS": minio.buckets.thumbnails,
+        "THUMBNAIL_AUTH_ENABLED": _flag(thumbs.auth_enabled),
+        "THUMBNAIL_MAX_UPLOAD_BYTES": str(thumbs.limits.max_upload_bytes),
+        "THUMBNAIL_MAX_PIXELS": str(thumbs.limits.max_pixels),
+        "THUMBNAIL_JOB_TIMEOUT_SECONDS": str(thumbs.limits.job_timeout_seconds),
+        "THUMBNAIL_PRESETS": json.dumps(presets, separators=(",", ":")),
+        "THUMBNAIL_ALLOWED_FORMATS": ",".join(thumbs.allowed_formats),
+        "THUMBNAIL_WORKER_THREADS": str(spec.worker.concurrency.threads),
+        "THUMBNAIL_WORKER_PROCESSES": str(spec.worker.concurrency.processes),
+        "THUMBNAIL_HOST": "0.0.0.0",
+        "THUMBNAIL_PORT": str(c.API_PORT),
+        "THUMBNAIL_LOG_LEVEL": thumbs.log_level,
+    }
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def config_map(ctx: Context) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": ctx.metadata(ctx.names.config, "server"),
+        "data": service_environment(ctx),
+    }
+
+
+def credentials_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj:
+    # `data` (not `stringData`) so the built object compares equal to what the API returns.
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": ctx.metadata(ctx.names.credentials, "server"),
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
+    }
+
+
+def external_secret_env(ctx: Context) -> list[Obj]:
+    """Env entries read from user-owned Secrets; `env` wins over the operator's `envFrom`."""
+    spec = ctx.spec
+    refs: list[tuple[str, str, str]] = []
+    if not spec.postgresql.enabled and spec.postgresql.external:
+        ref = spec.postgresql.external.secret_ref
+        refs.append((DATABASE_PASSWORD, ref.name, ref.key))
+    if not spec.redis.enabled and spec.redis.external and spec.redis.external.secret_ref:
+        ref = spec.redis.external.secret_ref
+        refs.append((REDIS_PASSWORD, ref.name, ref.key))
+    if not spec.minio.enabled and spec.minio.external:
+        s3 = spec.minio.external.secret_ref
+        refs.append((S3_ACCESS_KEY, s3.name, s3.access_key_key))
+        refs.append((S3_SECRET_KEY, s3.name, s3.secret_key_key))
+    return [
+        {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for env, secret, key in refs
+    ]
+
+
+def external_secret_names(ctx: Context) -> list[str]:
+    names = {
+        e["valueFrom"]["secretKeyRef"]["name"] for e in external_secret_env(ctx)
+    }
+    return sorted(names)
+
+
+def config_hash(
+    environment: Mapping[str, str],
+    credentials: Mapping[str, str],
+    external_secrets: Mapping[str, Mapping[str, str]],
+) -> str:
+    """Digest of everything the server and workers read at start-up.
+
+    It goes on their pod templates, so a change to any of it rolls them, and nothing else does.
+    """
+    material = json.dumps(
+        {"env": environment, "credentials": credentials, "external": external_secrets},
+        sort_keys=True,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:16]

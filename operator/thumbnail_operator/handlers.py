@@ -1,0 +1,157 @@
+"""kopf wiring, kept thin: every handler only triggers the per-resource work queue.
+
+Only `on.event` handlers are used: they are level-based and make kopf store nothing on the
+resources (no finalizers, no last-handled-configuration annotation), so an idle operator
+writes nothing at all. Children are watched by their `managed-by` label so a deleted or
+hand-edited child triggers a reconcile of its owner within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from thumbnail_operator import constants as c
+from thumbnail_operator import metrics
+from thumbnail_operator.events import EventRecorder
+from thumbnail_operator.kube import CHILD_KINDS, KubeClient
+from thumbnail_operator.reconcile import Reconciler, RetryNeeded
+from thumbnail_operator.workqueue import Key, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Process-wide collaborators, shared by the handlers of one operator instance."""
+
+    configuration: client.Configuration
+    resync_seconds: float = 60.0
+    kube: KubeClient = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    queue: WorkQueue = field(init=False)
+    passes: int = 0
+    last_pass: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.kube = KubeClient(self.configuration)
+        self.reconciler = Reconciler(self.kube, EventRecorder(self.kube))
+        self.queue = WorkQueue(self.reconcile, resync_seconds=self.resync_seconds)
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+        except RetryNeeded:
+            metrics.RECONCILES.labels(result="retry").inc()
+            raise
+        except Exception:
+            metrics.RECONCILES.labels(result="error").inc()
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+            self.passes += 1
+            self.last_pass = time.time()
+        metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
+        if outcome.errors:
+            metrics.RECONCILE_ERRORS.inc()
+        if outcome.status_written:
+            metrics.STATUS_WRITES.inc()
+        if outcome.written or outcome.deleted or outcome.errors:
+            log.info(
+                "reconciled %s/%s: wrote %s, deleted %s, errors %s",
+                namespace, name, outcome.written, outcome.deleted, outcome.errors,
+            )
+        if outcome.errors:
+            raise RuntimeError("; ".join(outcome.errors))  # retried with backoff
+
+
+def connection_info(configuration: client.Configuration) -> kopf.ConnectionInfo:
+    """Give kopf the same credentials as the client library (kubeconfig, token or in-cluster)."""
+    header = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.posting.enabled = False  # our own Events only, on significant actions
+    settings.scanning.disabled = True  # no CRD/namespace discovery: less RBAC, fixed resources
+    settings.watching.server_timeout = 300  # reconnect watches regularly (frozen streams)
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.persistence.finalizer = f"{c.GROUP}/finalizer"  # unused: no handler needs one
+
+
+def _child_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
+    instance = labels.get(c.LABEL_INSTANCE)
+    if not namespace or not instance:
+        return None
+    return namespace, instance
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(runtime.configuration)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings)
+        runtime.queue.start()
+        log.info("thumbnail-operator started (resync every %.0fs)", runtime.resync_seconds)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await runtime.queue.stop()
+        runtime.kube.close()
+
+    @kopf.on.probe(id="reconcile_passes", registry=registry)
+    def passes(**_: Any) -> int:
+        return runtime.passes
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    def thumbnail_service_event(
+        type: str, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            runtime.queue.forget(key)
+            return
+        runtime.queue.remember(key)
+        runtime.queue.trigger(key)
+
+    managed = {c.LABEL_MANAGED_BY: c.FIELD_MANAGER, c.LABEL_NAME: c.APP_NAME}
+    for kind in CHILD_KINDS:
+        group, _, version = kind.api_version.rpartition("/")
+
+        @kopf.on.event(
+            group, version, kind.plural, labels=managed, registry=registry,
+            id=f"child_{kind.plural}",
+        )
+        def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+            key = _child_key(namespace, labels)
+            if key is not None:
+                runtime.queue.trigger(key)
+
+    return registry

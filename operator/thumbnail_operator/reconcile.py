@@ -1,0 +1,218 @@
+"""One level-based pass over a ThumbnailService: CR -> builders -> apply -> observed status.
+
+Safe to run any number of times, from any trigger: it reads the current state, writes only
+what differs from the desired state, and derives status from what the cluster reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from thumbnail_operator import constants as c
+from thumbnail_operator import metrics
+from thumbnail_operator.builders import Names, Owner, build_desired_state, external_secret_names
+from thumbnail_operator.credentials import ensure_credentials
+from thumbnail_operator.drift import drifted_paths
+from thumbnail_operator.events import EventRecorder
+from thumbnail_operator.kube import (
+    CHILD_KINDS,
+    SECRET,
+    THUMBNAIL_SERVICE,
+    ApiError,
+    KubeClient,
+    kind_of,
+)
+from thumbnail_operator.spec import ThumbnailServiceSpec, parse_spec
+from thumbnail_operator.status import StatusInputs, compute_status
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (kind, name)
+
+
+class RetryNeeded(Exception):
+    """The pass could not finish (e.g. lost a creation race); run it again soon."""
+
+
+@dataclass
+class Outcome:
+    """What one pass did, for logs, metrics and tests."""
+
+    written: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    status_written: bool = False
+    skipped: str = ""
+
+
+def _decode(secret: Obj | None) -> dict[str, str]:
+    data: Mapping[str, str] = (secret or {}).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+class Reconciler:
+    def __init__(self, kube: KubeClient, recorder: EventRecorder) -> None:
+        self.kube = kube
+        self.events = recorder
+
+    def reconcile(self, namespace: str, name: str) -> Outcome:
+        cr = self.kube.get(THUMBNAIL_SERVICE, namespace, name)
+        if cr is None:
+            return Outcome(skipped="gone")
+        meta = cr["metadata"]
+        if meta.get("deletionTimestamp"):
+            return Outcome(skipped="being deleted (children are garbage-collected)")
+        if meta.get("annotations", {}).get(c.PAUSE_ANNOTATION) == "true":
+            return Outcome(skipped=f"paused by {c.PAUSE_ANNOTATION}")
+        return _Pass(self, cr).run()
+
+
+class _Pass:
+    """State of a single reconcile pass over one ThumbnailService."""
+
+    def __init__(self, reconciler: Reconciler, cr: Obj) -> None:
+        self.kube = reconciler.kube
+        self.events = reconciler.events
+        self.cr = cr
+        meta = cr["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.owner = Owner(meta["name"], self.namespace, meta["uid"], cr["apiVersion"])
+        self.names = Names(meta["name"])
+        self.spec: ThumbnailServiceSpec = parse_spec(cr.get("spec"))
+        self.outcome = Outcome()
+
+    def run(self) -> Outcome:
+        observed = self._observe_children()
+        credentials = ensure_credentials(
+            self.spec, _decode(observed.get(("Secret", self.names.credentials)))
+        )
+        desired = build_desired_state(
+            self.owner, self.spec, credentials, self._external_secrets()
+        )
+        for child in desired.children:
+            self._converge(child, observed)
+        wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
+        self._prune(observed, wanted)
+        job_name = next(ch["metadata"]["name"] for ch in desired.children if ch["kind"] == "Job")
+        status = compute_status(
+            StatusInputs(
+                spec=self.spec,
+                names=self.names,
+                generation=int(self.cr["metadata"].get("generation", 1)),
+                observed=observed,
+                job_name=job_name,
+                endpoint=desired.endpoint,
+                config_hash=desired.config_hash,
+                errors=self.outcome.errors,
+                previous=self.cr.get("status") or {},
+            )
+        )
+        self._write_status(status)
+        return self.outcome
+
+    def _observe_children(self) -> dict[Key, Obj]:
+        labels = {c.LABEL_INSTANCE: self.owner.name, c.LABEL_MANAGED_BY: c.FIELD_MANAGER}
+        observed: dict[Key, Obj] = {}
+        for kind in CHILD_KINDS:
+            for obj in self.kube.list(kind, self.namespace, labels):
+                observed[(kind.kind, obj["metadata"]["name"])] = obj
+        # Unlabelled leftovers (e.g. a hand-edited label) are found by name when applied.
+        return observed
+
+    def _external_secrets(self) -> dict[str, dict[str, str]]:
+        """User-owned Secrets the pods read; their content is part of the config hash."""
+        found: dict[str, dict[str, str]] = {}
+        for secret_name in external_secret_names(self.owner, self.spec):
+            secret = self.kube.get(SECRET, self.namespace, secret_name)
+            if secret is None:
+                self.outcome.errors.append(f"Secret {secret_name!r} (referenced) is missing")
+                continue
+            found[secret_name] = _decode(secret)
+        return found
+
+    def _converge(self, child: Obj, observed: dict[Key, Obj]) -> None:
+        key = (child["kind"], child["metadata"]["name"])
+        label = f"{key[0]}/{key[1]}"
+        current = observed.get(key) or self.kube.get(
+            kind_of(child), self.namespace, child["metadata"]["name"]
+        )
+        drift: list[str] = []
+        if current is not None:
+            drift = drifted_paths(child, current)
+            if not drift:
+                observed[key] = current
+                return
+        try:
+            if current is None and child["kind"] == "Secret":
+                observed[key] = self._create_credentials(child)
+            else:
+                observed[key] = self.kube.apply(child)
+        except ApiError as err:
+            message = f"applying {label} failed: {err.message}"
+            self.outcome.errors.append(message)
+            metrics.CHILD_WRITES.labels(kind=key[0], action="failed").inc()
+            self.events.record(self.cr, "Warning", "ApplyFailed", message)
+            return
+        self.outcome.written.append(label)
+        if current is None:
+            metrics.CHILD_WRITES.labels(kind=key[0], action="created").inc()
+            self.events.record(self.cr, "Normal", "Created", f"created {label}")
+        else:
+            metrics.CHILD_WRITES.labels(kind=key[0], action="updated").inc()
+            fields = ", ".join(drift[:5]) + (" ..." if len(drift) > 5 else "")
+            self.events.record(self.cr, "Normal", "Updated", f"updated {label} ({fields})")
+
+    def _create_credentials(self, secret: Obj) -> Obj:
+        # Create, never apply, a new credentials Secret: if another operator replica won the
+        # race, its values stand and this pass retries with them instead of overwriting them.
+        try:
+            return self.kube.create(secret)
+        except ApiError as err:
+            if err.conflict:
+                raise RetryNeeded("credentials Secret created concurrently") from err
+            raise
+
+    def _prune(self, observed: dict[Key, Obj], wanted: set[Key]) -> None:
+        """Delete children this resource owns but no longer wants (e.g. NodePort turned off)."""
+        for key, obj in list(observed.items()):
+            owners = obj["metadata"].get("ownerReferences", [])
+            ours = any(ref.get("uid") == self.owner.uid for ref in owners)
+            if key in wanted or not ours:
+                continue
+            label = f"{key[0]}/{key[1]}"
+            try:
+                self.kube.delete(kind_of(obj), self.namespace, key[1])
+            except ApiError as err:
+                self.outcome.errors.append(f"deleting {label} failed: {err.message}")
+                continue
+            del observed[key]
+            self.outcome.deleted.append(label)
+            metrics.CHILD_WRITES.labels(kind=key[0], action="deleted").inc()
+            self.events.record(self.cr, "Normal", "Deleted", f"deleted {label} (no longer wanted)")
+
+    def _write_status(self, status: Obj) -> None:
+        previous = self.cr.get("status") or {}
+        if all(previous.get(key) == value for key, value in status.items()):
+            return
+        self.kube.patch_status(THUMBNAIL_SERVICE, self.namespace, self.owner.name, status)
+        self.outcome.status_written = True
+        old_ready = _condition_status(previous, "Ready")
+        new_ready = _condition_status(status, "Ready")
+        if old_ready != new_ready:
+            ready = next(cond for cond in status["conditions"] if cond["type"] == "Ready")
+            type_ = "Normal" if new_ready == "True" else "Warning"
+            if new_ready != "True" and old_ready is None:
+                type_ = "Normal"  # first pass of a new resource: not ready yet is expected
+            self.events.record(self.cr, type_, ready["reason"], ready["message"])
+
+
+def _condition_status(status: Obj, type_: str) -> str | None:
+    for cond in status.get("conditions", []):
+        if cond.get("type") == type_:
+            return str(cond.get("status"))
+    return None

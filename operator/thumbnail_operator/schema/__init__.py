@@ -1,0 +1,1 @@
+"""The CustomResourceDefinition, generated from Python so versions can share definitions."""
