@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs inside `thumbnail-substrate up --then`, with the THUMBNAIL_* connection settings exported.
+set -euo pipefail
+BIN=.venv/bin
+export THUMBNAIL_HOST=127.0.0.1
+export THUMBNAIL_PORT="${THUMBNAIL_PORT:-8000}"
+if (exec 3<>"/dev/tcp/127.0.0.1/$THUMBNAIL_PORT") 2>/dev/null; then
+  THUMBNAIL_PORT="$($BIN/python -c 'from thumbnail_substrate.process import free_port; print(free_port())')"
+  echo "==> port 8000 is busy; the API uses $THUMBNAIL_PORT"
+fi
+export THUMBNAIL_API_KEYS="${THUMBNAIL_API_KEYS:-dev-$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"
+export THUMBNAIL_SWEEP_INTERVAL_SECONDS="${THUMBNAIL_SWEEP_INTERVAL_SECONDS:-10}"
+echo "export THUMBNAIL_API_KEYS=$THUMBNAIL_API_KEYS THUMBNAIL_PORT=$THUMBNAIL_PORT" >> .dev/substrate.env
+
+echo "==> creating buckets"
+$BIN/python - <<'PY'
+import os
+from minio import Minio
+client = Minio(os.environ["THUMBNAIL_S3_ENDPOINT"], access_key=os.environ["THUMBNAIL_S3_ACCESS_KEY"],
+               secret_key=os.environ["THUMBNAIL_S3_SECRET_KEY"], secure=False)
+for name in (os.environ.get("THUMBNAIL_BUCKET_ORIGINALS", "raws"), os.environ.get("THUMBNAIL_BUCKET_THUMBNAILS", "thumbnails")):
+    if not client.bucket_exists(name):
+        client.make_bucket(name)
+    print(f"    bucket {name}")
+PY
+echo "==> migrating the database"
+$BIN/thumbnail-migrate
+echo "==> starting a worker (log: .dev/worker.log)"
+$BIN/thumbnail-worker > .dev/worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT
+URL="http://127.0.0.1:$THUMBNAIL_PORT"
+(
+  for _ in $(seq 1 150); do
+    if curl -fsS "$URL/healthz/detailed" >/dev/null 2>&1; then
+      cat <<MSG
+
+==> API ready at $URL   (docs: $URL/docs, health: $URL/healthz/detailed, metrics: $URL/metrics)
+Submit an image:
+  curl -sS -H 'X-API-Key: $THUMBNAIL_API_KEYS' -F file=@tests/data/sample.jpg -F sizes=small,medium $URL/v1/jobs
+Read the result (use the id printed above):
+  curl -sS -H 'X-API-Key: $THUMBNAIL_API_KEYS' $URL/v1/jobs/<id>
+Ctrl-C stops everything.
+MSG
+      exit 0
+    fi
+    sleep 0.2
+  done
+  echo "error: the API did not become healthy; see the output above" >&2
+) &
+echo "==> starting the API"
+$BIN/thumbnail-api
