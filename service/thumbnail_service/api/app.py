@@ -1,0 +1,54 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ..settings import Settings
+from . import routes_jobs, routes_ops
+from .errors import install_error_handlers
+from .metrics import MetricsMiddleware
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Submit images, get thumbnails.
+
+`POST /v1/jobs` stores the upload and queues a job; workers render every requested size
+and store it in object storage; `GET /v1/jobs/{id}` reports progress and download URLs.
+Every error has the shape `{"error": {"code", "message", "field"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth_enabled and not settings.api_keys:
+            log.warning(
+                "auth is enabled but THUMBNAIL_API_KEYS is empty: every /v1 request "
+                "will be rejected with 401"
+            )
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Thumbnail service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    app.include_router(routes_jobs.router)
+    app.include_router(routes_ops.router)
+    return app

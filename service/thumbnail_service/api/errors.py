@@ -1,0 +1,130 @@
+"""One error shape for every 4xx/5xx: {"error": {"code", "message", "field"}}.
+
+Handlers are installed for our errors, FastAPI validation errors, Starlette HTTP errors,
+dependency outages (503) and, as a last resort, anything else (a generic 500 that never
+carries a stack trace).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable error code.")
+    message: str = Field(description="Human-readable explanation.")
+    field: str | None = Field(default=None, description="The request field at fault, if any.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the given error statuses."""
+    described = {
+        400: "Malformed request (e.g. broken multipart body).",
+        401: "Missing or invalid X-API-Key header.",
+        404: "No such job or thumbnail.",
+        409: "Conflict with the job's current state or an earlier request.",
+        413: "Upload larger than THUMBNAIL_MAX_UPLOAD_BYTES.",
+        415: "Not an image, a format that is not allowed, or not multipart/form-data.",
+        422: "An option or parameter is invalid (`field` names it), or the image is too large "
+        "in pixels or has an unreadable header.",
+        503: "A dependency (postgresql, redis or minio) is unavailable; retry later.",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = ".".join(loc) or None
+        message = str(first.get("msg", "invalid request"))
+        return error_response(
+            422, "invalid_parameter", f"{field}: {message}" if field else message, field
+        )
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+    async def dependency_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DependencyUnavailable)
+        log.warning("dependency unavailable: %s", exc)
+        return error_response(
+            503,
+            "dependency_unavailable",
+            f"{exc.dependency} is unavailable, retry later",
+            headers={"Retry-After": "5"},
+        )
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal error; it has been logged")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(DependencyUnavailable, dependency_error)
+    app.add_exception_handler(Exception, unexpected)

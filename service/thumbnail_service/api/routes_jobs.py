@@ -1,0 +1,333 @@
+"""/v1/jobs: submit, inspect, list, download, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from .. import imaging
+from ..errors import DependencyUnavailable
+from ..jobs import JobRecord, JobStatus, NewJob
+from ..storage import ObjectNotFound, original_key, thumbnail_key
+from .auth import require_api_key
+from .errors import ApiError, responses
+from .schemas import JobList, JobOut
+from .services import Services, get_services
+from .upload import FORM_FIELDS, fingerprint, parse_options, read_upload
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+ServicesDep = Annotated[Services, Depends(get_services)]
+JobId = Annotated[UUID, "job id"]
+IDEMPOTENCY_KEY_MAX = 255
+
+_UPLOAD_SCHEMA = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The image. Its format is detected from its bytes; "
+                        "allowed: THUMBNAIL_ALLOWED_FORMATS.",
+                    },
+                    "sizes": {
+                        "type": "string",
+                        "description": "Comma-separated (or repeated) list of preset names, "
+                        "WIDTHxHEIGHT or NAME=WIDTHxHEIGHT. Default: every preset.",
+                        "example": "small,800x600,banner=1200x400",
+                    },
+                    "fit": {
+                        "type": "string",
+                        "enum": [m.value for m in imaging.FitMode],
+                        "default": "inside",
+                        "description": "inside: within the box, aspect kept, never upscaled; "
+                        "cover: exactly the box, centre crop; smart: exactly the box, "
+                        "attention crop.",
+                    },
+                    "format": {
+                        "type": "string",
+                        "enum": [m.value for m in imaging.OutputFormat],
+                        "default": "auto",
+                        "description": "auto keeps a web format close to the input.",
+                    },
+                    "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 80},
+                },
+            }
+        }
+    },
+}
+assert set(_UPLOAD_SCHEMA["content"]["multipart/form-data"]["schema"]["properties"]) == set(  # type: ignore[index]
+    FORM_FIELDS
+)
+
+
+def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
+    return {"Location": str(request.url_for("get_job", job_id=job.id))}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    summary="Submit an image",
+    openapi_extra={"requestBody": _UPLOAD_SCHEMA},
+    responses={
+        202: {
+            "description": "Job accepted (or, with a known Idempotency-Key, the earlier job; "
+            "then the Idempotent-Replayed header is true)."
+        },
+        **responses(400, 401, 409, 413, 415, 422, 503),
+    },
+)
+async def submit_job(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="Retrying with the same key returns "
+            "the same job instead of creating a duplicate.",
+        ),
+    ] = None,
+) -> JobOut:
+    settings = services.settings
+    upload = await read_upload(request, settings)
+    options = parse_options(upload.fields, settings)
+    detected = imaging.sniff_format(upload.data)
+    if detected is None or detected not in settings.allowed_format_set:
+        allowed = ", ".join(sorted(settings.allowed_format_set))
+        what = "not a recognised image" if detected is None else f"{detected} is not allowed"
+        raise ApiError(
+            415, "unsupported_format", f"{what}; allowed formats: {allowed}", field="file"
+        )
+    info = await _probe(upload.data, services)
+    request_fingerprint = fingerprint(upload.data, options)
+
+    if idempotency_key:
+        existing = await services.repository.find_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_fingerprint, request, response)
+
+    job_id = uuid4()
+    key = original_key(job_id)
+    await services.storage.put(
+        services.storage.originals, key, upload.data, f"image/{info.format.value}"
+    )
+    new_job = NewJob(
+        id=job_id,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        options=options,
+        original_key=key,
+        original_format=info.format.value,
+        original_width=info.width,
+        original_height=info.height,
+        original_bytes=len(upload.data),
+    )
+    try:
+        job, created = await services.repository.create(new_job)
+    except DependencyUnavailable:
+        await _forget_original(services, key)
+        raise
+    if not created:  # lost a race with a concurrent request carrying the same key
+        await _forget_original(services, key)
+        return _replay(job, request_fingerprint, request, response)
+    # Only now, with the row committed, may a worker hear about the job.
+    try:
+        await services.queue.enqueue(job.id)
+    except DependencyUnavailable as exc:
+        log.warning("job %s stored but not enqueued (%s); the sweeper will enqueue it", job.id, exc)
+    response.headers.update(_job_location(request, job))
+    return JobOut.from_record(job, request)
+
+
+async def _probe(data: bytes, services: Services) -> imaging.ImageInfo:
+    settings = services.settings
+    try:
+        return await asyncio.to_thread(
+            imaging.probe,
+            data,
+            allowed=settings.allowed_format_set,
+            max_pixels=settings.max_pixels,
+        )
+    except imaging.UnsupportedFormatError as exc:
+        raise ApiError(415, "unsupported_format", str(exc), field="file") from None
+    except imaging.ImageTooLargeError as exc:
+        raise ApiError(
+            422, "image_too_large", f"{exc} (limit: {settings.max_pixels} pixels)", field="file"
+        ) from None
+    except imaging.ImagingError as exc:
+        raise ApiError(
+            422, "unreadable_image", f"the image header cannot be read: {exc}", field="file"
+        ) from None
+
+
+def _replay(
+    job: JobRecord, request_fingerprint: str, request: Request, response: Response
+) -> JobOut:
+    if job.request_fingerprint != request_fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different upload or options",
+            field="Idempotency-Key",
+        )
+    response.headers.update(_job_location(request, job))
+    response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.from_record(job, request)
+
+
+async def _forget_original(services: Services, key: str) -> None:
+    try:
+        await services.storage.delete(services.storage.originals, [key])
+    except DependencyUnavailable:
+        log.warning("could not remove orphaned original %s", key)
+
+
+@router.get(
+    "/{job_id}", response_model=JobOut, summary="Get a job", responses=responses(401, 404, 422, 503)
+)
+async def get_job(job_id: JobId, request: Request, services: ServicesDep) -> JobOut:
+    return JobOut.from_record(await _load(services, job_id), request)
+
+
+async def _load(services: Services, job_id: UUID) -> JobRecord:
+    job = await services.repository.get(job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id}", field="job_id")
+    return job
+
+
+@router.get(
+    "",
+    response_model=JobList,
+    summary="List jobs, newest first",
+    responses=responses(401, 422, 503),
+)
+async def list_jobs(
+    request: Request,
+    services: ServicesDep,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    before = _decode_cursor(cursor) if cursor else None
+    jobs = await services.repository.list_jobs(status=status, before=before, limit=limit + 1)
+    page, more = jobs[:limit], len(jobs) > limit
+    return JobList(
+        items=[JobOut.from_record(j, request) for j in page],
+        next_cursor=_encode_cursor(page[-1]) if more else None,
+    )
+
+
+def _encode_cursor(job: JobRecord) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|")
+        parsed = datetime.fromisoformat(created)
+        if parsed.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return parsed, UUID(job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(
+            422, "invalid_parameter", "cursor is not a cursor returned by this API", field="cursor"
+        ) from None
+
+
+@router.get(
+    "/{job_id}/thumbnails/{name}",
+    summary="Download a thumbnail",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The image, with Content-Type, ETag and Cache-Control.",
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        304: {"description": "If-None-Match matched the ETag."},
+        307: {"description": "Redirect to a short-lived presigned URL (redirect=true)."},
+        **responses(401, 404, 409, 422, 503),
+    },
+)
+async def download_thumbnail(
+    job_id: JobId,
+    name: str,
+    request: Request,
+    services: ServicesDep,
+    redirect: Annotated[
+        bool | None,
+        Query(
+            description="Redirect to a presigned object URL "
+            "instead of streaming; default from "
+            "THUMBNAIL_DOWNLOAD_MODE."
+        ),
+    ] = None,
+) -> Response:
+    job = await _load(services, job_id)
+    thumb = next((t for t in job.thumbnails if t.name == name), None)
+    if thumb is None:
+        if job.status is not JobStatus.SUCCEEDED and any(s.name == name for s in job.options.sizes):
+            raise ApiError(
+                409,
+                "job_not_finished",
+                f"job is {job.status}; thumbnail {name!r} is not available yet",
+                field="name",
+            )
+        raise ApiError(
+            404, "thumbnail_not_found", f"job {job_id} has no thumbnail {name!r}", field="name"
+        )
+    etag = f'"{thumb.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    if redirect if redirect is not None else services.settings.download_mode == "redirect":
+        url = await services.storage.presigned_url(services.storage.thumbnails, thumb.object_key)
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    try:
+        data = await services.storage.get(services.storage.thumbnails, thumb.object_key)
+    except ObjectNotFound:
+        raise ApiError(
+            404, "thumbnail_not_found", f"thumbnail {name!r} is missing from storage", field="name"
+        ) from None
+    extension = "jpg" if thumb.format == "jpeg" else thumb.format
+    headers["Content-Disposition"] = f'inline; filename="{job_id}-{name}.{extension}"'
+    return Response(data, media_type=thumb.content_type, headers=headers)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    summary="Delete a job and its images",
+    response_class=Response,
+    responses=responses(401, 404, 422, 503),
+)
+async def delete_job(job_id: JobId, services: ServicesDep) -> Response:
+    job = await _load(services, job_id)
+    # Objects first, then the row: a failure leaves the job visible so DELETE can be retried,
+    # never an invisible orphan. Keys are deterministic, so this also covers thumbnails a
+    # worker may be writing right now.
+    keys = {thumbnail_key(job.id, s.name) for s in job.options.sizes}
+    keys |= {t.object_key for t in job.thumbnails}
+    await services.storage.delete(services.storage.thumbnails, sorted(keys))
+    await services.storage.delete(services.storage.originals, [job.original_key])
+    await services.repository.delete(job.id)
+    return Response(status_code=204)

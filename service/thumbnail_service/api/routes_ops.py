@@ -1,0 +1,118 @@
+"""Operational endpoints: health, metrics and debug information."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from importlib import metadata
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import imaging
+from ..errors import DependencyUnavailable
+from .auth import require_api_key
+from .errors import responses
+from .metrics import REGISTRY, refresh_gauges
+from .schemas import DependencyCheck, DetailedHealth, Liveness
+from .services import Services, get_services
+
+router = APIRouter(tags=["operations"])
+ServicesDep = Annotated[Services, Depends(get_services)]
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/healthz", response_model=Liveness, summary="Liveness (no dependency calls)")
+async def healthz() -> Liveness:
+    return Liveness()
+
+
+async def _check(probe: Callable[[], Awaitable[None]]) -> DependencyCheck:
+    started = time.perf_counter()
+    error: str | None = None
+    try:
+        await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
+    except DependencyUnavailable as exc:
+        error = exc.detail
+    except TimeoutError:
+        error = f"no answer within {CHECK_TIMEOUT_SECONDS:g}s"
+    latency = round((time.perf_counter() - started) * 1000, 2)
+    return DependencyCheck(status="unavailable" if error else "ok", latency_ms=latency, error=error)
+
+
+@router.get(
+    "/healthz/detailed",
+    response_model=DetailedHealth,
+    summary="Readiness: PostgreSQL, Redis and MinIO, with latency",
+    responses={
+        503: {
+            "model": DetailedHealth,
+            "description": "At least one dependency is down; `message` names it.",
+        }
+    },
+)
+async def healthz_detailed(services: ServicesDep) -> JSONResponse:
+    names = ("postgresql", "redis", "minio")
+    results = await asyncio.gather(
+        _check(services.repository.ping), _check(services.queue.ping), _check(services.storage.ping)
+    )
+    checks = dict(zip(names, results, strict=True))
+    down = [name for name, check in checks.items() if check.status != "ok"]
+    body = DetailedHealth(
+        status="unavailable" if down else "ok",
+        message=f"unavailable: {', '.join(down)}" if down else "all dependencies reachable",
+        checks=checks,
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if down else 200)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(services: ServicesDep) -> Response:
+    await refresh_gauges(services)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("thumbnail-platform")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@router.get(
+    "/debug/info",
+    summary="Versions and enabled formats",
+    dependencies=[Depends(require_api_key)],
+    responses=responses(401),
+)
+async def debug_info(services: ServicesDep) -> dict[str, Any]:
+    settings = services.settings
+    return {
+        "version": _version(),
+        "python": platform.python_version(),
+        "libvips": imaging.libvips_version(),
+        "formats": imaging.supported_formats(),
+        "allowed_input_formats": sorted(f.value for f in settings.allowed_format_set),
+        "output_formats": [f.value for f in imaging.OutputFormat],
+        "fit_modes": [f.value for f in imaging.FitMode],
+        "presets": {k: v.model_dump() for k, v in settings.presets.items()},
+    }
+
+
+@router.get(
+    "/debug/config",
+    summary="Effective configuration, secrets redacted",
+    dependencies=[Depends(require_api_key)],
+    responses=responses(401),
+)
+async def debug_config(services: ServicesDep) -> dict[str, Any]:
+    return services.settings.redacted()

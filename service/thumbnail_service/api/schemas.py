@@ -1,0 +1,102 @@
+"""Response models: what clients see (and what the OpenAPI document promises)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from ..jobs import JobOptions, JobRecord, JobStatus
+
+
+class ThumbnailOut(BaseModel):
+    name: str
+    width: int
+    height: int
+    format: str = Field(description="Output encoding: jpeg, png, webp or avif.")
+    content_type: str
+    bytes: int
+    url: str = Field(description="Download URL (needs the API key unless auth is disabled).")
+
+
+class OriginalOut(BaseModel):
+    format: str
+    width: int = Field(description="Displayed width (EXIF orientation applied).")
+    height: int
+    bytes: int
+
+
+class JobOut(BaseModel):
+    id: UUID
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = Field(description="First time a worker picked the job up.")
+    finished_at: datetime | None
+    attempts: int = Field(description="How many times a worker started processing the job.")
+    error: str | None = Field(
+        description="Why the job failed (or why the last attempt failed, while retrying)."
+    )
+    options: JobOptions
+    original: OriginalOut
+    thumbnails: list[ThumbnailOut] = Field(description="Filled in once the job succeeded.")
+    url: str
+
+    @classmethod
+    def from_record(cls, job: JobRecord, request: Request) -> JobOut:
+        return cls(
+            id=job.id,
+            status=job.status,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            attempts=job.attempts,
+            error=job.error,
+            options=job.options,
+            original=OriginalOut(
+                format=job.original_format,
+                width=job.original_width,
+                height=job.original_height,
+                bytes=job.original_bytes,
+            ),
+            thumbnails=[
+                ThumbnailOut(
+                    name=t.name,
+                    width=t.width,
+                    height=t.height,
+                    format=t.format,
+                    content_type=t.content_type,
+                    bytes=t.bytes,
+                    url=str(request.url_for("download_thumbnail", job_id=job.id, name=t.name)),
+                )
+                for t in job.thumbnails
+            ],
+            url=str(request.url_for("get_job", job_id=job.id)),
+        )
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next (older) page; null on the last page."
+    )
+
+
+class DependencyCheck(BaseModel):
+    status: Literal["ok", "unavailable"]
+    latency_ms: float
+    error: str | None = None
+
+
+class DetailedHealth(BaseModel):
+    status: Literal["ok", "unavailable"]
+    message: str
+    checks: dict[str, DependencyCheck]
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"

@@ -1,0 +1,51 @@
+"""Process-wide resources of the API, created in the lifespan and kept on app.state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+from fastapi import Request
+
+from ..errors import DependencyUnavailable
+from ..queue import JobQueue, build_broker
+from ..repository import JobRepository, create_pool
+from ..settings import Settings
+from ..storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    repository: JobRepository
+    storage: Storage
+    queue: JobQueue
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Services:
+        pool = await create_pool(settings)  # lazy: starts even while PostgreSQL is down
+        storage = Storage(settings)
+        try:
+            await storage.ensure_buckets()
+        except DependencyUnavailable as exc:
+            log.warning("buckets not checked at startup (created on first upload): %s", exc)
+        return cls(
+            settings=settings,
+            pool=pool,
+            repository=JobRepository(pool, lease_seconds=settings.job_lease_seconds),
+            storage=storage,
+            queue=JobQueue(build_broker(settings), settings.queue_name),
+        )
+
+    async def close(self) -> None:
+        self.queue.close()
+        await self.pool.close()
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

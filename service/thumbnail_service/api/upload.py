@@ -1,0 +1,243 @@
+"""POST /v1/jobs input: the multipart body read under a byte limit, and option parsing.
+
+The body is counted while it streams in and abandoned as soon as it exceeds the limit, so
+an oversized upload is never buffered. The image is then checked from its own bytes
+(magic number, then header) before anything is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from ..imaging import FitMode, OutputFormat
+from ..jobs import JobOptions, Size
+from ..settings import PRESET_NAME_PATTERN, Settings
+from .errors import ApiError
+
+FORM_FIELDS = ("file", "sizes", "fit", "format", "quality")
+# Room for multipart boundaries, part headers and the option fields next to the file.
+FORM_OVERHEAD_BYTES = 64 * 1024
+# After rejecting an oversized upload we keep reading (and discarding) a little, so the
+# client finishes sending and can read our 413 instead of a connection reset.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+DRAIN_MAX_SECONDS = 10.0
+_SIZE_PATTERN = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<w>\d{1,6})x(?P<h>\d{1,6})$")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    fields: dict[str, list[str]]
+
+
+def _too_large(settings: Settings) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"upload exceeds the limit of {settings.max_upload_bytes} bytes",
+        field="file",
+    )
+
+
+async def _drain(request: Request) -> None:
+    deadline = time.monotonic() + DRAIN_MAX_SECONDS
+    drained = 0
+    try:
+        async for chunk in request.stream():
+            drained += len(chunk)
+            if drained > DRAIN_MAX_BYTES or time.monotonic() > deadline:
+                return
+    except Exception:  # client gone or stream already consumed: nothing left to drain
+        return
+
+
+async def read_upload(request: Request, settings: Settings) -> Upload:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send multipart/form-data with the image in the 'file' field",
+        )
+    limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        if "100-continue" not in request.headers.get("expect", "").lower():
+            await _drain(request)
+        raise _too_large(settings)
+
+    async def limited() -> AsyncGenerator[bytes, None]:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise _TooLarge
+            yield chunk
+
+    parser = MultiPartParser(
+        request.headers,
+        limited(),
+        max_files=1,
+        max_fields=len(FORM_FIELDS) + 8,
+        max_part_size=FORM_OVERHEAD_BYTES,
+    )
+    try:
+        form = await parser.parse()
+    except _TooLarge:
+        await _drain(request)
+        raise _too_large(settings) from None
+    except MultiPartException as exc:
+        raise ApiError(
+            400, "malformed_multipart", f"malformed multipart body: {exc.message}"
+        ) from None
+
+    fields: dict[str, list[str]] = {}
+    upload: UploadFile | None = None
+    try:
+        for key, value in form.multi_items():
+            if key not in FORM_FIELDS:
+                raise ApiError(
+                    422,
+                    "unknown_field",
+                    f"unknown form field {key!r}; expected one of {', '.join(FORM_FIELDS)}",
+                    field=key,
+                )
+            if key == "file":
+                if not isinstance(value, UploadFile):
+                    raise ApiError(
+                        422,
+                        "invalid_file",
+                        "'file' must be a file part (e.g. curl -F file=@image.jpg)",
+                        field="file",
+                    )
+                upload = value
+            elif isinstance(value, str):
+                fields.setdefault(key, []).append(value)
+            else:
+                raise ApiError(422, "invalid_option", f"{key!r} must be a text field", field=key)
+        if upload is None:
+            raise ApiError(
+                422,
+                "missing_file",
+                "the image is missing: send it in the 'file' field",
+                field="file",
+            )
+        data = await upload.read(settings.max_upload_bytes + 1)
+    finally:
+        await form.close()
+    if len(data) > settings.max_upload_bytes:
+        raise _too_large(settings)
+    if not data:
+        raise ApiError(422, "empty_file", "the uploaded file is empty", field="file")
+    return Upload(data=data, fields=fields)
+
+
+def parse_options(fields: dict[str, list[str]], settings: Settings) -> JobOptions:
+    """Form fields -> JobOptions; every error names its field."""
+    for key, values in fields.items():
+        if key != "sizes" and len(values) > 1:
+            raise ApiError(422, "invalid_option", f"{key!r} given more than once", field=key)
+    sizes = _parse_sizes(fields.get("sizes", []), settings)
+    fit = _parse_enum(fields, "fit", FitMode, FitMode.INSIDE)
+    fmt = _parse_enum(fields, "format", OutputFormat, OutputFormat.AUTO)
+    quality = 80
+    if "quality" in fields:
+        raw = fields["quality"][0].strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+            raise ApiError(
+                422, "invalid_option", "quality must be an integer from 1 to 100", field="quality"
+            )
+        quality = int(raw)
+    return JobOptions(sizes=sizes, fit=fit, format=fmt, quality=quality)
+
+
+E = TypeVar("E", FitMode, OutputFormat)
+
+
+def _parse_enum(fields: dict[str, list[str]], key: str, enum: type[E], default: E) -> E:
+    if key not in fields:
+        return default
+    raw = fields[key][0].strip().lower()
+    try:
+        return enum(raw)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ApiError(
+            422, "invalid_option", f"{key} must be one of: {allowed}", field=key
+        ) from None
+
+
+def _parse_sizes(raw_values: list[str], settings: Settings) -> list[Size]:
+    items = [item.strip() for raw in raw_values for item in raw.split(",") if item.strip()]
+    if not raw_values:
+        items = list(settings.presets)  # no sizes given: every configured preset
+    if not items:
+        raise ApiError(422, "invalid_option", "sizes must list at least one size", field="sizes")
+    if len(items) > settings.max_sizes_per_job:
+        raise ApiError(
+            422,
+            "invalid_option",
+            f"at most {settings.max_sizes_per_job} sizes per job",
+            field="sizes",
+        )
+    sizes: list[Size] = []
+    for item in items:
+        sizes.append(_parse_size(item, settings))
+    names = [s.name for s in sizes]
+    if len(set(names)) != len(names):
+        raise ApiError(422, "invalid_option", f"duplicate size names in {names}", field="sizes")
+    return sizes
+
+
+def _parse_size(item: str, settings: Settings) -> Size:
+    if item in settings.presets:
+        preset = settings.presets[item]
+        return Size(name=item, width=preset.width, height=preset.height)
+    match = _SIZE_PATTERN.match(item)
+    if match is None:
+        presets = ", ".join(settings.presets) or "(none configured)"
+        raise ApiError(
+            422,
+            "invalid_option",
+            f"size {item!r} is neither a preset ({presets}) nor WIDTHxHEIGHT nor NAME=WIDTHxHEIGHT",
+            field="sizes",
+        )
+    width, height = int(match["w"]), int(match["h"])
+    name = match["name"] or f"{width}x{height}"
+    if not re.match(PRESET_NAME_PATTERN, name):
+        raise ApiError(
+            422,
+            "invalid_option",
+            f"size name {name!r} must match {PRESET_NAME_PATTERN}",
+            field="sizes",
+        )
+    limit = settings.max_output_dimension
+    if not (1 <= width <= limit and 1 <= height <= limit):
+        raise ApiError(
+            422,
+            "invalid_option",
+            f"size {item!r}: width and height must be from 1 to {limit}",
+            field="sizes",
+        )
+    return Size(name=name, width=width, height=height)
+
+
+def fingerprint(data: bytes, options: JobOptions) -> str:
+    """Identity of a submission, to detect an Idempotency-Key reused for another request."""
+    digest = hashlib.sha256(data)
+    digest.update(json.dumps(options.model_dump(mode="json"), sort_keys=True).encode())
+    return digest.hexdigest()

@@ -1,0 +1,86 @@
+"""Console entry points: thumbnail-api, thumbnail-worker, thumbnail-migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+
+from .logs import configure_logging
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def api_main() -> None:
+    import uvicorn
+
+    from .api.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def worker_main() -> None:
+    """Replace this process with the Dramatiq CLI (so signals reach it directly): worker
+    processes run the actor, one fork process runs the sweeper."""
+    settings = Settings()  # validate the configuration before exec'ing
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "--processes",
+        str(settings.worker_processes),
+        "--threads",
+        str(settings.worker_threads),
+        "--queues",
+        settings.queue_name,
+        "--fork-function",
+        "thumbnail_service.worker.sweeper:main",
+        "--worker-shutdown-timeout",
+        str(int((settings.job_timeout_seconds + 30) * 1000)),
+        "thumbnail_service.worker.tasks",
+    ]
+    os.execv(sys.executable, argv)
+
+
+def migrate_main() -> None:
+    import asyncpg
+
+    from .migrate import apply_migrations
+    from .storage import Storage
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        conn = await asyncpg.connect(
+            host=settings.database_host,
+            port=settings.database_port,
+            database=settings.database_name,
+            user=settings.database_user,
+            password=settings.database_password.get_secret_value() or None,
+            timeout=10,
+        )
+        try:
+            applied = await apply_migrations(conn)
+        finally:
+            await conn.close()
+        log.info("database is up to date (%d migration(s) applied now)", len(applied))
+        await Storage(settings).ensure_buckets()
+        log.info("buckets %s and %s exist", settings.bucket_originals, settings.bucket_thumbnails)
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        log.error("migration failed: %s", exc)
+        sys.exit(1)

@@ -1,0 +1,316 @@
+"""PostgreSQL job store (asyncpg). Every state transition is guarded in SQL.
+
+Allowed moves: queued -> processing (claim), processing -> succeeded | failed | queued
+(retry, or the sweeper taking an expired lease back), queued -> failed. Finished jobs never
+move. Worker-side moves also require the lease token handed out by the claim, so a worker
+that lost its lease (and a stale or duplicate message) cannot touch a job another worker owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from .errors import DependencyUnavailable
+from .jobs import JobRecord, JobStatus, NewJob, ThumbnailRecord
+from .settings import Settings
+
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
+)
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    """A lazy pool: no connection is made until first use, so processes start while the
+    database is down and report it as a 503 / retry instead of crashing."""
+    pool = asyncpg.create_pool(
+        host=settings.database_host,
+        port=settings.database_port,
+        database=settings.database_name,
+        user=settings.database_user,
+        password=settings.database_password.get_secret_value() or None,
+        min_size=0,
+        max_size=settings.database_pool_max_size,
+        max_inactive_connection_lifetime=60,
+        timeout=ACQUIRE_TIMEOUT_SECONDS,  # connect timeout
+        command_timeout=30,
+        init=_init_connection,
+    )
+    return await pool
+
+
+class JobRepository:
+    def __init__(self, pool: asyncpg.Pool, *, lease_seconds: float) -> None:
+        self._pool = pool
+        self._lease = lease_seconds
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
+                yield conn
+        except _CONNECTION_ERRORS as exc:
+            raise DependencyUnavailable("postgresql", _describe(exc)) from exc
+
+    async def ping(self) -> None:
+        async with self._connection() as conn:
+            await conn.fetchval("SELECT 1")
+
+    # --- API side -----------------------------------------------------------------------
+
+    async def create(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Insert a queued job; with an idempotency key already used, return that job and
+        False instead (the caller compares fingerprints)."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                """INSERT INTO jobs (id, idempotency_key, request_fingerprint, options,
+                       original_key, original_format, original_width, original_height,
+                       original_bytes, lease_expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                           now() + make_interval(secs => $10))
+                   ON CONFLICT (idempotency_key) DO NOTHING
+                   RETURNING *""",
+                job.id,
+                job.idempotency_key,
+                job.request_fingerprint,
+                job.options.model_dump(mode="json"),
+                job.original_key,
+                job.original_format,
+                job.original_width,
+                job.original_height,
+                job.original_bytes,
+                self._lease,
+            )
+            if row is not None:
+                return JobRecord.from_row(row), True
+        existing = (
+            await self.find_by_idempotency_key(job.idempotency_key) if job.idempotency_key else None
+        )
+        if existing is None:  # the conflicting job was deleted in between: insert again
+            return await self.create(job)
+        return existing, False
+
+    async def find_by_idempotency_key(self, key: str) -> JobRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE idempotency_key = $1", key)
+            return (
+                None if row is None else JobRecord.from_row(row, await _thumbnails(conn, row["id"]))
+            )
+
+    async def get(self, job_id: UUID) -> JobRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+            return None if row is None else JobRecord.from_row(row, await _thumbnails(conn, job_id))
+
+    async def list_jobs(
+        self, *, status: JobStatus | None, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[JobRecord]:
+        """Newest first; `before` is the (created_at, id) keyset cursor of the last page."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                """SELECT * FROM jobs
+                   WHERE ($1::job_status IS NULL OR status = $1)
+                     AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+                   ORDER BY created_at DESC, id DESC
+                   LIMIT $4""",
+                status,
+                before[0] if before else None,
+                before[1] if before else None,
+                limit,
+            )
+            thumbs = await _thumbnails_for(conn, [r["id"] for r in rows])
+            return [JobRecord.from_row(r, thumbs.get(r["id"], ())) for r in rows]
+
+    async def delete(self, job_id: UUID) -> JobRecord | None:
+        """Delete the job row (thumbnail rows cascade); returns it so objects can be removed."""
+        async with self._connection() as conn, conn.transaction():
+            thumbs = await _thumbnails(conn, job_id)
+            row = await conn.fetchrow("DELETE FROM jobs WHERE id = $1 RETURNING *", job_id)
+            return None if row is None else JobRecord.from_row(row, thumbs)
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        async with self._connection() as conn:
+            rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        counts = dict.fromkeys(JobStatus, 0)
+        counts.update({JobStatus(r["status"]): r["n"] for r in rows})
+        return counts
+
+    # --- worker side ----------------------------------------------------------------------
+
+    async def claim(self, job_id: UUID) -> JobRecord | None:
+        """queued -> processing with a fresh lease token; None if the job is gone, finished
+        or owned by another worker (a duplicate or stale message: just drop it)."""
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                """UPDATE jobs SET status = 'processing', attempts = attempts + 1,
+                       started_at = coalesce(started_at, now()), updated_at = now(),
+                       lease_token = $2,
+                       lease_expires_at = now() + make_interval(secs => $3)
+                   WHERE id = $1 AND status = 'queued'
+                   RETURNING *""",
+                job_id,
+                uuid4(),
+                self._lease,
+            )
+            return None if row is None else JobRecord.from_row(row)
+
+    async def renew_lease(self, job_id: UUID, token: UUID) -> bool:
+        async with self._connection() as conn:
+            result = await conn.execute(
+                """UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+                   WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
+                job_id,
+                token,
+                self._lease,
+            )
+        return _affected(result) == 1
+
+    async def succeed(
+        self, job_id: UUID, token: UUID, thumbnails: Sequence[ThumbnailRecord]
+    ) -> bool:
+        """processing -> succeeded and the thumbnail rows, atomically (upsert: a redelivered
+        job overwrites rows exactly like it overwrites objects)."""
+        async with self._connection() as conn, conn.transaction():
+            result = await conn.execute(
+                """UPDATE jobs SET status = 'succeeded', error = NULL, finished_at = now(),
+                       updated_at = now(), lease_token = NULL
+                   WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
+                job_id,
+                token,
+            )
+            if _affected(result) != 1:
+                return False
+            await conn.executemany(
+                """INSERT INTO thumbnails (job_id, name, width, height, format, content_type,
+                       bytes, sha256, object_key)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                   ON CONFLICT (job_id, name) DO UPDATE SET width = excluded.width,
+                       height = excluded.height, format = excluded.format,
+                       content_type = excluded.content_type, bytes = excluded.bytes,
+                       sha256 = excluded.sha256, object_key = excluded.object_key,
+                       created_at = now()""",
+                [
+                    (
+                        job_id,
+                        t.name,
+                        t.width,
+                        t.height,
+                        t.format,
+                        t.content_type,
+                        t.bytes,
+                        t.sha256,
+                        t.object_key,
+                    )
+                    for t in thumbnails
+                ],
+            )
+            return True
+
+    async def fail(self, job_id: UUID, token: UUID, error: str) -> bool:
+        async with self._connection() as conn:
+            result = await conn.execute(
+                """UPDATE jobs SET status = 'failed', error = $3, finished_at = now(),
+                       updated_at = now(), lease_token = NULL
+                   WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
+                job_id,
+                token,
+                error,
+            )
+        return _affected(result) == 1
+
+    async def release_for_retry(
+        self, job_id: UUID, token: UUID, error: str, delay_seconds: float
+    ) -> bool:
+        """processing -> queued after a transient failure; the pickup deadline allows for the
+        retry delay so the sweeper does not race the scheduled retry."""
+        async with self._connection() as conn:
+            result = await conn.execute(
+                """UPDATE jobs SET status = 'queued', error = $3, updated_at = now(),
+                       lease_token = NULL,
+                       lease_expires_at = now() + make_interval(secs => $4 + $5)
+                   WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
+                job_id,
+                token,
+                error,
+                delay_seconds,
+                self._lease,
+            )
+        return _affected(result) == 1
+
+    async def reclaim_expired(self, limit: int = 100) -> list[UUID]:
+        """Jobs whose pickup deadline or lease passed: back to queued with a new deadline.
+        SKIP LOCKED lets several sweepers run at once without handing out the same job."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                """UPDATE jobs SET status = 'queued', lease_token = NULL, updated_at = now(),
+                       lease_expires_at = now() + make_interval(secs => $2)
+                   WHERE id IN (
+                       SELECT id FROM jobs
+                       WHERE status IN ('queued', 'processing') AND lease_expires_at < now()
+                       ORDER BY lease_expires_at
+                       LIMIT $1
+                       FOR UPDATE SKIP LOCKED)
+                   RETURNING id""",
+                limit,
+                self._lease,
+            )
+        return [r["id"] for r in rows]
+
+
+async def _thumbnails(conn: asyncpg.Connection, job_id: UUID) -> tuple[ThumbnailRecord, ...]:
+    return (await _thumbnails_for(conn, [job_id])).get(job_id, ())
+
+
+async def _thumbnails_for(
+    conn: asyncpg.Connection, job_ids: list[UUID]
+) -> dict[UUID, tuple[ThumbnailRecord, ...]]:
+    if not job_ids:
+        return {}
+    rows = await conn.fetch(
+        """SELECT * FROM thumbnails WHERE job_id = ANY($1::uuid[])
+           ORDER BY job_id, width * height, name""",
+        job_ids,
+    )
+    grouped: dict[UUID, list[ThumbnailRecord]] = {}
+    for r in rows:
+        grouped.setdefault(r["job_id"], []).append(_thumbnail_from_row(r))
+    return {k: tuple(v) for k, v in grouped.items()}
+
+
+def _thumbnail_from_row(row: Any) -> ThumbnailRecord:
+    return ThumbnailRecord(
+        name=row["name"],
+        width=row["width"],
+        height=row["height"],
+        format=row["format"],
+        content_type=row["content_type"],
+        bytes=row["bytes"],
+        sha256=row["sha256"],
+        object_key=row["object_key"],
+    )
+
+
+def _affected(status: str) -> int:
+    # asyncpg returns the command tag, e.g. "UPDATE 1".
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

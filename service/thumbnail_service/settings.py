@@ -1,0 +1,153 @@
+"""The one typed configuration object, read from THUMBNAIL_* environment variables.
+
+Documented variable by variable in docs/configuration.md; the operator renders the
+non-secret fields into a ConfigMap and the SecretStr fields into a Secret.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .imaging import ImageFormat
+
+DEFAULT_PRESETS = {
+    "small": {"width": 128, "height": 128},
+    "medium": {"width": 512, "height": 512},
+    "large": {"width": 1024, "height": 1024},
+}
+PRESET_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class Preset(BaseModel):
+    width: int = Field(ge=1, le=16384)
+    height: int = Field(ge=1, le=16384)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="THUMBNAIL_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    # PostgreSQL: the source of truth for jobs.
+    database_host: str = "127.0.0.1"
+    database_port: int = Field(default=5432, ge=1, le=65535)
+    database_name: str = "thumbnails"
+    database_user: str = "thumbnails"
+    database_password: SecretStr = SecretStr("")
+    database_pool_max_size: int = Field(default=10, ge=1)
+
+    # Redis: Dramatiq's broker (no persistence needed: the sweeper recovers lost messages).
+    redis_host: str = "127.0.0.1"
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_db: int = Field(default=0, ge=0)
+    redis_password: SecretStr = SecretStr("")
+    queue_name: str = "thumbnails"
+
+    # S3 / MinIO.
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    bucket_originals: str = "raws"
+    bucket_thumbnails: str = "thumbnails"
+
+    # API.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    auth_enabled: bool = True
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    download_mode: Literal["stream", "redirect"] = "stream"
+    presigned_url_ttl_seconds: int = Field(default=300, ge=1, le=604800)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Input limits and options.
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_output_dimension: int = Field(default=4096, ge=1)
+    max_sizes_per_job: int = Field(default=10, ge=1)
+    presets: dict[str, Preset] = Field(
+        default_factory=lambda: {k: Preset(**v) for k, v in DEFAULT_PRESETS.items()}
+    )
+    allowed_formats: Annotated[list[ImageFormat], NoDecode] = Field(
+        default_factory=lambda: list(ImageFormat)
+    )
+
+    # Worker and recovery.
+    job_timeout_seconds: float = Field(default=30, gt=0)
+    worker_threads: int = Field(default=2, ge=1)
+    worker_processes: int = Field(default=1, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_min_backoff_seconds: float = Field(default=2, gt=0)
+    retry_max_backoff_seconds: float = Field(default=300, gt=0)
+    job_lease_seconds: float = Field(default=120, gt=0)
+    sweep_interval_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("allowed_formats", mode="before")
+    @classmethod
+    def _parse_formats(cls, value: Any) -> Any:
+        return [str(v).lower() for v in _split_csv(value)]
+
+    @field_validator("presets", mode="before")
+    @classmethod
+    def _parse_presets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            for name in value:
+                if not re.match(PRESET_NAME_PATTERN, name):
+                    raise ValueError(f"preset name {name!r} must match {PRESET_NAME_PATTERN}")
+        return value
+
+    @cached_property
+    def allowed_format_set(self) -> frozenset[ImageFormat]:
+        return frozenset(self.allowed_formats)
+
+    @property
+    def database_dsn(self) -> str:
+        """DSN without the password (asyncpg takes it separately, so it never hits logs)."""
+        return (
+            f"postgresql://{self.database_user}@{self.database_host}:"
+            f"{self.database_port}/{self.database_name}"
+        )
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective configuration with every secret replaced by '**********' (or '' if unset)."""
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="python").items():
+            out[name] = _redact(value)
+        return out
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********" if value.get_secret_value() else ""
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, ImageFormat):
+        return value.value
+    return value

@@ -1,0 +1,131 @@
+"""MinIO / S3 storage for originals and thumbnails (minio SDK, run in threads).
+
+Object keys are a pure function of (job id, size name), so a redelivered job overwrites its
+objects instead of adding a second set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import TypeVar
+from uuid import UUID
+
+import urllib3
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import MinioException, S3Error, ServerError
+
+from .errors import DependencyUnavailable
+from .settings import Settings
+
+T = TypeVar("T")
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchBucket"})
+
+
+class ObjectNotFound(Exception):
+    pass
+
+
+def original_key(job_id: UUID) -> str:
+    return f"{job_id}/original"
+
+
+def thumbnail_key(job_id: UUID, size_name: str) -> str:
+    return f"{job_id}/{size_name}"
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self.originals = settings.bucket_originals
+        self.thumbnails = settings.bucket_thumbnails
+        self._presign_ttl = timedelta(seconds=settings.presigned_url_ttl_seconds)
+        # Short timeouts and few retries: a dead MinIO must become a 503 / a retry in
+        # seconds, not hang a request for the SDK's default minute.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=3, read=30),
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
+            maxsize=16,
+        )
+        self._client = Minio(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key.get_secret_value() or None,
+            secret_key=settings.s3_secret_key.get_secret_value() or None,
+            secure=settings.s3_secure,
+            region=settings.s3_region,  # known region: presigning needs no network call
+            http_client=http,
+        )
+        self._buckets_ready = False
+        self._bucket_lock = threading.Lock()
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except S3Error as exc:
+            if exc.code in _MISSING_CODES:
+                raise ObjectNotFound(exc.code) from exc
+            raise DependencyUnavailable("minio", f"{exc.code}: {exc.message}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise DependencyUnavailable("minio", f"{type(exc).__name__}: {exc}") from exc
+
+    def _ensure_buckets_sync(self) -> None:
+        # Created lazily (and on startup) so that MinIO being down at boot is not fatal.
+        if self._buckets_ready:
+            return
+        with self._bucket_lock:
+            for bucket in (self.originals, self.thumbnails):
+                if not self._client.bucket_exists(bucket):
+                    try:
+                        self._client.make_bucket(bucket)
+                    except S3Error as exc:  # another replica won the race
+                        if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                            raise
+            self._buckets_ready = True
+
+    async def ensure_buckets(self) -> None:
+        await self._call(self._ensure_buckets_sync)
+
+    async def ping(self) -> None:
+        await self._call(lambda: self._client.bucket_exists(self.originals))
+
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        def upload() -> None:
+            self._ensure_buckets_sync()
+            self._client.put_object(
+                bucket, key, io.BytesIO(data), len(data), content_type=content_type
+            )
+
+        await self._call(upload)
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        def download() -> bytes:
+            response = self._client.get_object(bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._call(download)
+
+    async def delete(self, bucket: str, keys: Iterable[str]) -> None:
+        objects = [DeleteObject(k) for k in keys]
+
+        def remove() -> None:
+            errors = list(self._client.remove_objects(bucket, objects))
+            real = [e for e in errors if e.code not in _MISSING_CODES]
+            if real:
+                raise ServerError(f"delete failed: {real[0].code} {real[0].message}", 500)
+
+        if objects:
+            await self._call(remove)
+
+    async def presigned_url(self, bucket: str, key: str) -> str:
+        return await self._call(
+            lambda: self._client.presigned_get_object(bucket, key, expires=self._presign_ttl)
+        )

@@ -1,0 +1,153 @@
+"""One job, start to finish: claim -> download original -> render -> upload -> record.
+
+Outcomes: succeeded; failed at once for permanent errors (bad image, missing original);
+transient errors (storage or database down, anything unexpected) go back to `queued` and are
+retried with exponential backoff until `max_attempts`, then fail with the last reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+from .. import imaging
+from ..errors import DependencyUnavailable
+from ..jobs import JobRecord, ThumbnailRecord
+from ..repository import JobRepository
+from ..settings import Settings
+from ..storage import ObjectNotFound, Storage, thumbnail_key
+
+log = logging.getLogger(__name__)
+
+# ImagingError subclasses are all permanent: the same bytes will fail the same way again.
+PERMANENT_ERRORS = (imaging.ImagingError, ObjectNotFound)
+
+
+def retry_delay_seconds(settings: Settings, attempts: int) -> float:
+    delay = settings.retry_min_backoff_seconds * 2 ** max(attempts - 1, 0)
+    return float(min(delay, settings.retry_max_backoff_seconds))
+
+
+class JobProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: JobRepository,
+        storage: Storage,
+        schedule_retry: Callable[[UUID, int], None],
+    ) -> None:
+        self._settings = settings
+        self._repo = repository
+        self._storage = storage
+        self._schedule_retry = schedule_retry  # (job id, delay ms): enqueue a delayed message
+
+    async def process(self, job_id: UUID) -> None:
+        # A database outage here propagates: Dramatiq retries the message, and the job,
+        # still `queued`, stays recoverable by the sweeper either way.
+        job = await self._repo.claim(job_id)
+        if job is None:
+            log.info("job %s: not claimable (finished, deleted or owned): message dropped", job_id)
+            return
+        assert job.lease_token is not None
+        token = job.lease_token
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, token))
+        try:
+            records = await self._render_and_store(job)
+        except PERMANENT_ERRORS as exc:
+            await self._fail(job, token, _describe_permanent(exc))
+            return
+        except Exception as exc:  # transient by default: bounded by max_attempts
+            await self._retry_or_fail(job, token, _describe(exc))
+            return
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if await self._repo.succeed(job.id, token, records):
+            log.info("job %s: succeeded (%d thumbnails)", job.id, len(records))
+        elif await self._repo.get(job.id) is None:
+            # Deleted while we worked: do not leave orphaned thumbnails behind.
+            await self._storage.delete(self._storage.thumbnails, [r.object_key for r in records])
+            log.info("job %s: deleted during processing; thumbnails removed", job.id)
+        else:
+            log.warning("job %s: lease lost before completion; another worker owns it", job.id)
+
+    async def _render_and_store(self, job: JobRecord) -> list[ThumbnailRecord]:
+        original = await self._storage.get(self._storage.originals, job.original_key)
+        # libvips releases the GIL and enforces the time limit itself (killing the pipeline).
+        thumbnails = await asyncio.to_thread(
+            imaging.render,
+            original,
+            job.options.to_render_options(),
+            allowed=self._settings.allowed_format_set,
+            max_pixels=self._settings.max_pixels,
+            timeout_seconds=self._settings.job_timeout_seconds,
+        )
+        records = []
+        for thumb in thumbnails:
+            key = thumbnail_key(job.id, thumb.name)
+            await self._storage.put(self._storage.thumbnails, key, thumb.data, thumb.content_type)
+            records.append(
+                ThumbnailRecord(
+                    name=thumb.name,
+                    width=thumb.width,
+                    height=thumb.height,
+                    format=thumb.format.value,
+                    content_type=thumb.content_type,
+                    bytes=len(thumb.data),
+                    sha256=hashlib.sha256(thumb.data).hexdigest(),
+                    object_key=key,
+                )
+            )
+        return records
+
+    async def _fail(self, job: JobRecord, token: UUID, reason: str) -> None:
+        if await self._repo.fail(job.id, token, reason):
+            log.warning("job %s: failed: %s", job.id, reason)
+
+    async def _retry_or_fail(self, job: JobRecord, token: UUID, reason: str) -> None:
+        if job.attempts >= self._settings.max_attempts:
+            await self._fail(job, token, f"gave up after {job.attempts} attempts: {reason}")
+            return
+        delay = retry_delay_seconds(self._settings, job.attempts)
+        if await self._repo.release_for_retry(job.id, token, reason, delay):
+            log.warning(
+                "job %s: attempt %d failed (%s); retry in %.1fs",
+                job.id,
+                job.attempts,
+                reason,
+                delay,
+            )
+            try:
+                await asyncio.to_thread(self._schedule_retry, job.id, int(delay * 1000))
+            except DependencyUnavailable:
+                log.warning("job %s: could not schedule retry; the sweeper will", job.id)
+
+    async def _heartbeat(self, job_id: UUID, token: UUID) -> None:
+        interval = self._settings.job_lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._repo.renew_lease(job_id, token):
+                    log.warning("job %s: lease lost (expired or job deleted)", job_id)
+                    return
+            except DependencyUnavailable as exc:
+                log.warning("job %s: lease renewal failed: %s", job_id, exc)
+
+
+def _describe_permanent(exc: BaseException) -> str:
+    if isinstance(exc, ObjectNotFound):
+        return "the original image is missing from storage"
+    if isinstance(exc, imaging.CorruptImageError):
+        return f"corrupt or truncated image: {exc}"
+    if isinstance(exc, imaging.ProcessingTimeoutError):
+        return f"processing exceeded the time limit: {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DependencyUnavailable) else f"{type(exc).__name__}: {exc}"
