@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import random
-import threading
 from collections.abc import Sequence
 
-import kopf
 from prometheus_client import start_http_server
 
-from thumbnail_operator.handlers import Runtime, build_registry, configure
 from thumbnail_operator.kube import load_configuration
+from thumbnail_operator.runner import RunOptions, run_operator
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -29,44 +26,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resync-seconds", type=float, default=60.0,
                         help="revisit every resource at least this often")
     parser.add_argument("--peering", metavar="NAME",
-                        help="coordinate replicas through this KopfPeering (needs the kopf "
-                        "peering CRDs); without it the operator runs standalone")
+                        help="coordinate replicas through this ClusterKopfPeering (needs "
+                        "crds/kopf-peering.yaml); without it the operator runs standalone")
     parser.add_argument("--priority", type=int, default=None,
-                        help="peering priority (default: random, so one replica leads)")
+                        help="peering priority (default: random, so exactly one replica leads)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
 
-async def run(args: argparse.Namespace, stop_flag: threading.Event | None = None) -> None:
-    runtime = Runtime(load_configuration(args.kubeconfig), resync_seconds=args.resync_seconds)
-    settings = kopf.OperatorSettings()
-    configure(settings)
-    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
-    peering = args.peering is not None
-    await kopf.operator(
-        registry=build_registry(runtime),
-        settings=settings,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace,
-        standalone=not peering,
-        peering_name=args.peering,
-        # Equal priorities freeze each other in kopf; distinct ones elect the highest.
-        priority=args.priority if args.priority is not None else random.randint(1, 10_000),
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    asyncio.run(run(args))
+    options = RunOptions(
+        namespaces=args.namespace,
+        resync_seconds=args.resync_seconds,
+        liveness_port=args.liveness_port or None,
+        peering=args.peering,
+        priority=args.priority,
+    )
+    asyncio.run(run_operator(load_configuration(args.kubeconfig), options))
     return 0
 
 

@@ -129,7 +129,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return runtime.passes
 
     @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
-    def thumbnail_service_event(
+    async def thumbnail_service_event(
         type: str, namespace: str | None, name: str, **_: Any
     ) -> None:
         if namespace is None:
@@ -149,7 +149,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             group, version, kind.plural, labels=managed, registry=registry,
             id=f"child_{kind.plural}",
         )
-        def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
             key = _child_key(namespace, labels)
             if key is not None:
                 runtime.queue.trigger(key)

@@ -76,7 +76,8 @@ def _node_port(what: str, port: int) -> Schema:
             "port": integer("Node port number.", default=port, minimum=1, maximum=65535),
         },
         default={},
-        rules=[rule("!self.enabled || (self.port >= 30000 && self.port <= 32767)",
+        rules=[rule("!self.?enabled.orValue(false) || "
+                    "(self.?port.orValue(30000) >= 30000 && self.?port.orValue(30000) <= 32767)",
                     f"{what}: nodePort.port must be within 30000-32767")],
     )
 
@@ -126,9 +127,9 @@ def _bucket(description: str, default: str) -> Schema:
 
 def _managed_rules(component: str, external: str) -> list[dict[str, str]]:
     return [
-        rule("self.enabled || has(self.external)",
+        rule("self.?enabled.orValue(true) || has(self.external)",
              f"{component}.external ({external}) is required when {component}.enabled is false"),
-        rule("!(self.enabled && has(self.external))",
+        rule("!(self.?enabled.orValue(true) && has(self.external))",
              f"{component}.external must be unset while the managed {component} is enabled"),
     ]
 
@@ -258,7 +259,8 @@ MINIO = obj(
                 "thumbnails": _bucket("Bucket for generated thumbnails.", "thumbnails"),
             },
             default={},
-            rules=[rule("self.originals != self.thumbnails",
+            rules=[rule("!has(self.originals) || !has(self.thumbnails) || "
+                        "self.originals != self.thumbnails",
                         "buckets.originals and buckets.thumbnails must be different buckets")],
         ),
         "external": obj(
@@ -297,7 +299,8 @@ PERSISTENCE = obj(
     },
     default={},
     rules=[
-        rule("self.enabled == oldSelf.enabled", "persistence.enabled is immutable"),
+        rule("self.?enabled.orValue(true) == oldSelf.?enabled.orValue(true)",
+             "persistence.enabled is immutable"),
         rule("has(self.storageClassName) == has(oldSelf.storageClassName) && "
              "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
              "persistence.storageClassName is immutable"),
@@ -372,10 +375,13 @@ SPEC = obj(
     },
     default={},
     rules=[
-        rule("!(self.server.service.nodePort.enabled && self.minio.console.nodePort.enabled && "
-             "self.server.service.nodePort.port == self.minio.console.nodePort.port)",
+        rule("!(self.?server.?service.?nodePort.?enabled.orValue(false) && "
+             "self.?minio.?console.?nodePort.?enabled.orValue(false) && "
+             "self.?server.?service.?nodePort.?port.orValue(30000) == "
+             "self.?minio.?console.?nodePort.?port.orValue(30001))",
              "the API and MinIO console node ports must differ"),
-        rule("self.minio.enabled || !self.minio.console.nodePort.enabled",
+        rule("self.?minio.?enabled.orValue(true) || "
+             "!self.?minio.?console.?nodePort.?enabled.orValue(false)",
              "minio.console.nodePort needs the managed MinIO (minio.enabled)"),
     ],
 )
@@ -456,7 +462,10 @@ def version_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "API version of this object."},
             "kind": {"type": "string", "description": "Kind of this object."},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # Only name/generateName may be constrained; the bound also caps CEL cost.
+            "metadata": {"type": "object", "properties": {
+                "name": {"type": "string", "maxLength": 40},
+            }},
             "spec": SPEC,
             "status": STATUS,
         },
