@@ -56,8 +56,9 @@ def jpeg_shrink(stored_w: int, stored_h: int, need_w: int, need_h: int) -> int:
     libvips' own choice keeps a further 2x margin; measured PSNR of this tighter choice
     against a full decode is still > 49 dB, and it is up to 2x faster (docs/benchmarks.md).
     """
+    # libvips sizes a shrunk JPEG by floor division (not libjpeg's ceil): 7 px / 8 fails.
     for k in JPEG_SHRINKS:
-        if math.ceil(stored_w / k) >= need_w and math.ceil(stored_h / k) >= need_h:
+        if stored_w // k >= max(need_w, 1) and stored_h // k >= max(need_h, 1):
             return k
     return 1
 

@@ -7,7 +7,7 @@ import pyvips
 from .deadline import Deadline
 from .encode import encode, resolve_format, to_srgb
 from .errors import CorruptImageError, ImageTooLargeError, ImagingError
-from .geometry import Plan, jpeg_shrink, plan_decode
+from .geometry import Plan, fit_inside, jpeg_shrink, plan_decode
 from .models import (
     CONTENT_TYPES,
     FitMode,
@@ -44,7 +44,7 @@ def render(
     thumbnails = []
     for spec in options.sizes:
         deadline.check()
-        image = _derive(base, spec, options.fit)
+        image = _derive(base, spec, options.fit, info)
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)
@@ -58,8 +58,14 @@ def _decode_once(data: bytes, info: ImageInfo, plan: Plan, deadline: Deadline) -
         if info.format is ImageFormat.JPEG:
             image = _load_jpeg(data, info, plan)
         else:  # libvips picks the format's own shrink-on-load (WebP scale, HEIF thumbs...)
+            # thumbnail_buffer's own fail_on does not reach every loader (a truncated PNG
+            # decodes as grey in libvips 8.18); the loader option string does.
             image = pyvips.Image.thumbnail_buffer(
-                data, plan.box_width, height=plan.box_height, size="down", fail_on="error"
+                data,
+                plan.box_width,
+                height=plan.box_height,
+                size="down",
+                option_string="fail_on=error",
             )
         image = to_srgb(image)
         deadline.watch(image)
@@ -75,13 +81,19 @@ def _load_jpeg(data: bytes, info: ImageInfo, plan: Plan) -> pyvips.Image:
         need_w, need_h, stored_w, stored_h = need_h, need_w, stored_h, stored_w
     shrink = jpeg_shrink(stored_w, stored_h, need_w, need_h)
     loaded = pyvips.Image.jpegload_buffer(data, shrink=shrink, access="sequential", fail_on="error")
-    # thumbnail_image applies (and then drops) the EXIF orientation itself.
-    return loaded.thumbnail_image(plan.box_width, height=plan.box_height, size="down")
+    # The shrunk size is floored (7 px / 4 -> 1 px), which bends the aspect ratio of small
+    # images: size from the original geometry and force both axes to it. thumbnail_image
+    # also applies (and then drops) the EXIF orientation.
+    width, height = fit_inside(info.width, info.height, plan.box_width, plan.box_height)
+    return loaded.thumbnail_image(width, height=height, size="force")
 
 
-def _derive(base: pyvips.Image, spec: SizeSpec, fit: FitMode) -> pyvips.Image:
+def _derive(base: pyvips.Image, spec: SizeSpec, fit: FitMode, info: ImageInfo) -> pyvips.Image:
     if fit is FitMode.INSIDE:
-        return base.thumbnail_image(spec.width, height=spec.height, size="down", no_rotate=True)
+        # Size from the original geometry, not from `base`, whose dimensions were rounded:
+        # a 13x3 original decoded to 6x1 must still give 4x1, not 6x1, for a 6x1 box.
+        width, height = fit_inside(info.width, info.height, spec.width, spec.height)
+        return base.thumbnail_image(width, height=height, size="force", no_rotate=True)
     return base.thumbnail_image(
         spec.width, height=spec.height, size="both", crop=_CROPS[fit], no_rotate=True
     )

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import pytest
+import pyvips
+
+from thumbnail_service.imaging import (
+    CorruptImageError,
+    FitMode,
+    ImageFormat,
+    ImageTooLargeError,
+    OutputFormat,
+    RenderOptions,
+    SizeSpec,
+    Thumbnail,
+    UnsupportedFormatError,
+    probe,
+    render,
+    sniff_format,
+)
+
+from . import samples
+
+ALL = samples.ALL_FORMATS
+LIMIT = 50_000_000
+SIZES = (SizeSpec("large", 400, 400), SizeSpec("small", 64, 64), SizeSpec("wide", 200, 50))
+SNIFFED = {
+    OutputFormat.JPEG: ImageFormat.JPEG,
+    OutputFormat.PNG: ImageFormat.PNG,
+    OutputFormat.WEBP: ImageFormat.WEBP,
+    OutputFormat.AVIF: ImageFormat.AVIF,
+}
+
+
+def _render(data: bytes, **options: object) -> list[Thumbnail]:
+    opts = RenderOptions(**{"sizes": SIZES, **options})  # type: ignore[arg-type]
+    return render(data, opts, allowed=ALL, max_pixels=LIMIT, timeout_seconds=30)
+
+
+def _check(thumb: Thumbnail) -> pyvips.Image:
+    """The declared facts of a thumbnail must match its bytes."""
+    assert sniff_format(thumb.data) is SNIFFED[thumb.format]
+    assert thumb.content_type == f"image/{thumb.format.value}"
+    image = samples.decode(thumb.data)
+    assert (image.width, image.height) == (thumb.width, thumb.height)
+    assert image.interpretation == "srgb"
+    assert image.format == "uchar"
+    return image
+
+
+def test_inside_fits_box_keeps_aspect_and_order() -> None:
+    thumbs = _render(samples.jpeg(1200, 800))
+    assert [t.name for t in thumbs] == ["large", "small", "wide"]
+    assert [(t.width, t.height) for t in thumbs] == [(400, 267), (64, 43), (75, 50)]
+    for thumb in thumbs:
+        _check(thumb)
+
+
+def test_inside_never_upscales() -> None:
+    thumbs = _render(samples.jpeg(120, 90))
+    assert [(t.width, t.height) for t in thumbs] == [(120, 90), (64, 48), (67, 50)]
+
+
+@pytest.mark.parametrize("fit", [FitMode.COVER, FitMode.SMART])
+def test_cover_and_smart_are_exact_even_when_upscaling(fit: FitMode) -> None:
+    for source in (samples.jpeg(1200, 800), samples.jpeg(120, 90)):
+        thumbs = _render(source, fit=fit)
+        assert [(t.width, t.height) for t in thumbs] == [(400, 400), (64, 64), (200, 50)]
+        for thumb in thumbs:
+            _check(thumb)
+
+
+def test_smart_crop_follows_the_interesting_part() -> None:
+    # A busy red/white checkerboard on the right of a flat grey field: attention
+    # crop must keep it, a centre crop would not.
+    flat = (pyvips.Image.black(300, 100, bands=3) + 128).cast("uchar")
+    xy = pyvips.Image.xyz(100, 100)
+    checker = ((xy[0] // 10 + xy[1] // 10) % 2 == 0).ifthenelse([255, 0, 0], [255, 255, 255])
+    image = flat.insert(checker.cast("uchar"), 200, 0).copy(interpretation="srgb")
+    data = samples.encode(image, ".png")
+    size = (SizeSpec("sq", 100, 100),)
+    smart = samples.decode(_render(data, sizes=size, fit=FitMode.SMART)[0].data)
+    centre = samples.decode(_render(data, sizes=size, fit=FitMode.COVER)[0].data)
+    assert smart.deviate() > 50 > centre.deviate()
+
+
+def test_exif_orientation_is_applied_then_dropped() -> None:
+    # Stored 300x200 with the red marker top-left; orientation 6 = rotate 90 deg clockwise,
+    # so it displays 200x300 with the marker top-right.
+    thumbs = _render(samples.jpeg(300, 200, orientation=6), sizes=(SizeSpec("t", 100, 150),))
+    image = _check(thumbs[0])
+    assert (image.width, image.height) == (100, 150)
+    top_right = image.crop(image.width - 10, 0, 10, 10).avg()
+    top_left = image.crop(0, 0, 10, 10).avg()
+    assert image.crop(image.width - 10, 0, 10, 10)[0].avg() > 200  # red channel
+    assert top_right != top_left
+    assert image.get_typeof("orientation") == 0
+
+
+def test_metadata_is_stripped() -> None:
+    source = samples.canvas(300, 200).icc_transform("p3")  # embeds an ICC profile
+    source.set_type(pyvips.GValue.gint_type, "orientation", 1)
+    source.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Artist", "secret author")
+    data = samples.encode(source, ".jpg", Q=90)
+    assert b"Exif" in data and b"ICC_PROFILE" in data
+    for fmt in (OutputFormat.JPEG, OutputFormat.PNG, OutputFormat.WEBP):
+        for thumb in _render(data, format=fmt):
+            image = _check(thumb)
+            fields = image.get_fields()
+            assert not [f for f in fields if f.startswith(("exif", "xmp", "iptc", "icc"))]
+            assert b"Exif" not in thumb.data and b"secret author" not in thumb.data
+
+
+def test_embedded_profile_is_converted_to_srgb() -> None:
+    colour = [200, 60, 40]
+    srgb = (pyvips.Image.black(64, 64, bands=3) + colour).cast("uchar").copy(interpretation="srgb")
+    p3 = srgb.icc_transform("p3")  # same colour, P3 numbers, P3 profile attached
+    assert max(abs(a - b) for a, b in zip(p3(0, 0), colour, strict=True)) > 10
+    thumb = _render(samples.encode(p3, ".png"), sizes=(SizeSpec("t", 32, 32),))[0]
+    pixel = _check(thumb)(16, 16)
+    assert all(abs(a - b) <= 3 for a, b in zip(pixel, colour, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("image", "interpretation"),
+    [
+        (samples.canvas(80, 60).icc_transform("cmyk"), "cmyk"),
+        (samples.canvas(80, 60).colourspace("b-w"), "b-w"),
+        (samples.canvas(80, 60).cast("ushort").copy(interpretation="rgb16") * 256, "rgb16"),
+    ],
+    ids=["cmyk", "grey", "16-bit"],
+)
+def test_other_colour_spaces_become_8bit_srgb(image: pyvips.Image, interpretation: str) -> None:
+    data = samples.encode(image.copy(interpretation=interpretation), ".tif")
+    thumb = _render(data, format=OutputFormat.PNG)[0]
+    assert _check(thumb).bands == 3
+
+
+@pytest.mark.parametrize(
+    ("suffix", "alpha", "expected"),
+    [
+        (".jpg", False, OutputFormat.JPEG),
+        (".png", False, OutputFormat.PNG),
+        (".png", True, OutputFormat.PNG),
+        (".webp", False, OutputFormat.WEBP),
+        (".webp", True, OutputFormat.WEBP),
+        (".gif", False, OutputFormat.PNG),
+        (".tif", False, OutputFormat.JPEG),
+        (".tif", True, OutputFormat.PNG),
+        (".avif", False, OutputFormat.JPEG),
+        (".avif", True, OutputFormat.PNG),
+    ],
+)
+def test_auto_format(suffix: str, alpha: bool, expected: OutputFormat) -> None:
+    image = samples.canvas(120, 80)
+    data = samples.encode(samples.with_alpha(image) if alpha else image, suffix)
+    for thumb in _render(data):
+        assert thumb.format is expected
+        decoded = _check(thumb)
+        if expected is not OutputFormat.JPEG:
+            assert bool(decoded.hasalpha()) == alpha
+
+
+def test_gif_uses_first_frame() -> None:
+    thumb = _render(samples.animated_gif(40, 20, frames=3), sizes=(SizeSpec("t", 40, 40),))[0]
+    image = _check(thumb)
+    assert (image.width, image.height) == (40, 20)  # one frame, not the 40x60 strip
+
+
+def test_explicit_formats_and_jpeg_flattens_alpha_on_white() -> None:
+    transparent = samples.with_alpha(samples.canvas(60, 40), alpha=0)
+    data = samples.encode(transparent, ".png")
+    for fmt in (OutputFormat.WEBP, OutputFormat.AVIF, OutputFormat.PNG):
+        assert {t.format for t in _render(data, format=fmt)} == {fmt}
+        for thumb in _render(data, format=fmt):
+            _check(thumb)
+    jpeg = _check(_render(data, format=OutputFormat.JPEG)[0])
+    assert jpeg.bands == 3
+    assert jpeg.min() > 240  # fully transparent -> white
+
+
+def test_quality_changes_lossy_output() -> None:
+    data = samples.jpeg(800, 600)
+    low = _render(data, quality=10)[0]
+    high = _render(data, quality=95)[0]
+    assert len(low.data) < len(high.data)
+    assert samples.psnr(samples.decode(low.data), samples.decode(high.data)) < 45
+
+
+def test_multi_size_matches_independent_thumbnails() -> None:
+    """Deriving from the decode-once image must look like one thumbnail_buffer per size."""
+    data = samples.jpeg(1600, 1200)
+    for fit, crop in ((FitMode.INSIDE, "none"), (FitMode.COVER, "centre")):
+        for thumb, spec in zip(_render(data, fit=fit, format=OutputFormat.PNG), SIZES, strict=True):
+            reference = pyvips.Image.thumbnail_buffer(
+                data, spec.width, height=spec.height, crop=crop, size="down"
+            )
+            ours = samples.decode(thumb.data)
+            assert abs(ours.width - reference.width) <= 1
+            assert abs(ours.height - reference.height) <= 1
+            if (ours.width, ours.height) == (reference.width, reference.height):
+                assert samples.psnr(ours, reference) > 30
+
+
+def test_decodes_the_upload_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    for name in ("thumbnail_buffer", "jpegload_buffer", "new_from_buffer"):
+        original = getattr(pyvips.Image, name)
+
+        def spy(*args: object, _name: str = name, _orig: object = original, **kw: object) -> object:
+            calls.append(_name)
+            return _orig(*args, **kw)  # type: ignore[operator]
+
+        monkeypatch.setattr(pyvips.Image, name, staticmethod(spy), raising=False)
+    _render(samples.jpeg(1200, 800))
+    assert calls == ["new_from_buffer", "jpegload_buffer"]  # header, then one decode
+    calls.clear()
+    _render(samples.encode(samples.canvas(600, 400), ".png"))
+    assert calls == ["new_from_buffer", "thumbnail_buffer"]
+
+
+def test_truncated_jpeg_probes_but_fails_to_render_as_corrupt() -> None:
+    data = samples.jpeg(800, 600)
+    truncated = data[: len(data) // 2]
+    assert probe(truncated, allowed=ALL, max_pixels=LIMIT).width == 800  # header intact
+    with pytest.raises(CorruptImageError):
+        _render(truncated)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif", ".webp", ".tif", ".avif"])
+def test_truncated_images_are_corrupt(suffix: str) -> None:
+    data = samples.encode(samples.canvas(400, 300), suffix)
+    with pytest.raises(CorruptImageError):
+        _render(data[: len(data) // 2])
+
+
+def test_bomb_is_refused_before_decoding() -> None:
+    with pytest.raises(ImageTooLargeError):
+        _render(samples.zero_png(20_000, 20_000))
+
+
+def test_requested_size_is_bounded_by_the_pixel_limit() -> None:
+    opts = RenderOptions((SizeSpec("huge", 5000, 5000),), fit=FitMode.COVER)
+    with pytest.raises(ImageTooLargeError, match="huge"):
+        render(samples.jpeg(100, 100), opts, allowed=ALL, max_pixels=1_000_000, timeout_seconds=5)
+
+
+@pytest.mark.parametrize("data", [samples.noise_bytes(), samples.SVG], ids=["noise", "svg"])
+def test_non_images_are_unsupported(data: bytes) -> None:
+    with pytest.raises(UnsupportedFormatError):
+        _render(data)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"sizes": ()}, {"quality": 0}, {"quality": 101}, {"sizes": (SIZES[0], SIZES[0])}],
+)
+def test_invalid_options(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        RenderOptions(**{"sizes": SIZES, **kwargs})  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        SizeSpec("zero", 0, 10)
