@@ -10,5 +10,5 @@ def configure_logging(level: str) -> None:
         level=level,
         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
-    # Secrets never go into URLs we log, but keep chatty libraries quiet anyway.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # urllib3 logs every connection retry; our own code reports the outcome once.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
