@@ -1,0 +1,275 @@
+"""Helpers for the operator's integration tests (real control plane, operator in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.handlers import Runtime
+from thumbnail_operator.kube import CHILD_KINDS, THUMBNAIL_SERVICE, ApiError, Kind, KubeClient
+from thumbnail_operator.runner import RunOptions, run_operator
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
+RBAC_FILE = ROOT / "operator" / "rbac.yaml"
+SAMPLE_FILE = ROOT / "crds" / "samples" / "thumbnailservice.yaml"
+OPERATOR_NAMESPACE = "thumbnail-system"
+OPERATOR_ACCOUNT = "thumbnail-operator"
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition",
+    interval: float = 0.2,
+) -> T:
+    """Poll until `probe` returns something truthy; fail with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def load_documents(path: Path) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def sample(name: str, **spec_overrides: Any) -> Obj:
+    """The shipped sample, renamed, without node ports (they are unique cluster-wide)."""
+    body = copy.deepcopy(load_documents(SAMPLE_FILE)[0])
+    body["metadata"]["name"] = name
+    spec = body["spec"]
+    spec["server"]["service"]["nodePort"]["enabled"] = False
+    spec["minio"]["console"]["nodePort"]["enabled"] = False
+    for key, value in spec_overrides.items():
+        spec[key] = value
+    return body
+
+
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
+
+
+def apply_cluster_object(kube: KubeClient, obj: Obj) -> Obj:
+    """Server-side apply for any kind, including cluster-scoped ones."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    plural = kind.lower() + "s"  # true for every kind the tests install
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    namespace = obj["metadata"].get("namespace")
+    base = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+    return kube.request(
+        "PATCH",
+        f"{base}/{obj['metadata']['name']}",
+        body=obj,
+        query={"fieldManager": "tests", "force": "true"},
+        content_type="application/apply-patch+yaml",
+    )
+
+
+def get_tns(kube: KubeClient, namespace: str, name: str) -> Obj | None:
+    return kube.get(THUMBNAIL_SERVICE, namespace, name)
+
+
+def patch_tns(kube: KubeClient, namespace: str, name: str, spec_patch: Obj) -> Obj:
+    return kube.request(
+        "PATCH", THUMBNAIL_SERVICE.path(namespace, name), body={"spec": spec_patch},
+        content_type="application/merge-patch+json",
+    )
+
+
+def condition(obj: Obj | None, type_: str) -> Obj | None:
+    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
+        if cond["type"] == type_:
+            return dict(cond)
+    return None
+
+
+def children(kube: KubeClient, namespace: str, instance: str) -> dict[tuple[str, str], Obj]:
+    found: dict[tuple[str, str], Obj] = {}
+    for kind in CHILD_KINDS:
+        for obj in kube.list(kind, namespace, {c.LABEL_INSTANCE: instance}):
+            found[(kind.kind, obj["metadata"]["name"])] = obj
+    return found
+
+
+def resource_versions(kube: KubeClient, namespace: str, instance: str) -> dict[str, str]:
+    versions = {
+        f"{kind}/{name}": obj["metadata"]["resourceVersion"]
+        for (kind, name), obj in children(kube, namespace, instance).items()
+    }
+    cr = get_tns(kube, namespace, instance)
+    if cr is not None:
+        versions["ThumbnailService"] = cr["metadata"]["resourceVersion"]
+    return versions
+
+
+def wait_ready(kube: KubeClient, namespace: str, name: str, timeout: float = 60.0) -> Obj:
+    def ready() -> Obj | None:
+        cr = get_tns(kube, namespace, name)
+        cond = condition(cr, "Ready")
+        generation = (cr or {}).get("metadata", {}).get("generation")
+        observed = ((cr or {}).get("status") or {}).get("observedGeneration")
+        if cond and cond["status"] == "True" and generation == observed:
+            return cr
+        return None
+
+    return wait_for(ready, timeout=timeout, what=f"{namespace}/{name} Ready")
+
+
+def wait_quiet(
+    kube: KubeClient, namespace: str, instance: str, quiet: float = 3.0, timeout: float = 60.0
+) -> dict[str, str]:
+    """Wait until no child nor the resource changes for `quiet` seconds; return versions."""
+    deadline = time.monotonic() + timeout
+    last = resource_versions(kube, namespace, instance)
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = resource_versions(kube, namespace, instance)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= quiet:
+            return now
+    raise AssertionError(f"{namespace}/{instance} never settled: {last}")
+
+
+def kubectl(kubeconfig: Path | str, *args: str) -> str:
+    result = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+def expect_api_error(call: Callable[[], object]) -> ApiError:
+    try:
+        call()
+    except ApiError as err:
+        return err
+    raise AssertionError("the API server accepted the request")
+
+
+class InProcessOperator:
+    """The real operator (kopf + reconciler) in a background thread, restartable."""
+
+    def __init__(self, configuration: client.Configuration, resync_seconds: float = 30.0):
+        self.configuration = configuration
+        self.resync_seconds = resync_seconds
+        self.runtime: Runtime | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def start(self) -> None:
+        self._stop = threading.Event()
+        ready = threading.Event()
+        self.runtime = Runtime(self.configuration, resync_seconds=self.resync_seconds)
+        runtime = self.runtime
+
+        def main() -> None:
+            try:
+                asyncio.run(
+                    run_operator(
+                        self.configuration,
+                        RunOptions(resync_seconds=self.resync_seconds),
+                        runtime=runtime,
+                        stop_flag=self._stop,
+                        ready_flag=ready,
+                    )
+                )
+            except BaseException as err:  # surfaced by the fixture
+                self.errors.append(err)
+                ready.set()
+
+        self._thread = threading.Thread(target=main, name="thumbnail-operator", daemon=True)
+        self._thread.start()
+        assert ready.wait(30), "operator did not become ready"
+        assert not self.errors, self.errors
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            assert not self._thread.is_alive(), "operator did not stop"
+
+    @contextmanager
+    def stopped(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+class NodeHeartbeat:
+    """Renews each kwok node's Lease so the node lifecycle controller never marks it NotReady.
+
+    kwok in this substrate posts node status heartbeats less often than the controller's
+    grace period, which flips every node NotReady about a minute in (and every pod with it).
+    Real kubelets renew a Lease every 10 s; this does the same for the simulated nodes.
+    """
+
+    def __init__(self, kube: KubeClient, interval: float = 5.0) -> None:
+        self._kube = kube
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="node-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._renew()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._renew()
+            except Exception:  # a missed beat is retried on the next tick
+                continue
+
+    def _renew(self) -> None:
+        nodes = self._kube.request("GET", "/api/v1/nodes").get("items", [])
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for node in nodes:
+            name = node["metadata"]["name"]
+            lease = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {
+                    "name": name,
+                    "namespace": "kube-node-lease",
+                    "ownerReferences": [{
+                        "apiVersion": "v1", "kind": "Node", "name": name,
+                        "uid": node["metadata"]["uid"],
+                    }],
+                },
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
+            }
+            self._kube.request(
+                "PATCH",
+                LEASE.path("kube-node-lease", name),
+                body=lease,
+                query={"fieldManager": "tests-node-heartbeat", "force": "true"},
+                content_type="application/apply-patch+yaml",
+            )
