@@ -81,7 +81,12 @@ class RenderOptions:
 @dataclass(frozen=True)
 class ImageInfo:
     """Header facts. width/height are as displayed (EXIF orientation applied);
-    the pixel count is the same either way."""
+    the pixel count is the same either way.
+
+    interlaced: progressive JPEG / Adam7 PNG / interlaced GIF. These cannot be streamed:
+    a progressive 24 MP JPEG needs ~150 MB and 5x the time of a baseline one, so callers
+    may want a lower pixel limit for them.
+    """
 
     format: ImageFormat
     width: int
@@ -89,6 +94,7 @@ class ImageInfo:
     pages: int
     orientation: int = 1
     has_alpha: bool = False
+    interlaced: bool = False
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ def _info(header: pyvips.Image, fmt: ImageFormat) -> ImageInfo:
         pages=pages,
         orientation=orientation,
         has_alpha=bool(header.hasalpha()),
+        interlaced=bool(_optional_int(header, "interlaced")),
     )
 
 

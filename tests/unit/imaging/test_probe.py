@@ -33,6 +33,14 @@ def test_reads_png_alpha_and_gif_pages() -> None:
     assert (gif.format, gif.width, gif.height, gif.pages) == (ImageFormat.GIF, 20, 10, 3)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".gif"])
+def test_reports_interlaced_encodings(suffix: str) -> None:
+    image = samples.canvas(64, 48)
+    plain = probe(samples.encode(image, suffix), allowed=ALL, max_pixels=LIMIT)
+    interlaced = probe(samples.encode(image, suffix, interlace=True), allowed=ALL, max_pixels=LIMIT)
+    assert (plain.interlaced, interlaced.interlaced) == (False, True)
+
+
 def test_avif_is_told_apart_from_heif() -> None:
     avif = samples.encode(samples.canvas(32, 24), ".avif")
     assert probe(avif, allowed=ALL, max_pixels=LIMIT).format is ImageFormat.AVIF

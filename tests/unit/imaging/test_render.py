@@ -121,18 +121,24 @@ def test_embedded_profile_is_converted_to_srgb() -> None:
 
 
 @pytest.mark.parametrize(
-    ("image", "interpretation"),
+    ("image", "interpretation", "suffix"),
     [
-        (samples.canvas(80, 60).icc_transform("cmyk"), "cmyk"),
-        (samples.canvas(80, 60).colourspace("b-w"), "b-w"),
-        (samples.canvas(80, 60).cast("ushort").copy(interpretation="rgb16") * 256, "rgb16"),
+        (samples.canvas(80, 60).icc_transform("cmyk"), "cmyk", ".jpg"),
+        (samples.canvas(80, 60).icc_transform("cmyk"), "cmyk", ".tif"),
+        (samples.canvas(80, 60).colourspace("b-w"), "b-w", ".jpg"),
+        (samples.canvas(80, 60).colourspace("b-w"), "b-w", ".png"),
+        ((samples.canvas(80, 60) * 256).cast("ushort"), "rgb16", ".png"),
     ],
-    ids=["cmyk", "grey", "16-bit"],
+    ids=["cmyk-jpeg", "cmyk-tiff", "grey-jpeg", "grey-png", "16-bit-png"],
 )
-def test_other_colour_spaces_become_8bit_srgb(image: pyvips.Image, interpretation: str) -> None:
-    data = samples.encode(image.copy(interpretation=interpretation), ".tif")
-    thumb = _render(data, format=OutputFormat.PNG)[0]
-    assert _check(thumb).bands == 3
+def test_other_colour_spaces_become_8bit_srgb(
+    image: pyvips.Image, interpretation: str, suffix: str
+) -> None:
+    data = samples.encode(image.copy(interpretation=interpretation), suffix)
+    source = samples.decode(data)
+    assert source.interpretation == interpretation
+    for thumb in _render(data, format=OutputFormat.PNG):
+        assert _check(thumb).bands == 3
 
 
 @pytest.mark.parametrize(
