@@ -1,0 +1,272 @@
+"""Every bad input gets its documented 4xx with a clear message; nothing yields a 500."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.service import images
+from tests.service.conftest import API_KEY
+from tests.service.stack import Stack
+
+pytestmark = pytest.mark.services
+MAX_UPLOAD = 200_000
+SERVICE_ENV = {
+    "THUMBNAIL_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
+    "THUMBNAIL_MAX_PIXELS": "4000000",
+    "THUMBNAIL_ALLOWED_FORMATS": "jpeg,png,webp",
+}
+PNG = images.encode(images.two_halves(64, 48), "png")
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that *declares* width x height: a decompression bomb's header."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload)
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()["error"]
+    assert body["code"] and body["message"]
+    return body
+
+
+def post(client: httpx.Client, data: bytes = PNG, **fields: str) -> httpx.Response:
+    return client.post("/v1/jobs", files={"file": ("upload.bin", data)}, data=fields)
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+def test_missing_or_wrong_api_key_is_401(stack: Stack) -> None:
+    for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}):
+        response = httpx.post(f"{stack.base_url}/v1/jobs", files={"file": ("a", PNG)},
+                              headers=headers)
+        assert error_of(response, 401)["code"] == "unauthorized"
+        assert error_of(httpx.get(f"{stack.base_url}/v1/jobs", headers=headers), 401)
+        assert error_of(httpx.get(f"{stack.base_url}/debug/config", headers=headers), 401)
+
+
+def test_health_and_metrics_stay_open(stack: Stack) -> None:
+    assert httpx.get(f"{stack.base_url}/healthz").json() == {"status": "ok"}
+    detailed = httpx.get(f"{stack.base_url}/healthz/detailed")
+    assert detailed.status_code == 200, detailed.text
+    assert set(detailed.json()["checks"]) == {"postgresql", "redis", "minio"}
+    assert httpx.get(f"{stack.base_url}/metrics").status_code == 200
+
+
+# --- the upload itself -----------------------------------------------------------------------
+
+
+def test_not_an_image_is_415(client: httpx.Client) -> None:
+    body = error_of(post(client, b"hello, I am text pretending to be a JPEG" * 10), 415)
+    assert body["field"] == "file" and "not a recognised image" in body["message"]
+
+
+def test_format_not_allowed_is_415(client: httpx.Client) -> None:
+    gif = images.encode(images.two_halves(32, 32), "gif")
+    body = error_of(post(client, gif), 415)
+    assert "gif is not allowed" in body["message"]
+
+
+def test_declared_content_type_is_ignored(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", files={"file": ("a.jpg", b"GIF89a" + b"\0" * 100,
+                                                       "image/jpeg")})
+    error_of(response, 415)
+    ok = client.post("/v1/jobs", files={"file": ("a.txt", PNG, "text/plain")})
+    assert ok.status_code == 202, ok.text
+
+
+def test_oversized_upload_is_413(client: httpx.Client) -> None:
+    big = os.urandom(MAX_UPLOAD + 1)
+    body = error_of(post(client, b"\x89PNG\r\n\x1a\n" + big), 413)
+    assert str(MAX_UPLOAD) in body["message"]
+
+
+def test_oversized_chunked_upload_is_cut_off_while_streaming(client: httpx.Client) -> None:
+    boundary = "b0undary"
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               'filename="x"\r\n\r\n').encode()
+        for _ in range(200):  # 200 x 64 KiB = 12.5 MiB, far past the limit
+            sent += 65536
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/v1/jobs", content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    error_of(response, 413)
+
+
+def test_huge_declared_content_length_is_413_without_reading(stack: Stack) -> None:
+    request = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n"
+        f"X-API-Key: {API_KEY}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 999999999\r\nExpect: 100-continue\r\n\r\n"
+    )
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        reply = sock.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413"), reply
+
+
+def test_decompression_bomb_is_422_from_the_header(client: httpx.Client) -> None:
+    bomb = png_header_only(20000, 20000)
+    assert len(bomb) < 2000
+    body = error_of(post(client, bomb), 422)
+    assert body["field"] == "file" and body["code"] == "image_too_large"
+
+
+def test_unreadable_header_is_422(client: httpx.Client) -> None:
+    body = error_of(post(client, b"\x89PNG\r\n\x1a\n" + b"\xff" * 64), 422)
+    assert body["field"] == "file"
+
+
+def test_not_multipart_is_415(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", content=PNG, headers={"Content-Type": "image/png"})
+    assert "multipart/form-data" in error_of(response, 415)["message"]
+
+
+def test_malformed_multipart_is_400(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", content=b"--nope\r\ngarbage",
+                           headers={"Content-Type": "multipart/form-data"})
+    error_of(response, 400)
+
+
+def test_missing_and_empty_file_are_422(client: httpx.Client) -> None:
+    assert error_of(client.post("/v1/jobs", data={"sizes": "small"},
+                                files={"other": ("x", b"")}), 422)["field"] in ("file", "other")
+    assert error_of(client.post("/v1/jobs", files={"sizes": (None, "small")}), 422)["field"] == "file"
+    assert error_of(post(client, b""), 422)["field"] == "file"
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "fragment"),
+    [
+        ({"quality": "0"}, "quality", "1 to 100"),
+        ({"quality": "101"}, "quality", "1 to 100"),
+        ({"quality": "high"}, "quality", "integer"),
+        ({"fit": "stretch"}, "fit", "inside, cover, smart"),
+        ({"format": "bmp"}, "format", "jpeg, png, webp, avif, auto"),
+        ({"sizes": "0x10"}, "sizes", "width and height"),
+        ({"sizes": "99999x10"}, "sizes", "width and height"),
+        ({"sizes": "enormous"}, "sizes", "neither a preset"),
+        ({"sizes": "small,small"}, "sizes", "duplicate"),
+        ({"sizes": ","}, "sizes", "at least one"),
+        ({"sizes": ",".join(f"{i}x{i}" for i in range(1, 12))}, "sizes", "at most"),
+        ({"sizes": "bad name!=10x10"}, "sizes", "must match"),
+        ({"colour": "red"}, "colour", "unknown form field"),
+    ],
+)
+def test_invalid_option_is_422_naming_the_field(
+    client: httpx.Client, fields: dict[str, str], field: str, fragment: str
+) -> None:
+    body = error_of(post(client, **fields), 422)
+    assert body["field"] == field
+    assert fragment in body["message"], body["message"]
+
+
+def test_idempotency_key_too_long_is_422(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", files={"file": ("a", PNG)},
+                           headers={"Idempotency-Key": "k" * 300})
+    assert error_of(response, 422)["field"] == "idempotency-key"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_bad_job_ids_and_queries(client: httpx.Client) -> None:
+    assert error_of(client.get("/v1/jobs/not-a-uuid"), 422)["field"] == "job_id"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert error_of(client.get(f"/v1/jobs/{missing}"), 404)["code"] == "job_not_found"
+    assert error_of(client.delete(f"/v1/jobs/{missing}"), 404)
+    assert error_of(client.get(f"/v1/jobs/{missing}/thumbnails/small"), 404)
+    assert error_of(client.get("/v1/jobs", params={"cursor": "garbage"}), 422)["field"] == "cursor"
+    assert error_of(client.get("/v1/jobs", params={"limit": 0}), 422)["field"] == "limit"
+    assert error_of(client.get("/v1/jobs", params={"status": "done"}), 422)["field"] == "status"
+    assert error_of(client.get("/nowhere"), 404)["code"] == "not_found"
+    assert error_of(client.put("/v1/jobs"), 405)
+
+
+def test_thumbnail_of_unfinished_job_is_409(client: httpx.Client) -> None:
+    job = post(client, sizes="small").json()  # no worker runs in this module
+    body = error_of(client.get(f"/v1/jobs/{job['id']}/thumbnails/small"), 409)
+    assert "queued" in body["message"]
+    assert error_of(client.get(f"/v1/jobs/{job['id']}/thumbnails/large"), 404)
+
+
+# --- robustness ------------------------------------------------------------------------------
+
+field_values = st.one_of(st.text(max_size=40), st.sampled_from(
+    ["small", "1x1", "0x0", "-1x5", "a=1x1", "4096x4096", "avif", "auto", "smart", "100", "1e3"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    data=st.one_of(st.binary(max_size=300), st.just(PNG), st.binary(max_size=64).map(
+        lambda tail: PNG[:40] + tail)),
+    fields=st.dictionaries(st.sampled_from(["sizes", "fit", "format", "quality", "x"]),
+                           field_values, max_size=4),
+)
+def test_no_input_produces_a_500(client: httpx.Client, data: bytes, fields: dict[str, str]) -> None:
+    response = post(client, data, **fields)
+    assert response.status_code in (202, 400, 413, 415, 422), response.text
+    if response.status_code != 202:
+        assert response.json()["error"]["message"]
+
+
+def test_openapi_documents_statuses_and_the_upload(stack: Stack) -> None:
+    spec = httpx.get(f"{stack.base_url}/openapi.json").json()
+    post_op = spec["paths"]["/v1/jobs"]["post"]
+    assert {"202", "400", "401", "409", "413", "415", "422", "503"} <= set(post_op["responses"])
+    form = post_op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert set(form["properties"]) == {"file", "sizes", "fit", "format", "quality"}
+    assert "X-API-Key" in str(spec["components"]["securitySchemes"])
+    download = spec["paths"]["/v1/jobs/{job_id}/thumbnails/{name}"]["get"]["responses"]
+    assert {"200", "304", "307", "404", "409"} <= set(download)
+
+
+def test_debug_endpoints_redact_every_secret(stack: Stack, client: httpx.Client) -> None:
+    config = client.get("/debug/config")
+    assert config.status_code == 200
+    for name in ("THUMBNAIL_DATABASE_PASSWORD", "THUMBNAIL_S3_SECRET_KEY", "THUMBNAIL_S3_ACCESS_KEY"):
+        assert stack.env[name] not in config.text
+    assert API_KEY not in config.text
+    assert config.json()["database_password"] == "**********"
+    info = client.get("/debug/info").json()
+    assert info["libvips"] and info["python"] and "jpeg" in info["allowed_input_formats"]
+
+
+def test_metrics_expose_requests_jobs_and_queue(stack: Stack, client: httpx.Client) -> None:
+    client.get("/v1/jobs")
+    text = httpx.get(f"{stack.base_url}/metrics").text
+    assert 'thumbnail_http_requests_total{method="GET",route="/v1/jobs",status="200"}' in text
+    assert "thumbnail_http_request_duration_seconds_bucket" in text
+    assert 'thumbnail_jobs{status="queued"}' in text
+    assert 'thumbnail_queue_depth{state="ready"}' in text
