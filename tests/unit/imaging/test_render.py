@@ -83,17 +83,21 @@ def test_smart_crop_follows_the_interesting_part() -> None:
     assert smart.deviate() > 50 > centre.deviate()
 
 
-def test_exif_orientation_is_applied_then_dropped() -> None:
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif", ".avif"])
+def test_orientation_is_applied_then_dropped(suffix: str) -> None:
     # Stored 300x200 with the red marker top-left; orientation 6 = rotate 90 deg clockwise,
-    # so it displays 200x300 with the marker top-right.
-    thumbs = _render(samples.jpeg(300, 200, orientation=6), sizes=(SizeSpec("t", 100, 150),))
-    image = _check(thumbs[0])
-    assert (image.width, image.height) == (100, 150)
-    top_right = image.crop(image.width - 10, 0, 10, 10).avg()
-    top_left = image.crop(0, 0, 10, 10).avg()
-    assert image.crop(image.width - 10, 0, 10, 10)[0].avg() > 200  # red channel
-    assert top_right != top_left
-    assert image.get_typeof("orientation") == 0
+    # so it displays 200x300 with the marker top-right (AVIF stores it as an irot box).
+    image = samples.canvas(300, 200).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    data = samples.encode(image, suffix)
+    thumb = _render(data, sizes=(SizeSpec("t", 100, 150),), format=OutputFormat.PNG)[0]
+    out = _check(thumb)
+    assert (out.width, out.height) == (100, 150)
+    red_top_right = out.crop(out.width - 10, 0, 10, 10)
+    red_top_left = out.crop(0, 0, 10, 10)
+    assert red_top_right[0].avg() > 200 and red_top_right[1].avg() < 60
+    assert red_top_left[1].avg() > 60  # the gradient, not the marker
+    assert out.get_typeof("orientation") == 0
 
 
 def test_metadata_is_stripped() -> None:
