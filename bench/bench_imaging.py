@@ -93,7 +93,7 @@ def once_libvips_shrink(data: bytes, options: RenderOptions) -> list[bytes]:
 def pillow(data: bytes, options: RenderOptions) -> list[bytes]:
     import io
 
-    from PIL import Image  # type: ignore[import-not-found]
+    from PIL import Image
 
     out = []
     for spec in options.sizes:
@@ -180,7 +180,7 @@ def main() -> None:
         "once+libvips-shrink": once_libvips_shrink,
     }
     try:
-        import PIL  # type: ignore[import-not-found]  # noqa: F401
+        import PIL  # noqa: F401
 
         impls["pillow"] = pillow
     except ImportError:
