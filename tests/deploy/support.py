@@ -1,0 +1,134 @@
+"""Helpers for the deployment tests: the repository layout, kubectl, kustomize output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thumbnail_substrate.binaries import tools_bindir
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = ROOT / "manifests"
+SAMPLES = MANIFESTS / "samples"
+CRDS = ROOT / "crds"
+OPERATOR_RBAC = ROOT / "operator" / "rbac.yaml"
+IMAGES = ROOT / "images"
+OPERATOR_NAMESPACE = "thumbnail-system"
+
+Obj = dict[str, Any]
+
+
+def kubectl_path() -> Path:
+    """The pinned kubectl from the tools cache (`make tools`), else the one on PATH."""
+    cached = tools_bindir() / "kubectl"
+    if os.access(cached, os.X_OK):
+        return cached
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RuntimeError("kubectl not found: run `make tools` (or install kubectl)")
+    return Path(found)
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def warnings(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.startswith("Warning:")]
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """kubectl bound to one kubeconfig (the real local control plane)."""
+
+    kubeconfig: Path
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> Result:
+        proc = subprocess.run(
+            [str(kubectl_path()), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+            )
+        return result
+
+    def dry_run(self, documents: list[Obj], namespace: str | None = None) -> Result:
+        """Server-side dry-run of a server-side apply (as scripts/deploy.sh applies), with
+        strict field validation (unknown fields fail); never raises."""
+        args = [
+            "apply", "--server-side", "--field-manager=deploy-tests", "--force-conflicts",
+            "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-",
+        ]
+        if namespace:
+            args += ["-n", namespace]
+        return self.run(*args, stdin=yaml.safe_dump_all(documents), check=False)
+
+    def apply(self, documents: list[Obj], namespace: str | None = None) -> Result:
+        args = ["apply", "--server-side", "--field-manager=deploy-tests", "--force-conflicts"]
+        if namespace:
+            args += ["-n", namespace]
+        return self.run(*args, "-f", "-", stdin=yaml.safe_dump_all(documents))
+
+
+def load_documents(path: Path) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@cache
+def kustomize_build() -> tuple[Obj, ...]:
+    """`kubectl kustomize manifests/`: exactly what `kubectl apply -k manifests/` applies."""
+    proc = subprocess.run(
+        [str(kubectl_path()), "kustomize", str(MANIFESTS)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"kubectl kustomize manifests/ failed:\n{proc.stderr}")
+    return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+
+
+def built(kind: str, name: str | None = None) -> list[Obj]:
+    return [
+        doc
+        for doc in kustomize_build()
+        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+
+
+def the_one(kind: str) -> Obj:
+    found = built(kind)
+    assert len(found) == 1, f"expected exactly one {kind} in manifests/, found {len(found)}"
+    return found[0]
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLES.glob("*.yaml"))
+
+
+def pyproject() -> dict[str, Any]:
+    with (ROOT / "pyproject.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def console_scripts() -> dict[str, str]:
+    scripts: dict[str, str] = pyproject()["project"]["scripts"]
+    return scripts
