@@ -1,7 +1,15 @@
 """Pure image engine: bytes + options -> thumbnails (no queue, storage or database).
 
-Importing this package does not touch libvips' global state; the loader allow-list and
-cache settings are installed on first `probe`/`render` (see `policy`).
+Decisions callers can rely on:
+- INSIDE never upscales; COVER and SMART always return exactly WxH (upscaling if needed).
+- EXIF orientation is applied, output is 8-bit sRGB, all metadata (EXIF/XMP/IPTC/ICC) is
+  stripped. Multi-page inputs (GIF, TIFF, HEIF) render their first page.
+- AUTO output: JPEG->jpeg, PNG->png, WebP->webp, GIF->png, others->jpeg; alpha never
+  becomes JPEG (png instead). An explicit JPEG flattens alpha onto white.
+- max_pixels applies to width x height x pages from the header, before any decode, and to
+  each requested output size.
+- Importing does not touch libvips' global state. The first probe/render blocks untrusted
+  and non-allowed loaders and disables the libvips operation cache (see `policy`).
 """
 
 from .errors import (

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import pyvips
@@ -39,6 +40,30 @@ def test_render_is_killed_mid_decode() -> None:
     # The killed pipeline must not poison later work on the same bytes.
     thumbs = render(big, OPTIONS, allowed=ALL, max_pixels=10**8, timeout_seconds=60)
     assert (thumbs[0].width, thumbs[0].height) == (256, 256)
+
+
+def test_a_killed_job_does_not_disturb_a_concurrent_one() -> None:
+    big = samples.zero_png(8000, 8000, bit_depth=16, colour_type=2)
+    small = samples.jpeg(1600, 1200)
+
+    def slow_job() -> str:
+        try:
+            render(big, OPTIONS, allowed=ALL, max_pixels=10**8, timeout_seconds=0.02)
+        except ProcessingTimeoutError:
+            return "timed out"
+        return "finished"
+
+    def normal_job() -> list[int]:
+        return [
+            t.width
+            for t in render(small, OPTIONS, allowed=ALL, max_pixels=10**8, timeout_seconds=60)
+        ]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        slow = pool.submit(slow_job)
+        normal = [pool.submit(normal_job) for _ in range(3)]
+        assert slow.result() == "timed out"
+        assert [f.result() for f in normal] == [[256]] * 3
 
 
 def test_expired_budget_fails_before_decoding() -> None:
