@@ -1,0 +1,226 @@
+"""The operator's shipped RBAC (manifests/rbac) is exactly operator/rbac.yaml, grants every
+verb the operator's code uses, and nothing it must not have.
+
+Complements tests/operator (which runs the operator with a real token of the ServiceAccount
+from operator/rbac.yaml, proving the rules are *sufficient* for its flows): here the shipped
+install manifests are applied to the real control plane and the ServiceAccount is
+impersonated to prove each needed permission one by one, and that dangerous ones are denied.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from tests.deploy.support import OPERATOR_RBAC, Kubectl, Obj, load_documents, the_one
+from thumbnail_operator import constants as c
+from thumbnail_operator.kube import CHILD_KINDS, EVENT, THUMBNAIL_SERVICE, Kind
+
+Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
+CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
+
+
+def _triples(role: Obj) -> set[Triple]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule.get("apiGroups", [""])
+        for resource in rule.get("resources", [])
+        for verb in rule["verbs"]
+    }
+
+
+def _operator_file(kind: str) -> Obj:
+    (doc,) = [d for d in load_documents(OPERATOR_RBAC) if d["kind"] == kind]
+    return doc
+
+
+def _group(kind: Kind) -> str:
+    return kind.api_version.rpartition("/")[0]
+
+
+# -- static ------------------------------------------------------------------------------
+
+
+def test_shipped_rules_equal_operator_rbac_file() -> None:
+    shipped, source = _triples(the_one("ClusterRole")), _triples(_operator_file("ClusterRole"))
+    assert shipped == source, (
+        f"manifests/rbac differs from operator/rbac.yaml: only shipped {sorted(shipped - source)}"
+        f", only in operator/ {sorted(source - shipped)}"
+    )
+    assert not [r for r in the_one("ClusterRole")["rules"] if r.get("nonResourceURLs")]
+
+
+def test_shipped_identity_equals_operator_rbac_file() -> None:
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+        shipped, source = the_one(kind)["metadata"], _operator_file(kind)["metadata"]
+        assert (shipped["name"], shipped.get("namespace")) == (
+            source["name"], source.get("namespace")
+        ), kind
+    shipped_b, source_b = the_one("ClusterRoleBinding"), _operator_file("ClusterRoleBinding")
+    assert shipped_b["roleRef"] == source_b["roleRef"]
+    assert shipped_b["subjects"] == source_b["subjects"]
+
+
+def test_rules_have_no_wildcards_or_escalation_verbs() -> None:
+    for group, resource, verb in _triples(the_one("ClusterRole")):
+        assert "*" not in (group, resource, verb), (group, resource, verb)
+        assert verb not in {"escalate", "bind", "impersonate", "deletecollection"}
+        assert resource.split("/")[0] not in {
+            "nodes", "namespaces", "pods", "clusterroles", "clusterrolebindings", "roles",
+            "rolebindings", "customresourcedefinitions", "serviceaccounts",
+            "persistentvolumes",
+        }, resource
+
+
+# -- dynamic: impersonate the shipped ServiceAccount on the real API server ----------------
+
+
+@dataclass(frozen=True)
+class Account:
+    namespace: str
+    name: str
+    api: client.ApiClient  # impersonating the ServiceAccount
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.name}"
+
+    def can(self, verb: str, group: str, resource: str, namespace: str = "") -> bool:
+        plural, _, sub = resource.partition("/")
+        review = client.AuthorizationV1Api(self.api).create_self_subject_access_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {
+                    "resourceAttributes": {
+                        "verb": verb, "group": group, "resource": plural,
+                        "subresource": sub, "namespace": namespace,
+                    }
+                },
+            }
+        )
+        return bool(review.status.allowed)
+
+
+@pytest.fixture(scope="module")
+def account(kubectl: Kubectl, installed_crd: None) -> Iterator[Account]:
+    """manifests/rbac applied for real, isolated: its own namespace and ClusterRole names, so it
+    cannot interfere with the operator tests' objects of the same (shipped) names."""
+    suffix = uuid.uuid4().hex[:8]
+    namespace = f"rbac-{suffix}"
+    sa, role, binding = (
+        copy.deepcopy(the_one(k)) for k in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    )
+    sa["metadata"]["namespace"] = namespace
+    role["metadata"]["name"] = f"{role['metadata']['name']}-{suffix}"
+    binding["metadata"]["name"] = f"{binding['metadata']['name']}-{suffix}"
+    binding["roleRef"]["name"] = role["metadata"]["name"]
+    binding["subjects"] = [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                            "namespace": namespace}]
+    kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
+    kubectl.apply([sa, role, binding])
+    api = config.new_client_from_config(config_file=str(kubectl.kubeconfig))
+    user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
+    api.set_default_header("Impersonate-User", user)
+    try:
+        yield Account(namespace, sa["metadata"]["name"], api)
+    finally:
+        api.close()
+        kubectl.run("delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
+        kubectl.run("delete", "clusterrole", role["metadata"]["name"], check=False)
+        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _needed() -> list[tuple[str, str, str, str]]:
+    """(verb, group, resource, namespace) the operator's code uses, from its own kind table."""
+    needs: list[tuple[str, str, str, str]] = []
+    for namespace in ("default", f"any-{uuid.uuid4().hex[:6]}"):
+        for kind in CHILD_KINDS:
+            needs += [(v, _group(kind), kind.plural, namespace) for v in CHILD_VERBS]
+        needs += [(v, c.GROUP, c.PLURAL, namespace) for v in ("get", "list", "watch")]
+        needs.append(("patch", c.GROUP, f"{THUMBNAIL_SERVICE.plural}/status", namespace))
+        needs.append(("create", _group(EVENT), EVENT.plural, namespace))
+    # kopf watches cluster-wide (no -n flag): list/watch across all namespaces.
+    for kind in (*CHILD_KINDS, THUMBNAIL_SERVICE):
+        needs += [(v, _group(kind), kind.plural, "") for v in ("list", "watch")]
+    return needs
+
+
+@pytest.mark.cluster
+def test_impersonated_operator_can_do_what_it_needs(account: Account) -> None:
+    missing = [need for need in _needed() if not account.can(*need)]
+    assert not missing, f"{account.user} lacks: {missing}"
+
+
+FORBIDDEN: list[tuple[str, str, str, str]] = [
+    ("delete", "", "nodes", ""),
+    ("patch", "", "nodes", ""),
+    ("create", "", "namespaces", ""),
+    ("delete", "", "namespaces", ""),
+    ("create", "", "pods", "default"),
+    ("create", "", "pods/exec", "default"),
+    ("create", "", "serviceaccounts/token", "default"),
+    ("delete", "", "persistentvolumeclaims", "default"),
+    ("delete", "", "persistentvolumes", ""),
+    ("deletecollection", "", "secrets", "default"),
+    ("update", c.GROUP, c.PLURAL, "default"),
+    ("patch", c.GROUP, c.PLURAL, "default"),
+    ("delete", c.GROUP, c.PLURAL, "default"),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("patch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("create", "rbac.authorization.k8s.io", "clusterrolebindings", ""),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", "default"),
+    ("impersonate", "", "users", ""),
+    ("create", "admissionregistration.k8s.io", "validatingwebhookconfigurations", ""),
+]
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize(
+    "verb,group,resource,namespace", FORBIDDEN,
+    ids=[f"{v}-{r}".replace("/", "-") for v, _, r, _ in FORBIDDEN],
+)
+def test_impersonated_operator_cannot(
+    account: Account, verb: str, group: str, resource: str, namespace: str
+) -> None:
+    assert not account.can(verb, group, resource, namespace)
+
+
+@pytest.mark.cluster
+def test_impersonated_requests_are_really_authorized(account: Account) -> None:
+    """Real requests, not only access reviews (dry-run where they would change anything)."""
+    core = client.CoreV1Api(account.api)
+    core.list_config_map_for_all_namespaces(limit=1)  # allowed: cluster-wide watch of children
+    core.list_namespaced_secret(account.namespace, limit=1)
+    with pytest.raises(ApiException) as denied:
+        core.delete_node("kwok-node-0", dry_run="All")
+    assert denied.value.status == 403
+    with pytest.raises(ApiException) as denied:
+        core.list_namespace(limit=1)
+    assert denied.value.status == 403
+    pod: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nope"},
+        "spec": {"containers": [{"name": "c", "image": "example.invalid/x:1"}]},
+    }
+    with pytest.raises(ApiException) as denied:
+        core.create_namespaced_pod(account.namespace, pod, dry_run="All")
+    assert denied.value.status == 403
+    crs = client.CustomObjectsApi(account.api)
+    crs.list_cluster_custom_object(c.GROUP, c.VERSION, c.PLURAL, limit=1)
+    with pytest.raises(ApiException) as denied:
+        crs.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, account.namespace, c.PLURAL,
+            {"apiVersion": c.API_VERSION, "kind": c.KIND, "metadata": {"name": "x"}, "spec": {}},
+            dry_run="All",
+        )
+    assert denied.value.status == 403
