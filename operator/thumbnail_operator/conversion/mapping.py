@@ -80,8 +80,21 @@ def pull_secrets_to_alpha(value: Any, _hint: Hint) -> list[str]:
     return [ref["name"] for ref in value]
 
 
+def _canonical_order(sizes: dict[str, Any]) -> list[str]:
+    """Smallest first (area, then width), ties by name: the order of the default presets."""
+
+    def key(name: str) -> tuple[int, int, str]:
+        size = sizes[name]
+        width, height = size.get("width"), size.get("height")
+        w = width if isinstance(width, int) else 0
+        h = height if isinstance(height, int) else 0
+        return (w * h, w, name)
+
+    return sorted(sizes, key=key)
+
+
 def presets_to_v1(value: Any, hint: Hint) -> list[dict[str, Any]]:
-    """Map -> list. Order: the hinted v1 order for names still present, then by name."""
+    """Map -> list. Order: the hinted v1 order for names still present, then canonical."""
     if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
         raise ConversionError(f"thumbnails.presets must be a map of sizes, got {value!r}")
     if any("name" in size for size in value.values()):
@@ -89,7 +102,7 @@ def presets_to_v1(value: Any, hint: Hint) -> list[dict[str, Any]]:
     hinted = hint.get("order")
     order = [n for n in hinted if n in value] if isinstance(hinted, list) else []
     order = list(dict.fromkeys(order))  # a hand-edited hint may repeat a name
-    order += sorted(name for name in value if name not in order)
+    order += [name for name in _canonical_order(value) if name not in order]
     return [{"name": name, **value[name]} for name in order]
 
 
@@ -101,9 +114,10 @@ def presets_to_alpha(value: Any, hint: Hint) -> dict[str, Any]:
     names = [item["name"] for item in value]
     if len(set(names)) != len(names):
         raise ConversionError(f"thumbnails.presets has duplicate names: {names}")
-    if names != sorted(names):  # a map cannot keep the order; the way back needs it
+    sizes = {item["name"]: {k: v for k, v in item.items() if k != "name"} for item in value}
+    if names != _canonical_order(sizes):  # a map cannot keep the order; the way back needs it
         hint["order"] = names
-    return {item["name"]: {k: v for k, v in item.items() if k != "name"} for item in value}
+    return sizes
 
 
 # -- the tables ----------------------------------------------------------------------------

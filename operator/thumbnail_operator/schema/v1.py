@@ -290,7 +290,7 @@ def version_schema() -> dict[str, Any]:
         "properties": {
             "apiVersion": alpha["properties"]["apiVersion"],
             "kind": alpha["properties"]["kind"],
-            "metadata": {"type": "object"},
+            "metadata": alpha["properties"]["metadata"],
             "spec": copy.deepcopy(SPEC),
             "status": copy.deepcopy(STATUS),
         },
