@@ -1,0 +1,70 @@
+"""The operator runs the whole suite as its ServiceAccount, under operator/rbac.yaml only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.operator.support import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
+    expect_api_error,
+    sample,
+    wait_ready,
+)
+from thumbnail_operator import constants as c
+from thumbnail_operator.kube import THUMBNAIL_SERVICE, KubeClient
+
+pytestmark = pytest.mark.cluster
+
+SERVICE_ACCOUNT = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+
+
+def test_operator_identity_is_its_service_account(operator: Any) -> None:
+    review = operator.runtime.kube.request(
+        "POST",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+    )
+    assert review["status"]["userInfo"]["username"] == SERVICE_ACCOUNT
+
+
+def test_role_is_sufficient_for_a_full_reconcile(
+    admin: KubeClient, operator: Any, namespace: str
+) -> None:
+    body = sample("rbac", persistence={"enabled": False})
+    body["spec"]["server"]["service"]["nodePort"] = {"enabled": True, "port": 30222}
+    admin.request("POST", THUMBNAIL_SERVICE.path(namespace), body=body)
+    cr = wait_ready(admin, namespace, "rbac", timeout=90)
+    assert cr["status"]["nodePortEndpoint"] == "<node-ip>:30222"
+
+    events = admin.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+    ours = [e for e in events if e.get("reportingComponent") == c.FIELD_MANAGER]
+    assert {e["reason"] for e in ours} >= {"Created", "AllComponentsReady"}
+    assert not [e for e in ours if e["type"] == "Warning"], ours
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/nodes", None),
+        ("GET", "/api/v1/namespaces/kube-system/pods", None),
+        ("DELETE", "/api/v1/namespaces/default", None),
+        ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+          "metadata": {"name": "escalate"}, "rules": []}),
+        ("PATCH", THUMBNAIL_SERVICE.path("default", "any"), {"spec": {}}),
+    ],
+    ids=["list-nodes", "list-pods", "delete-namespace", "create-clusterrole", "patch-spec"],
+)
+def test_role_grants_nothing_else(
+    operator: Any, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    kube: KubeClient = operator.runtime.kube
+    err = expect_api_error(
+        lambda: kube.request(method, path, body=body,
+                             content_type="application/merge-patch+json")
+    )
+    assert err.status == 403, err
+
