@@ -154,9 +154,9 @@ class _Pass:
                 observed[key] = self.kube.apply(child)
         except ApiError as err:
             message = f"applying {label} failed: {err.message}"
-            self.outcome.errors.append(message)
+            self.outcome.errors.append(message)  # reported once, by the Degraded transition
             metrics.CHILD_WRITES.labels(kind=key[0], action="failed").inc()
-            self.events.record(self.cr, "Warning", "ApplyFailed", message)
+            log.warning("%s/%s: %s", self.namespace, self.owner.name, message)
             return
         self.outcome.written.append(label)
         if current is None:
@@ -201,18 +201,26 @@ class _Pass:
             return
         self.kube.patch_status(THUMBNAIL_SERVICE, self.namespace, self.owner.name, status)
         self.outcome.status_written = True
-        old_ready = _condition_status(previous, "Ready")
-        new_ready = _condition_status(status, "Ready")
-        if old_ready != new_ready:
-            ready = next(cond for cond in status["conditions"] if cond["type"] == "Ready")
-            type_ = "Normal" if new_ready == "True" else "Warning"
-            if new_ready != "True" and old_ready is None:
-                type_ = "Normal"  # first pass of a new resource: not ready yet is expected
-            self.events.record(self.cr, type_, ready["reason"], ready["message"])
+        self._announce_transitions(previous, status)
+
+    def _announce_transitions(self, previous: Obj, status: Obj) -> None:
+        """Events on Ready transitions and on every new failure, not on each retry."""
+        old_ready, new_ready = _condition(previous, "Ready"), _condition(status, "Ready")
+        if old_ready.get("status") != new_ready["status"]:
+            became_ready = new_ready["status"] == "True"
+            # A brand-new resource that is not ready yet is expected, not a warning.
+            type_ = "Normal" if became_ready or not old_ready else "Warning"
+            self.events.record(self.cr, type_, new_ready["reason"], new_ready["message"])
+        old_degraded, degraded = _condition(previous, "Degraded"), _condition(status, "Degraded")
+        if degraded["status"] == "True" and (
+            old_degraded.get("status") != "True"
+            or old_degraded.get("message") != degraded["message"]
+        ):
+            self.events.record(self.cr, "Warning", "ReconcileFailed", degraded["message"])
 
 
-def _condition_status(status: Obj, type_: str) -> str | None:
+def _condition(status: Obj, type_: str) -> Obj:
     for cond in status.get("conditions", []):
         if cond.get("type") == type_:
-            return str(cond.get("status"))
-    return None
+            return dict(cond)
+    return {}

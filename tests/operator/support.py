@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import socket
 import subprocess
 import threading
 import time
@@ -45,6 +46,12 @@ def wait_for(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def load_documents(path: Path) -> list[Obj]:
@@ -173,6 +180,7 @@ class InProcessOperator:
     def __init__(self, configuration: client.Configuration, resync_seconds: float = 30.0):
         self.configuration = configuration
         self.resync_seconds = resync_seconds
+        self.liveness_port = free_port()
         self.runtime: Runtime | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -189,7 +197,9 @@ class InProcessOperator:
                 asyncio.run(
                     run_operator(
                         self.configuration,
-                        RunOptions(resync_seconds=self.resync_seconds),
+                        RunOptions(
+                            resync_seconds=self.resync_seconds, liveness_port=self.liveness_port
+                        ),
                         runtime=runtime,
                         stop_flag=self._stop,
                         ready_flag=ready,
