@@ -244,7 +244,7 @@ class JobRepository:
             result = await conn.execute(
                 """UPDATE jobs SET status = 'queued', error = $3, updated_at = now(),
                        lease_token = NULL,
-                       lease_expires_at = now() + make_interval(secs => $4 + $5)
+                       lease_expires_at = now() + make_interval(secs => $4::float8 + $5::float8)
                    WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
                 job_id,
                 token,

@@ -86,9 +86,7 @@ def worker_stack(stack: Stack) -> Stack:
 
 @pytest.fixture
 def client(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=stack.base_url, headers={"X-API-Key": API_KEY}, timeout=30
-    ) as http:
+    with httpx.Client(base_url=stack.base_url, headers={"X-API-Key": API_KEY}, timeout=30) as http:
         yield http
 
 

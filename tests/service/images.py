@@ -31,8 +31,10 @@ def jpeg_with_orientation(width: int, height: int, orientation: int) -> bytes:
 
 def noise(width: int, height: int) -> pyvips.Image:
     """Incompressible content: slow to encode, good for 'kill it mid-job' tests."""
-    return (pyvips.Image.gaussnoise(width, height, mean=128, sigma=60).cast("uchar")
-            .bandjoin([pyvips.Image.gaussnoise(width, height, mean=128, sigma=60).cast("uchar")] * 2))
+    bands = [
+        pyvips.Image.gaussnoise(width, height, mean=128, sigma=60).cast("uchar") for _ in range(3)
+    ]
+    return bands[0].bandjoin(bands[1:])
 
 
 def pixel(data: bytes, x: int, y: int) -> list[float]:

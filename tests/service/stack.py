@@ -6,6 +6,7 @@ everything it forked, exactly like a node losing a pod.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -53,7 +54,10 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self
@@ -64,10 +68,8 @@ class ServiceProcess:
 
     def _signal_group(self, sig: signal.Signals) -> None:
         if self.proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no cleanup, no acks, no goodbyes."""
@@ -108,7 +110,10 @@ class Stack:
 
     def migrate(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "thumbnail-migrate")], env=self.env, capture_output=True, text=True,
+            [str(BIN / "thumbnail-migrate")],
+            env=self.env,
+            capture_output=True,
+            text=True,
             timeout=60,
         )
 

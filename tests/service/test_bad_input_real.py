@@ -56,8 +56,9 @@ def post(client: httpx.Client, data: bytes = PNG, **fields: str) -> httpx.Respon
 
 def test_missing_or_wrong_api_key_is_401(stack: Stack) -> None:
     for headers in ({}, {"X-API-Key": "wrong"}, {"X-API-Key": ""}):
-        response = httpx.post(f"{stack.base_url}/v1/jobs", files={"file": ("a", PNG)},
-                              headers=headers)
+        response = httpx.post(
+            f"{stack.base_url}/v1/jobs", files={"file": ("a", PNG)}, headers=headers
+        )
         assert error_of(response, 401)["code"] == "unauthorized"
         assert error_of(httpx.get(f"{stack.base_url}/v1/jobs", headers=headers), 401)
         assert error_of(httpx.get(f"{stack.base_url}/debug/config", headers=headers), 401)
@@ -86,8 +87,9 @@ def test_format_not_allowed_is_415(client: httpx.Client) -> None:
 
 
 def test_declared_content_type_is_ignored(client: httpx.Client) -> None:
-    response = client.post("/v1/jobs", files={"file": ("a.jpg", b"GIF89a" + b"\0" * 100,
-                                                       "image/jpeg")})
+    response = client.post(
+        "/v1/jobs", files={"file": ("a.jpg", b"GIF89a" + b"\0" * 100, "image/jpeg")}
+    )
     error_of(response, 415)
     ok = client.post("/v1/jobs", files={"file": ("a.txt", PNG, "text/plain")})
     assert ok.status_code == 202, ok.text
@@ -105,15 +107,17 @@ def test_oversized_chunked_upload_is_cut_off_while_streaming(client: httpx.Clien
 
     def body() -> Iterator[bytes]:
         nonlocal sent
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               'filename="x"\r\n\r\n').encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\n'
+        ).encode()
         for _ in range(200):  # 200 x 64 KiB = 12.5 MiB, far past the limit
             sent += 65536
             yield b"\0" * 65536
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = client.post(
-        "/v1/jobs", content=body(),
+        "/v1/jobs",
+        content=body(),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     error_of(response, 413)
@@ -151,15 +155,19 @@ def test_not_multipart_is_415(client: httpx.Client) -> None:
 
 
 def test_malformed_multipart_is_400(client: httpx.Client) -> None:
-    response = client.post("/v1/jobs", content=b"--nope\r\ngarbage",
-                           headers={"Content-Type": "multipart/form-data"})
+    response = client.post(
+        "/v1/jobs", content=b"--nope\r\ngarbage", headers={"Content-Type": "multipart/form-data"}
+    )
     error_of(response, 400)
 
 
 def test_missing_and_empty_file_are_422(client: httpx.Client) -> None:
-    assert error_of(client.post("/v1/jobs", data={"sizes": "small"},
-                                files={"other": ("x", b"")}), 422)["field"] in ("file", "other")
-    assert error_of(client.post("/v1/jobs", files={"sizes": (None, "small")}), 422)["field"] == "file"
+    assert error_of(
+        client.post("/v1/jobs", data={"sizes": "small"}, files={"other": ("x", b"")}), 422
+    )["field"] in ("file", "other")
+    assert (
+        error_of(client.post("/v1/jobs", files={"sizes": (None, "small")}), 422)["field"] == "file"
+    )
     assert error_of(post(client, b""), 422)["field"] == "file"
 
 
@@ -193,8 +201,9 @@ def test_invalid_option_is_422_naming_the_field(
 
 
 def test_idempotency_key_too_long_is_422(client: httpx.Client) -> None:
-    response = client.post("/v1/jobs", files={"file": ("a", PNG)},
-                           headers={"Idempotency-Key": "k" * 300})
+    response = client.post(
+        "/v1/jobs", files={"file": ("a", PNG)}, headers={"Idempotency-Key": "k" * 300}
+    )
     assert error_of(response, 422)["field"] == "idempotency-key"
 
 
@@ -223,16 +232,24 @@ def test_thumbnail_of_unfinished_job_is_409(client: httpx.Client) -> None:
 
 # --- robustness ------------------------------------------------------------------------------
 
-field_values = st.one_of(st.text(max_size=40), st.sampled_from(
-    ["small", "1x1", "0x0", "-1x5", "a=1x1", "4096x4096", "avif", "auto", "smart", "100", "1e3"]))
+field_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        ["small", "1x1", "0x0", "-1x5", "a=1x1", "4096x4096", "avif", "auto", "smart", "100", "1e3"]
+    ),
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    data=st.one_of(st.binary(max_size=300), st.just(PNG), st.binary(max_size=64).map(
-        lambda tail: PNG[:40] + tail)),
-    fields=st.dictionaries(st.sampled_from(["sizes", "fit", "format", "quality", "x"]),
-                           field_values, max_size=4),
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.just(PNG),
+        st.binary(max_size=64).map(lambda tail: PNG[:40] + tail),
+    ),
+    fields=st.dictionaries(
+        st.sampled_from(["sizes", "fit", "format", "quality", "x"]), field_values, max_size=4
+    ),
 )
 def test_no_input_produces_a_500(client: httpx.Client, data: bytes, fields: dict[str, str]) -> None:
     response = post(client, data, **fields)
@@ -255,7 +272,11 @@ def test_openapi_documents_statuses_and_the_upload(stack: Stack) -> None:
 def test_debug_endpoints_redact_every_secret(stack: Stack, client: httpx.Client) -> None:
     config = client.get("/debug/config")
     assert config.status_code == 200
-    for name in ("THUMBNAIL_DATABASE_PASSWORD", "THUMBNAIL_S3_SECRET_KEY", "THUMBNAIL_S3_ACCESS_KEY"):
+    for name in (
+        "THUMBNAIL_DATABASE_PASSWORD",
+        "THUMBNAIL_S3_SECRET_KEY",
+        "THUMBNAIL_S3_ACCESS_KEY",
+    ):
         assert stack.env[name] not in config.text
     assert API_KEY not in config.text
     assert config.json()["database_password"] == "**********"

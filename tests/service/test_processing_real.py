@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import httpx
-import pyvips
 import pytest
+import pyvips
 from minio import Minio
 
 from tests.service import images
@@ -48,8 +48,13 @@ def objects(s3: Minio, bucket: str, job_id: str) -> dict[str, bytes]:
     [("jpeg", "jpg", "jpeg"), ("png", "png", "png"), ("webp", "webp", "webp")],
 )
 def test_every_size_lands_in_minio_with_right_dimensions_and_format(
-    worker_stack: Stack, client: httpx.Client, s3: Minio, service_env: dict[str, str],
-    fmt: str, save_ext: str, expected_auto: str,
+    worker_stack: Stack,
+    client: httpx.Client,
+    s3: Minio,
+    service_env: dict[str, str],
+    fmt: str,
+    save_ext: str,
+    expected_auto: str,
 ) -> None:
     source = images.encode(images.two_halves(1200, 800), save_ext)
     job = submit(client, source, sizes="small,300x300,wide=400x100", fit="inside")
@@ -142,15 +147,18 @@ def test_truncated_image_fails_at_once_without_retries(
 def test_idempotency_key_returns_the_same_job(worker_stack: Stack, client: httpx.Client) -> None:
     data = images.encode(images.two_halves(300, 200), "png")
     headers = {"Idempotency-Key": "order-42-" + worker_stack.env["THUMBNAIL_QUEUE_NAME"]}
-    first = client.post("/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "small"},
-                        headers=headers)
-    second = client.post("/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "small"},
-                         headers=headers)
+    first = client.post(
+        "/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "small"}, headers=headers
+    )
+    second = client.post(
+        "/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "small"}, headers=headers
+    )
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
     assert second.headers["idempotent-replayed"] == "true"
-    other = client.post("/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "medium"},
-                        headers=headers)
+    other = client.post(
+        "/v1/jobs", files={"file": ("a.png", data)}, data={"sizes": "medium"}, headers=headers
+    )
     assert other.status_code == 409
     assert other.json()["error"]["field"] == "Idempotency-Key"
 
@@ -199,7 +207,10 @@ async def test_thumbnail_rows_match_objects(
 ) -> None:
     job = submit(client, images.encode(images.two_halves(500, 500), "png"), sizes="small,medium")
     await asyncio.to_thread(wait_finished, client, job["id"], worker_stack)
-    rows = await db.fetch("SELECT name, object_key FROM thumbnails WHERE job_id = $1::uuid",
-                          job["id"])
+    rows = await db.fetch(
+        "SELECT name, object_key FROM thumbnails WHERE job_id = $1::uuid", job["id"]
+    )
     assert {r["name"]: r["object_key"] for r in rows} == {
-        "small": f"{job['id']}/small", "medium": f"{job['id']}/medium"}
+        "small": f"{job['id']}/small",
+        "medium": f"{job['id']}/medium",
+    }

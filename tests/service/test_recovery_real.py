@@ -18,6 +18,8 @@ pytestmark = pytest.mark.services
 SERVICE_ENV = {
     "THUMBNAIL_WORKER_THREADS": "1",
     "THUMBNAIL_JOB_TIMEOUT_SECONDS": "120",
+    # Backoff 0.5, 1, 2, 2, 2 s: room for MinIO to restart before the retries run out.
+    "THUMBNAIL_MAX_ATTEMPTS": "6",
 }
 SLOW_SIZES = "a=600x600,b=300x300"  # AVIF of noise: a few seconds of real libvips work
 
@@ -54,9 +56,7 @@ def test_sigkill_mid_job_then_new_worker_finishes_it_once(
     assert sorted(stored) == ["a", "b"]  # exactly one set: deterministic keys, no duplicates
 
 
-def test_flushed_redis_loses_no_job(
-    stack: Stack, client: httpx.Client, redis_server: Any
-) -> None:
+def test_flushed_redis_loses_no_job(stack: Stack, client: httpx.Client, redis_server: Any) -> None:
     stop_workers(stack)
     data = images.encode(images.two_halves(400, 300), "png")
     ids = [submit(client, data, sizes="small")["id"] for _ in range(5)]
@@ -73,7 +73,7 @@ def test_flushed_redis_loses_no_job(
     assert "re-enqueued" in worker.log.read_text(), "recovered without the sweeper?"
 
 
-async def test_postgresql_outage_is_503_then_recovers(
+def test_postgresql_outage_is_503_then_recovers(
     stack: Stack, client: httpx.Client, postgres: Any
 ) -> None:
     if not any(w.alive for w in stack.workers):
@@ -90,8 +90,9 @@ async def test_postgresql_outage_is_503_then_recovers(
 
         for response in (
             client.post("/v1/jobs", files={"file": ("a.png", data)}),
-            client.post("/v1/jobs", files={"file": ("a.png", data)},
-                        headers={"Idempotency-Key": "outage"}),
+            client.post(
+                "/v1/jobs", files={"file": ("a.png", data)}, headers={"Idempotency-Key": "outage"}
+            ),
             client.get("/v1/jobs"),
         ):
             assert response.status_code == 503, response.text
@@ -101,8 +102,56 @@ async def test_postgresql_outage_is_503_then_recovers(
     finally:
         postgres.start()
 
-    wait_for(lambda: client.get("/healthz/detailed").status_code == 200, timeout=30,
-             what="readiness after PostgreSQL returned")
+    wait_for(
+        lambda: client.get("/healthz/detailed").status_code == 200,
+        timeout=30,
+        what="readiness after PostgreSQL returned",
+    )
     job = submit(client, data, sizes="small")
     done = wait_finished(client, job["id"], stack, timeout=60)
     assert done["status"] == "succeeded", done
+
+
+def _queue_job_with_minio_down(stack: Stack, client: httpx.Client, minio_server: Any) -> str:
+    stop_workers(stack)
+    job_id: str = submit(client, images.encode(images.two_halves(300, 200), "png"), sizes="small")[
+        "id"
+    ]
+    minio_server.stop()
+    stack.start_worker()
+    return job_id
+
+
+def test_storage_outage_is_retried_with_backoff_then_succeeds(
+    stack: Stack, client: httpx.Client, minio_server: Any
+) -> None:
+    job_id = _queue_job_with_minio_down(stack, client, minio_server)
+    try:
+
+        def retried() -> Any:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            return job if job["attempts"] >= 2 and job["status"] != "failed" else None
+
+        job = wait_for(retried, timeout=30, what="a retry while MinIO is down")
+        assert "minio" in (job["error"] or ""), job
+    finally:
+        minio_server.start()
+    done = wait_finished(client, job_id, stack, timeout=60)
+    assert done["status"] == "succeeded", done
+    assert done["error"] is None and done["attempts"] >= 2
+
+
+def test_exhausted_retries_fail_with_the_reason(
+    stack: Stack, client: httpx.Client, minio_server: Any
+) -> None:
+    job_id = _queue_job_with_minio_down(stack, client, minio_server)
+    try:
+        done = wait_finished(client, job_id, stack, timeout=60)
+    finally:
+        minio_server.start()
+    assert done["status"] == "failed", done
+    attempts = int(stack.env["THUMBNAIL_MAX_ATTEMPTS"])
+    assert done["attempts"] == attempts
+    assert done["error"].startswith(f"gave up after {attempts} attempts: minio unavailable"), done[
+        "error"
+    ]
