@@ -88,9 +88,14 @@ class _Pass:
 
     def run(self) -> Outcome:
         observed = self._observe_children()
-        credentials = ensure_credentials(
-            self.spec, _decode(observed.get(("Secret", self.names.credentials)))
+        secret_key = ("Secret", self.names.credentials)
+        # By name too: a Secret restored by hand (e.g. to reuse retained volumes) has no labels.
+        existing = observed.get(secret_key) or self.kube.get(
+            SECRET, self.namespace, self.names.credentials
         )
+        if existing is not None:
+            observed[secret_key] = existing
+        credentials = ensure_credentials(self.spec, _decode(existing))
         desired = build_desired_state(
             self.owner, self.spec, credentials, self._external_secrets()
         )

@@ -224,6 +224,23 @@ def test_deletion_garbage_collects_children_and_follows_pvc_policy(
     assert get_tns(admin, namespace, "keep") is None
 
 
+def test_recreated_resource_adopts_restored_credentials(
+    admin: KubeClient, operator: Any, namespace: str
+) -> None:
+    """Retained volumes keep their credentials: a restored Secret must be adopted, not replaced."""
+    restored = {"THUMBNAIL_DATABASE_PASSWORD": "cmVzdG9yZWQ=", "THUMBNAIL_API_KEYS": "a2V5"}
+    admin.create({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "again-credentials", "namespace": namespace}, "data": restored,
+    })
+    cr = create(admin, namespace, sample("again", persistence=NO_PERSISTENCE))
+    wait_ready(admin, namespace, "again", timeout=90)
+    secret = children(admin, namespace, "again")[("Secret", "again-credentials")]
+    assert {k: secret["data"][k] for k in restored} == restored
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == cr["metadata"]["uid"]
+    assert {"THUMBNAIL_REDIS_PASSWORD", "THUMBNAIL_S3_SECRET_KEY"} <= set(secret["data"])
+
+
 def _template_hash(admin: KubeClient, namespace: str, name: str) -> str:
     deployment = admin.get(DEPLOYMENT, namespace, name)
     assert deployment is not None
