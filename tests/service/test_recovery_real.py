@@ -155,3 +155,20 @@ def test_exhausted_retries_fail_with_the_reason(
     assert done["error"].startswith(f"gave up after {attempts} attempts: minio unavailable"), done[
         "error"
     ]
+
+
+def test_redis_outage_still_accepts_jobs_and_runs_them_later(
+    stack: Stack, client: httpx.Client, redis_server: Any
+) -> None:
+    if not any(w.alive for w in stack.workers):
+        stack.start_worker()
+    redis_server.stop()
+    try:
+        health = client.get("/healthz/detailed")
+        assert health.status_code == 503 and "redis" in health.json()["message"]
+        # The job is durable in PostgreSQL: accepted now, enqueued by the sweeper later.
+        job = submit(client, images.encode(images.two_halves(200, 200), "png"), sizes="small")
+    finally:
+        redis_server.start()
+    done = wait_finished(client, job["id"], stack, timeout=90)
+    assert done["status"] == "succeeded", done
