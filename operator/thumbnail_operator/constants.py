@@ -21,6 +21,7 @@ LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 
 CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
+APPLIED_HASH_ANNOTATION: Final = f"{GROUP}/applied-hash"
 PAUSE_ANNOTATION: Final = f"{GROUP}/reconcile-paused"
 
 API_PORT: Final = 8000

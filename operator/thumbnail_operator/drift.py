@@ -3,6 +3,9 @@
 The API server adds defaults (and other controllers add labels or annotations), so the test
 is containment, not equality: every field the builder sets must be present with the same
 value. This lets an idle operator skip writes entirely instead of sending no-op applies.
+Containment cannot see a field the operator *stopped* setting; the builders' applied-hash
+annotation (part of every desired object) covers that: a changed desired object never
+contains in its previous self.
 """
 
 from __future__ import annotations
@@ -51,7 +54,11 @@ def drifted_paths(desired: Any, observed: Any, path: str = "") -> list[str]:
             found += drifted_paths(want, observed[key], child)
         return found
     if isinstance(desired, list):
-        if not isinstance(observed, list) or len(desired) != len(observed):
+        if not isinstance(observed, list):
+            return [path]
+        if _named(desired) and _named(observed):
+            return _named_list_drift(desired, observed, path)
+        if len(desired) != len(observed):
             return [path]
         found = []
         for index, (want, have) in enumerate(zip(desired, observed, strict=True)):
@@ -64,6 +71,24 @@ def drifted_paths(desired: Any, observed: Any, path: str = "") -> list[str]:
         if want_value is not None and want_value == have_value:
             return []
     return [path]
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(item, dict) and "name" in item for item in items)
+
+
+def _named_list_drift(desired: list[Any], observed: list[Any], path: str) -> list[str]:
+    """Lists keyed by `name` (containers, env, ports, volumes) merge like SSA does: items
+    another field manager added are not ours to judge; every item of ours must match."""
+    by_name = {item["name"]: item for item in observed}
+    found: list[str] = []
+    for item in desired:
+        child = f"{path}[{item['name']}]"
+        if item["name"] not in by_name:
+            found.append(child)
+        else:
+            found += drifted_paths(item, by_name[item["name"]], child)
+    return found
 
 
 def _is_quantity_path(path: str) -> bool:

@@ -6,9 +6,12 @@ the cluster (existing credentials, user Secrets) and passes them in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from thumbnail_operator import constants as c
 from thumbnail_operator.builders import app, config, datastores
 from thumbnail_operator.builders.common import Context, Names, Obj, Owner
 from thumbnail_operator.spec import ThumbnailServiceSpec
@@ -53,10 +56,18 @@ def build_desired_state(
         app.worker_deployment(ctx, config_hash),
     ]
     return DesiredState(
-        children=[child for child in children if child is not None],
+        children=[stamp(child) for child in children if child is not None],
         config_hash=config_hash,
         endpoint=app.api_endpoint(ctx),
     )
+
+
+def stamp(child: Obj) -> Obj:
+    """Record a digest of the desired object on it, so removed fields count as drift too."""
+    digest = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()[:16]
+    annotations = child["metadata"].setdefault("annotations", {})
+    annotations[c.APPLIED_HASH_ANNOTATION] = digest
+    return child
 
 
 def external_secret_names(owner: Owner, spec: ThumbnailServiceSpec) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from tests.operator.unit.helpers import OWNER, by_name, containers, desired, pod_specs
 from thumbnail_operator import constants as c
 from thumbnail_operator.credentials import ensure_credentials
+from thumbnail_operator.drift import drifted_paths
 from thumbnail_operator.spec import parse_spec
 
 EXTERNAL = {
@@ -250,3 +251,14 @@ def test_images_and_pull_secrets_are_configurable() -> None:
     assert server["containers"][0]["image"] == "reg/server:1.2"
     assert server["containers"][0]["imagePullPolicy"] == "Always"
     assert server["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_every_child_carries_a_digest_of_itself() -> None:
+    credentials = ensure_credentials(parse_spec({}), None)
+    old = by_name(desired(credentials=credentials))
+    new = by_name(desired({"server": {"replicas": 2}}, credentials=credentials))
+    for key, child in old.items():
+        assert child["metadata"]["annotations"][c.APPLIED_HASH_ANNOTATION]
+        # the previous object (as the API would return it) never contains a changed one
+        assert (drifted_paths(new[key], child) == []) == (new[key] == child), key
+    assert drifted_paths(new[("Deployment", "demo-server")], old[("Deployment", "demo-server")])

@@ -52,3 +52,19 @@ def test_quantities_compare_by_value_under_resources_only() -> None:
     assert drifted_paths({"env": {"value": "0.5"}}, {"env": {"value": "500m"}}) == [".env.value"]
     assert quantity_value("2k") == 2000
     assert quantity_value("nonsense") is None
+
+
+def test_named_lists_match_by_name_and_tolerate_foreign_items() -> None:
+    desired = {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}
+    foreign = {"env": [{"name": "B", "value": "2"}, {"name": "X", "value": "9"},
+                       {"name": "A", "value": "1"}]}
+    assert drifted_paths(desired, foreign) == []
+    assert drifted_paths(desired, {"env": [{"name": "A", "value": "1"}]}) == [".env[B]"]
+    assert drifted_paths(desired, {"env": [{"name": "A", "value": "0"},
+                                           {"name": "B", "value": "2"}]}) == [".env[A].value"]
+
+
+def test_scalar_lists_compare_exactly() -> None:
+    assert drifted_paths({"command": ["a", "b"]}, {"command": ["b", "a"]}) == [".command[0]",
+                                                                             ".command[1]"]
+    assert drifted_paths({"command": ["a"]}, {"command": ["a", "b"]}) == [".command"]
