@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ class Runtime:
     reconciler: Reconciler = field(init=False)
     queue: WorkQueue = field(init=False)
     passes: int = 0
-    last_pass: float = 0.0
+    passes_by_key: Counter[Key] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.kube = KubeClient(self.configuration)
@@ -60,7 +61,7 @@ class Runtime:
         finally:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
             self.passes += 1
-            self.last_pass = time.time()
+            self.passes_by_key[key] += 1
         metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
         if outcome.errors:
             metrics.RECONCILE_ERRORS.inc()
@@ -114,8 +115,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return connection_info(runtime.configuration)
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+    async def startup(**_: Any) -> None:
         runtime.queue.start()
         log.info("thumbnail-operator started (resync every %.0fs)", runtime.resync_seconds)
 

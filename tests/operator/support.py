@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
 SAMPLE_FILE = ROOT / "crds" / "samples" / "thumbnailservice.yaml"
+PEERING_FILE = ROOT / "crds" / "kopf-peering.yaml"
 OPERATOR_NAMESPACE = "thumbnail-system"
 OPERATOR_ACCOUNT = "thumbnail-operator"
 
@@ -177,10 +178,17 @@ def expect_api_error(call: Callable[[], object]) -> ApiError:
 class InProcessOperator:
     """The real operator (kopf + reconciler) in a background thread, restartable."""
 
-    def __init__(self, configuration: client.Configuration, resync_seconds: float = 30.0):
+    def __init__(
+        self, configuration: client.Configuration, resync_seconds: float = 30.0,
+        peering: str | None = None, priority: int | None = None,
+    ):
         self.configuration = configuration
         self.resync_seconds = resync_seconds
         self.liveness_port = free_port()
+        self.options = RunOptions(
+            resync_seconds=resync_seconds, liveness_port=self.liveness_port,
+            peering=peering, priority=priority,
+        )
         self.runtime: Runtime | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -197,9 +205,7 @@ class InProcessOperator:
                 asyncio.run(
                     run_operator(
                         self.configuration,
-                        RunOptions(
-                            resync_seconds=self.resync_seconds, liveness_port=self.liveness_port
-                        ),
+                        self.options,
                         runtime=runtime,
                         stop_flag=self._stop,
                         ready_flag=ready,
