@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="revisit every resource at least this often")
     parser.add_argument("--peering", metavar="NAME",
                         help="coordinate replicas through this ClusterKopfPeering (needs "
-                        "crds/kopf-peering.yaml); without it the operator runs standalone")
+                        "operator/kopf-peering.yaml); without it the operator runs standalone")
     parser.add_argument("--priority", type=int, default=None,
                         help="peering priority (default: random, so exactly one replica leads)")
     parser.add_argument("--log-level", default="INFO",

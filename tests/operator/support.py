@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
 SAMPLE_FILE = ROOT / "crds" / "samples" / "thumbnailservice.yaml"
-PEERING_FILE = ROOT / "crds" / "kopf-peering.yaml"
+PEERING_FILE = ROOT / "operator" / "kopf-peering.yaml"
 OPERATOR_NAMESPACE = "thumbnail-system"
 OPERATOR_ACCOUNT = "thumbnail-operator"
 
