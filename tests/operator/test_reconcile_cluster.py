@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.operator.support import (
+    InProcessOperator,
     children,
     condition,
     get_tns,
@@ -194,6 +195,26 @@ def test_restarted_operator_rewrites_nothing(
     assert resource_versions(admin, namespace, "steady") == before
     secret_after = children(admin, namespace, "steady")[("Secret", "steady-credentials")]["data"]
     assert secret_after == secret_before
+
+
+def test_idle_operator_writes_nothing_across_resyncs(
+    admin: KubeClient, operator: Any, operator_configuration: Any, namespace: str
+) -> None:
+    create(admin, namespace, sample("idle", persistence=NO_PERSISTENCE))
+    wait_ready(admin, namespace, "idle", timeout=90)
+    before = wait_quiet(admin, namespace, "idle")
+
+    with operator.stopped():
+        eager = InProcessOperator(operator_configuration, resync_seconds=0.5)
+        eager.start()
+        try:
+            runtime = eager.runtime
+            assert runtime is not None
+            wait_for(lambda: runtime.passes_by_key[(namespace, "idle")] >= 4, timeout=20,
+                     what="several resync passes")
+        finally:
+            eager.stop()
+    assert resource_versions(admin, namespace, "idle") == before
 
 
 def test_deletion_garbage_collects_children_and_follows_pvc_policy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +149,7 @@ def container(
         "securityContext": container_security(),
     }
     if resources:
-        body["resources"] = resources
+        body["resources"] = copy.deepcopy(resources)  # children never share mutable parts
     body.update(fields)
     return body
 
