@@ -118,9 +118,12 @@ class CertificateManager:
             renewed = certs.renew(bundle, s.hosts, self.clock(), ca_validity=s.ca_validity,
                                   serving_validity=s.serving_validity)
             try:
+                # A merge patch carrying resourceVersion is a precondition: 409 if another
+                # replica renewed first (then its certificate is read and used).
                 self.kube.request(
-                    "PUT", SECRET.path(s.namespace, s.secret_name),
+                    "PATCH", SECRET.path(s.namespace, s.secret_name),
                     body=self._secret(renewed, current["metadata"]["resourceVersion"]),
+                    content_type="application/merge-patch+json",
                 )
             except ApiError as err:
                 if err.conflict:

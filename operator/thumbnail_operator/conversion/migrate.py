@@ -2,10 +2,11 @@
 trim the CRD's `status.storedVersions` so the old version can later be dropped safely.
 
 Objects are not converted in etcd by themselves: one stored as v1alpha1 stays so until it is
-written again. An unchanged update (PUT of the object as read in the storage version) makes
-the API server encode it anew, in the storage version; an object already stored in that
-version is not written at all (the API server skips byte-identical updates), so re-running
-the migration is cheap: it is idempotent and resumes simply by starting over. Only after
+written again. An unchanged write (an empty patch of the status subresource, read and
+written in the storage version) makes the API server encode it anew, in the storage version;
+an object already stored in that version is not written at all (the API server skips
+byte-identical updates), so re-running the migration is cheap: it is idempotent and resumes
+simply by starting over. Only after
 every object was re-stored without error is `storedVersions` trimmed, through the CRD's
 status subresource.
 
@@ -39,7 +40,6 @@ class MigrationReport:
     rewritten: int = 0
     unchanged: int = 0
     gone: int = 0
-    conflicts: int = 0
     failed: list[str] = field(default_factory=list)
     trimmed: bool = False
     skipped: str = ""
@@ -50,7 +50,7 @@ class MigrationReport:
         return (
             f"storage migration to {self.storage_version}: listed {self.listed}, "
             f"re-stored {self.rewritten}, already current {self.unchanged}, gone {self.gone}, "
-            f"conflicts retried {self.conflicts}, failed {len(self.failed)}; storedVersions "
+            f"failed {len(self.failed)}; storedVersions "
             f"{self.stored_before} -> "
             f"{[self.storage_version] if self.trimmed else self.stored_before}"
         )
@@ -121,37 +121,31 @@ class StorageVersionMigrator:
                 return items
 
     def _restore(self, base: str, plural: str, item: Obj, report: MigrationReport) -> None:
+        """Re-store one object through an empty patch of its status subresource.
+
+        A status write persists the whole object, encoded in the storage version, without
+        touching spec (the operator's RBAC has no spec write); it needs no resourceVersion
+        precondition, so concurrent edits cannot make it conflict.
+        """
         meta = item["metadata"]
-        path = f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        path = f"{base}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
         label = f"{meta['namespace']}/{meta['name']}"
-        for _ in range(5):
-            try:
-                written = self.kube.request("PUT", path, body=item)
-            except ApiError as err:
-                if err.not_found:
-                    report.gone += 1
-                    return
-                if err.conflict:  # changed since listed: it was just written anyway; redo
-                    report.conflicts += 1
-                    try:
-                        item = self.kube.request("GET", path)
-                    except ApiError as again:
-                        if again.not_found:
-                            report.gone += 1
-                            return
-                        raise
-                    continue
-                report.failed.append(f"{label}: {err.message}")
-                return
-            if written["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
-                report.rewritten += 1
-                if self.events is not None:
-                    self.events.record(written, "Normal", "StorageVersionMigrated",
-                                       f"re-stored as {written.get('apiVersion')}")
+        try:
+            written = self.kube.request("PATCH", path, body={},
+                                        content_type="application/merge-patch+json")
+        except ApiError as err:
+            if err.not_found:
+                report.gone += 1
             else:
-                report.unchanged += 1
+                report.failed.append(f"{label}: {err.message}")
             return
-        report.failed.append(f"{label}: kept conflicting")
+        if written["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
+            report.rewritten += 1
+            if self.events is not None:
+                self.events.record(written, "Normal", "StorageVersionMigrated",
+                                   f"re-stored as {written.get('apiVersion')}")
+        else:
+            report.unchanged += 1
 
     def _trim(self, report: MigrationReport) -> None:
         crd = self._crd()

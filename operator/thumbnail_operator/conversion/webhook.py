@@ -99,7 +99,8 @@ class WebhookServer:
         self.load(bundle)
         self._runner = web.AppRunner(application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl,
+                           reuse_address=True)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

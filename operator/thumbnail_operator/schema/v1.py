@@ -60,10 +60,13 @@ def _mode(component: str) -> Schema:
 
 
 def _mode_rules(component: str, external: str) -> list[dict[str, str]]:
+    # Optional chaining: the API server checks rules against `default: {}` too, before the
+    # nested defaults exist (mode defaults to Managed).
+    managed = f"self.?mode.orValue('{MANAGED}') == '{MANAGED}'"
     return [
-        rule(f"self.mode == '{MANAGED}' || has(self.external)",
+        rule(f"{managed} || has(self.external)",
              f"{component}.external ({external}) is required when {component}.mode is External"),
-        rule(f"!(self.mode == '{MANAGED}' && has(self.external))",
+        rule(f"!({managed} && has(self.external))",
              f"{component}.external must be unset while {component}.mode is Managed"),
     ]
 
@@ -223,13 +226,13 @@ SPEC = obj(
     },
     default={},
     rules=[
-        rule("!(self.server.service.nodePort.enabled && "
-             "self.objectStorage.managed.console.nodePort.enabled && "
-             "self.server.service.nodePort.port == "
-             "self.objectStorage.managed.console.nodePort.port)",
+        rule("!(self.?server.?service.?nodePort.?enabled.orValue(false) && "
+             "self.?objectStorage.?managed.?console.?nodePort.?enabled.orValue(false) && "
+             "self.?server.?service.?nodePort.?port.orValue(30000) == "
+             "self.?objectStorage.?managed.?console.?nodePort.?port.orValue(30001))",
              "the API and MinIO console node ports must differ"),
-        rule(f"self.objectStorage.mode == '{MANAGED}' || "
-             "!self.objectStorage.managed.console.nodePort.enabled",
+        rule(f"self.?objectStorage.?mode.orValue('{MANAGED}') == '{MANAGED}' || "
+             "!self.?objectStorage.?managed.?console.?nodePort.?enabled.orValue(false)",
              "objectStorage.managed.console.nodePort needs objectStorage.mode Managed"),
     ],
 )
@@ -324,3 +327,46 @@ def deprecate(version: dict[str, Any]) -> dict[str, Any]:
         "deprecated": True,
         "deprecationWarning": DEPRECATION_WARNING,
     }
+
+
+# -- the CRD with both versions ---------------------------------------------------------------
+
+WEBHOOK_NAMESPACE = "thumbnail-system"
+WEBHOOK_SERVICE = "thumbnail-operator-webhook"
+WEBHOOK_PATH = "/convert"
+
+
+def service_client_config(
+    namespace: str = WEBHOOK_NAMESPACE, name: str = WEBHOOK_SERVICE, port: int = 443
+) -> dict[str, Any]:
+    """In a cluster: the API server calls the operator's pods through this Service."""
+    return {"service": {"namespace": namespace, "name": name, "path": WEBHOOK_PATH,
+                        "port": port}}
+
+
+def url_client_config(host: str, port: int) -> dict[str, Any]:
+    """Outside a cluster (local control plane, operator on the same machine)."""
+    return {"url": f"https://{host}:{port}{WEBHOOK_PATH}"}
+
+
+def webhook_conversion(client_config: dict[str, Any]) -> dict[str, Any]:
+    """`spec.conversion`; the operator fills `clientConfig.caBundle` at runtime."""
+    return {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config},
+    }
+
+
+def with_v1(crd: dict[str, Any], client_config: dict[str, Any]) -> dict[str, Any]:
+    """The CRD serving v1alpha1 (deprecated) and v1 (stored), converted by the webhook.
+
+    Accepts the v1alpha1-only CRD (the previous release) or one that already has v1; keeps a
+    `caBundle` already present in `client_config`'s place only if the caller passes it.
+    """
+    crd = copy.deepcopy(crd)
+    versions = [v for v in crd["spec"]["versions"] if v["name"] != "v1"]
+    crd["spec"]["versions"] = [
+        *(deprecate(v) if v["name"] == "v1alpha1" else v for v in versions), v1_version()
+    ]
+    crd["spec"]["conversion"] = webhook_conversion(copy.deepcopy(client_config))
+    return crd

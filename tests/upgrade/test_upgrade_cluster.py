@@ -1,0 +1,417 @@
+"""Acceptance of issue 6 on the real control plane: v1alpha1 -> v1 with a conversion webhook.
+
+The steps run in order and build on each other, like an upgrade does: the previous
+release's CRD and objects, the new CRD with the webhook, reads in both versions, the
+operator reconciling after the upgrade without restarting anything, the stored-version
+migration (checked in etcd itself), concurrent writes through both versions with no-op
+round trips, certificate rotation, and a webhook outage.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import json
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.operator.support import sample, wait_for
+from tests.upgrade.conftest import (
+    CURRENT_CRD,
+    BackgroundWebhook,
+    Obj,
+    apply_crd,
+    crd_path,
+    get_crd,
+    kubectl,
+    load,
+    wait_established,
+)
+from thumbnail_operator.conversion import V1, V1_EXTRAS, V1ALPHA1, to_v1, to_v1alpha1
+from thumbnail_operator.conversion.certmanager import ca_bundle_of
+from thumbnail_operator.conversion.migrate import StorageVersionMigrator
+from thumbnail_operator.events import EventRecorder
+from thumbnail_operator.kube import ApiError, Kind, KubeClient
+from thumbnail_operator.reconcile import Reconciler
+from thumbnail_operator.schema import v1 as v1_schema
+
+pytestmark = pytest.mark.cluster
+
+GROUP = "thumbnails.platform.dev"
+ALPHA = Kind(V1ALPHA1, "ThumbnailService", "thumbnailservices")
+BETA = Kind(V1, "ThumbnailService", "thumbnailservices")
+REPLICA_SETS = Kind("apps/v1", "ReplicaSet", "replicasets")
+PODS = Kind("v1", "Pod", "pods")
+EVENTS = Kind("v1", "Event", "events")
+
+# Shared between the ordered steps of this module.
+state: dict[str, Any] = {}
+
+
+def _create(kube: KubeClient, kind: Kind, namespace: str, body: Obj) -> Obj:
+    body = copy.deepcopy(body)
+    body["metadata"]["namespace"] = namespace
+    return kube.request("POST", kind.path(namespace), body=body)
+
+
+def _get(kube: KubeClient, kind: Kind, namespace: str, name: str) -> Obj:
+    return kube.request("GET", kind.path(namespace, name))
+
+
+def _names(kube: KubeClient, kind: Kind, namespace: str) -> list[str]:
+    items = kube.request("GET", kind.path(namespace)).get("items", [])
+    return sorted(item["metadata"]["name"] for item in items)
+
+
+def _secret(namespace: str, name: str, data: dict[str, str]) -> Obj:
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+def _without_volatile(obj: Obj) -> Obj:
+    """The object minus what the API server changes on every write."""
+    obj = copy.deepcopy(obj)
+    for key in ("resourceVersion", "managedFields"):
+        obj["metadata"].pop(key, None)
+    return obj
+
+
+def _workloads(kube: KubeClient, namespace: str) -> dict[str, Any]:
+    """What would differ if anything restarted: templates, generations, ReplicaSets, pods."""
+    snapshot: dict[str, Any] = {}
+    for kind in (Kind("apps/v1", "Deployment", "deployments"),
+                 Kind("apps/v1", "StatefulSet", "statefulsets")):
+        for obj in kube.request("GET", kind.path(namespace)).get("items", []):
+            snapshot[f"{kind.kind}/{obj['metadata']['name']}"] = {
+                "generation": obj["metadata"]["generation"],
+                "template": obj["spec"]["template"],
+            }
+    snapshot["replicaSets"] = _names(kube, REPLICA_SETS, namespace)
+    pods = kube.request("GET", PODS.path(namespace)).get("items", [])
+    snapshot["pods"] = sorted((p["metadata"]["name"], p["metadata"]["uid"]) for p in pods)
+    return snapshot
+
+
+def _reconcile(kube: KubeClient, namespace: str, name: str) -> Any:
+    return Reconciler(kube, EventRecorder(kube)).reconcile(namespace, name)
+
+
+def _v1_body(name: str, replicas: int) -> Obj:
+    """Written natively in v1: preset order that a v1alpha1 map cannot hold."""
+    return {
+        "apiVersion": V1, "kind": "ThumbnailService", "metadata": {"name": name},
+        "spec": {
+            "workers": {"replicas": replicas},
+            "postgresql": {"mode": "External", "external": {
+                "host": "db.example.com", "secretRef": {"name": "ext-db"}}},
+            "imagePullSecrets": [{"name": "regcred"}],
+            "thumbnails": {"presets": [
+                {"name": "xl", "width": 2048, "height": 2048},
+                {"name": "icon", "width": 16, "height": 16},
+                {"name": "card", "width": 300, "height": 200},
+            ]},
+        },
+    }
+
+
+# -- 1. the previous release -------------------------------------------------------------------
+
+
+def test_previous_release_objects(kube: KubeClient, previous_release: Obj, namespace: str) -> None:
+    assert [v["name"] for v in previous_release["spec"]["versions"]] == ["v1alpha1"]
+    assert previous_release["status"]["storedVersions"] == ["v1alpha1"]
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
+                 body=_secret(namespace, "ext-db", {"password": "s3cret"}))
+    kube.request("POST", f"/api/v1/namespaces/{namespace}/secrets",
+                 body=_secret(namespace, "ext-s3", {"accessKey": "a", "secretKey": "b"}))
+
+    shop = sample("shop")
+    shop["spec"]["thumbnails"]["presets"]["banner"] = {"width": 1200, "height": 300}
+    external = {"apiVersion": V1ALPHA1, "kind": "ThumbnailService", "metadata": {"name": "ext"},
+                "spec": {
+                    "postgresql": {"enabled": False, "external": {
+                        "host": "db.example.com", "secretRef": {"name": "ext-db"}}},
+                    "redis": {"enabled": False, "external": {"host": "redis.example.com"}},
+                    "minio": {"enabled": False, "external": {
+                        "endpoint": "s3.example.com", "secretRef": {"name": "ext-s3"}}},
+                    "images": {"pullSecrets": ["regcred"]},
+                }}
+    bare = {"apiVersion": V1ALPHA1, "kind": "ThumbnailService", "metadata": {"name": "bare"}}
+    for body in (shop, external, bare):
+        _create(kube, ALPHA, namespace, body)
+
+    # The previous release's operator makes the children of `shop`; kwok runs its pods.
+    outcome = _reconcile(kube, namespace, "shop")
+    assert not outcome.errors, outcome.errors
+    wait_for(lambda: len(_workloads(kube, namespace)["pods"]) >= 5, timeout=60,
+             what="pods of shop")
+    _reconcile(kube, namespace, "shop")  # settle status from what the cluster reports
+    state["alpha"] = {name: _get(kube, ALPHA, namespace, name) for name in ("shop", "ext", "bare")}
+    state["workloads"] = _workloads(kube, namespace)
+
+
+# -- 2. the new CRD and the webhook -------------------------------------------------------------
+
+
+def new_crd(port: int) -> Obj:
+    """The shipped CRD (or, before it carries v1, the previous one upgraded), reaching the
+    webhook by URL as on a local control plane."""
+    crd = load(CURRENT_CRD)
+    if "v1" not in [v["name"] for v in crd["spec"]["versions"]]:
+        crd = v1_schema.with_v1(crd, v1_schema.url_client_config("127.0.0.1", port))
+    crd["spec"]["conversion"] = v1_schema.webhook_conversion(
+        v1_schema.url_client_config("127.0.0.1", port))
+    return crd
+
+
+def test_install_new_crd_with_webhook(kube: KubeClient, webhook: BackgroundWebhook) -> None:
+    webhook.start()  # operator first: certificate Secret created, CRD not yet converting
+    apply_crd(kube, new_crd(webhook.port))
+    crd = wait_established(kube)
+    versions = {v["name"]: v for v in crd["spec"]["versions"]}
+    assert versions["v1"]["storage"] and not versions["v1alpha1"]["storage"]
+    assert versions["v1alpha1"]["deprecated"]
+    assert ca_bundle_of(crd) is None
+    webhook.check_certificates()  # the operator's loop publishes the CA
+    crd = get_crd(kube) or {}
+    assert base64.b64decode(ca_bundle_of(crd) or "").decode() == webhook.server.serving.ca_pem
+    assert crd["status"]["storedVersions"] == ["v1alpha1", "v1"]
+
+
+# -- 3. both versions read correctly --------------------------------------------------------------
+
+
+def test_objects_read_correctly_in_both_versions(
+    kube: KubeClient, namespace: str, kube_cluster: Any
+) -> None:
+    for name, before in state["alpha"].items():
+        as_alpha = wait_for(lambda n=name: _get(kube, ALPHA, namespace, n), timeout=30,
+                            what="read through the webhook")
+        assert as_alpha == before  # untouched, byte for byte
+        as_v1 = _get(kube, BETA, namespace, name)
+        assert as_v1 == to_v1(before)  # converted by the webhook, defaulted, not pruned
+        assert to_v1alpha1(as_v1) == before
+    assert state["alpha"]["ext"]["spec"]["postgresql"]["enabled"] is False
+    ext_v1 = _get(kube, BETA, namespace, "ext")["spec"]
+    assert ext_v1["postgresql"]["mode"] == "External"
+    assert ext_v1["imagePullSecrets"] == [{"name": "regcred"}]
+
+    for version in ("v1alpha1", "v1"):
+        result = kubectl(kube_cluster.kubeconfig, "get",
+                         f"thumbnailservices.{version}.{GROUP}", "-n", namespace, "-o", "json")
+        assert result.returncode == 0, result.stderr
+        listed = json.loads(result.stdout)["items"]
+        assert sorted(i["metadata"]["name"] for i in listed) == ["bare", "ext", "shop"]
+        assert {i["apiVersion"] for i in listed} == {f"{GROUP}/{version}"}
+        if version == "v1alpha1":
+            assert "deprecated" in result.stderr  # the CRD's deprecationWarning
+    table = kubectl(kube_cluster.kubeconfig, "get", "tns", "-n", namespace)
+    assert table.returncode == 0, table.stderr
+    header = table.stdout.splitlines()[0].split()
+    assert header == ["NAME", "READY", "SERVER", "WORKERS", "ENDPOINT", "AGE"]
+    shop_row = next(line for line in table.stdout.splitlines() if line.startswith("shop "))
+    assert "http://shop-server." in shop_row  # v1 printer column reads status.endpoints
+
+
+# -- 4. the operator after the upgrade restarts nothing -------------------------------------
+
+
+def test_reconcile_after_upgrade_restarts_nothing(kube: KubeClient, namespace: str) -> None:
+    outcome = _reconcile(kube, namespace, "shop")
+    assert not outcome.errors, outcome.errors
+    after = _workloads(kube, namespace)
+    assert after == state["workloads"]  # same templates, generations, ReplicaSets, pods
+    again = _reconcile(kube, namespace, "shop")
+    assert again.written == [] and not again.status_written  # idle: no writes at all
+
+
+# -- 5. stored-version migration ----------------------------------------------------------
+
+
+def _stored_api_version(etcd: Any, namespace: str, name: str) -> str:
+    stored = etcd(f"/registry/{GROUP}/thumbnailservices/{namespace}/{name}")
+    assert stored is not None, name
+    return str(stored["apiVersion"])
+
+
+def test_storage_migration_rewrites_everything_then_trims(
+    kube: KubeClient, namespace: str, etcd: Any
+) -> None:
+    names = ("shop", "ext", "bare")
+    # Written since the upgrade (e.g. a status update of `shop`): already v1. Untouched: not.
+    stored = {n: _stored_api_version(etcd, namespace, n) for n in names}
+    old = [n for n, version in stored.items() if version == f"{GROUP}/v1alpha1"]
+    assert {"ext", "bare"} <= set(old), stored
+    before_v1 = {n: _get(kube, BETA, namespace, n) for n in names}
+
+    report = StorageVersionMigrator(kube, events=EventRecorder(kube)).run()
+    assert report.failed == [], report.failed
+    assert report.listed == 3 and report.trimmed
+    assert report.rewritten == len(old) and report.unchanged == 3 - len(old)
+    assert (get_crd(kube) or {})["status"]["storedVersions"] == ["v1"]
+    assert {_stored_api_version(etcd, namespace, n) for n in names} == {f"{GROUP}/v1"}
+    for name in names:  # nothing visible changed, generation included
+        assert _without_volatile(_get(kube, BETA, namespace, name)) == _without_volatile(
+            before_v1[name])
+    events = kube.request("GET", EVENTS.path(namespace)).get("items", [])
+    assert {e["involvedObject"]["name"] for e in events
+            if e["reason"] == "StorageVersionMigrated"} == set(old)
+
+    assert StorageVersionMigrator(kube).run().skipped  # idempotent: nothing left to do
+    forced = StorageVersionMigrator(kube).run(force=True)
+    assert forced.rewritten == 0 and forced.unchanged == forced.listed  # no needless writes
+
+
+# -- 6. concurrent writes through both versions -------------------------------------------
+
+
+def _write(kube: KubeClient, namespace: str, index: int) -> str:
+    name = f"c{index}"
+    if index % 2:
+        _create(kube, BETA, namespace, _v1_body(name, replicas=1))
+        patch: Obj = {"spec": {"worker": {"replicas": 3 + index}}}
+        kube.request("PATCH", ALPHA.path(namespace, name), body=patch,
+                     content_type="application/merge-patch+json")
+    else:
+        body = sample(name)
+        body["spec"]["thumbnails"]["presets"] = {"a": {"width": 10, "height": 10}}
+        _create(kube, ALPHA, namespace, body)
+        patch = {"spec": {"workers": {"replicas": 3 + index}}}
+        kube.request("PATCH", BETA.path(namespace, name), body=patch,
+                     content_type="application/merge-patch+json")
+    return name
+
+
+def test_concurrent_writes_through_both_versions(kube: KubeClient, namespace: str) -> None:
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        names = list(pool.map(lambda i: _write(kube, namespace, i), range(12)))
+    for index, name in enumerate(names):
+        as_v1 = _get(kube, BETA, namespace, name)
+        as_alpha = _get(kube, ALPHA, namespace, name)
+        assert as_v1["spec"]["workers"]["replicas"] == 3 + index
+        assert as_alpha["spec"]["worker"]["replicas"] == 3 + index
+        assert to_v1(as_alpha) == as_v1 and to_v1alpha1(as_v1) == as_alpha
+        if index % 2:  # created in v1: its preset order survives the v1alpha1 map
+            assert [p["name"] for p in as_v1["spec"]["thumbnails"]["presets"]] == [
+                "xl", "icon", "card"]
+            assert V1_EXTRAS in as_alpha["metadata"]["annotations"]
+    state["concurrent"] = names
+
+
+def test_round_trip_through_the_other_version_changes_nothing(
+    kube: KubeClient, namespace: str, etcd: Any
+) -> None:
+    for name in [*state["concurrent"], "shop", "ext", "bare"]:
+        for read_kind, other_kind in ((BETA, ALPHA), (ALPHA, BETA)):
+            before = _get(kube, read_kind, namespace, name)
+            stored_before = etcd(f"/registry/{GROUP}/thumbnailservices/{namespace}/{name}")
+            through = _get(kube, other_kind, namespace, name)
+            written = kube.request("PUT", other_kind.path(namespace, name), body=through)
+            # Identical bytes in storage: the API server did not even write.
+            assert written["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+            assert etcd(f"/registry/{GROUP}/thumbnailservices/{namespace}/{name}") == (
+                stored_before)
+            assert _get(kube, read_kind, namespace, name) == before
+
+
+def test_concurrent_updates_race_without_loss(kube: KubeClient, namespace: str) -> None:
+    """Optimistic concurrency works across versions: every increment lands exactly once."""
+    name = state["concurrent"][0]
+
+    def bump(use_v1: bool) -> None:
+        for _ in range(20):
+            kind = BETA if use_v1 else ALPHA
+            obj = _get(kube, kind, namespace, name)
+            group = "workers" if use_v1 else "worker"
+            obj["spec"][group]["replicas"] += 1
+            try:
+                kube.request("PUT", kind.path(namespace, name), body=obj)
+                return
+            except ApiError as err:
+                if not err.conflict:
+                    raise
+        raise AssertionError("never won the race")
+
+    start = _get(kube, BETA, namespace, name)["spec"]["workers"]["replicas"]
+    flags = [random.random() < 0.5 for _ in range(10)]
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        list(pool.map(bump, flags))
+    assert _get(kube, BETA, namespace, name)["spec"]["workers"]["replicas"] == start + 10
+
+
+# -- 7. certificate rotation, caBundle follows -----------------------------------------------
+
+
+def test_certificate_rotation_republishes_the_ca(
+    kube: KubeClient, namespace: str, webhook: BackgroundWebhook
+) -> None:
+    settings = webhook.certificates.settings
+    settings.ca_validity = settings.serving_validity = dt.timedelta(minutes=6)
+    # A lost Secret: the operator issues a new CA and re-publishes caBundle.
+    kube.request("DELETE", f"/api/v1/namespaces/{settings.namespace}/secrets/"
+                 f"{settings.secret_name}")
+    webhook.check_certificates()
+    first = webhook.server.serving
+    assert first is not None
+    assert base64.b64decode(ca_bundle_of(get_crd(kube) or {}) or "").decode() == first.ca_pem
+    wait_for(lambda: _readable(kube, namespace), timeout=30, what="reads with the new CA")
+
+    # Three minutes later half the CA's life is gone: a new CA, the old one still published.
+    real_clock = webhook.certificates.clock
+    webhook.certificates.clock = lambda: real_clock() + dt.timedelta(minutes=3)
+    try:
+        webhook.check_certificates()
+    finally:
+        webhook.certificates.clock = real_clock
+    second = webhook.server.serving
+    assert second is not None and second.ca_pem != first.ca_pem
+    assert second.ca_pem.endswith(first.ca_pem)  # new CA first, old CA still trusted
+    assert base64.b64decode(ca_bundle_of(get_crd(kube) or {}) or "").decode() == second.ca_pem
+    wait_for(lambda: _readable(kube, namespace), timeout=30, what="reads with the rotated CA")
+
+
+def _readable(kube: KubeClient, namespace: str) -> bool:
+    try:
+        return _get(kube, ALPHA, namespace, "shop")["apiVersion"] == V1ALPHA1
+    except ApiError:
+        return False
+
+
+# -- 8. a webhook outage ---------------------------------------------------------------------------
+
+
+def test_webhook_outage_is_reported_and_recovers(
+    kube: KubeClient, namespace: str, webhook: BackgroundWebhook, kube_cluster: Any
+) -> None:
+    webhook.stop()
+    try:
+        err = wait_for(lambda: _read_error(kube, namespace), timeout=30, what="failing reads")
+        assert err.status == 500
+        assert "conversion webhook" in err.message and "connection refused" in err.message
+        failed = kubectl(kube_cluster.kubeconfig, "get", f"thumbnailservices.v1alpha1.{GROUP}",
+                         "-n", namespace)
+        assert failed.returncode != 0 and "conversion webhook" in failed.stderr
+        # The storage version needs no conversion: v1 clients (the operator) keep working.
+        assert _get(kube, BETA, namespace, "shop")["apiVersion"] == V1
+    finally:
+        webhook.server.port = webhook.port
+        webhook._run(lambda: webhook.server.start(webhook.certificates.reconcile()))
+    assert wait_for(lambda: _get(kube, ALPHA, namespace, "shop"), timeout=30,
+                    what="reads after the webhook returned")["apiVersion"] == V1ALPHA1
+
+
+def _read_error(kube: KubeClient, namespace: str) -> ApiError | None:
+    try:
+        _get(kube, ALPHA, namespace, "shop")
+    except ApiError as err:
+        return err
+    return None
+
+
+def test_crd_path_helper_is_consistent() -> None:
+    assert crd_path("status").endswith("thumbnailservices.thumbnails.platform.dev/status")
