@@ -12,3 +12,5 @@ def configure_logging(level: str) -> None:
     )
     # urllib3 logs every connection retry; our own code reports the outcome once.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # pyvips forwards libvips' per-operation chatter at INFO.
+    logging.getLogger("pyvips").setLevel(max(logging.WARNING, logging.getLevelName(level)))

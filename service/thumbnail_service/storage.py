@@ -42,6 +42,7 @@ class Storage:
     def __init__(self, settings: Settings) -> None:
         self.originals = settings.bucket_originals
         self.thumbnails = settings.bucket_thumbnails
+        self._endpoint = settings.s3_endpoint
         self._presign_ttl = timedelta(seconds=settings.presigned_url_ttl_seconds)
         # Short timeouts and few retries: a dead MinIO must become a 503 / a retry in
         # seconds, not hang a request for the SDK's default minute.
@@ -71,7 +72,12 @@ class Storage:
                 raise ObjectNotFound(exc.code) from exc
             raise DependencyUnavailable("minio", f"{exc.code}: {exc.message}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise DependencyUnavailable("minio", f"{type(exc).__name__}: {exc}") from exc
+            # urllib3 nests the cause in a long repr; its last clause is the useful part.
+            cause = getattr(exc, "reason", None) or exc
+            short = str(cause).rsplit(": ", 1)[-1] or type(cause).__name__
+            raise DependencyUnavailable(
+                "minio", f"cannot reach {self._endpoint} ({short})"
+            ) from exc
 
     def _ensure_buckets_sync(self) -> None:
         # Created lazily (and on startup) so that MinIO being down at boot is not fatal.

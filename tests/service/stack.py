@@ -81,8 +81,8 @@ class ServiceProcess:
         if not self.alive:
             self._signal_group(signal.SIGKILL)  # reap leftovers of the group, if any
             return
-        self._signal_group(signal.SIGTERM)
         assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)  # like the kubelet: the leader forwards it
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -18,6 +18,7 @@ from typing import TypeVar
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from ..imaging import FitMode, OutputFormat
 from ..jobs import JobOptions, Size
@@ -100,6 +101,8 @@ async def read_upload(request: Request, settings: Settings) -> Upload:
     except _TooLarge:
         await _drain(request)
         raise _too_large(settings) from None
+    except ClientDisconnect:
+        raise ApiError(400, "client_disconnected", "the client closed the upload") from None
     except MultiPartException as exc:
         raise ApiError(
             400, "malformed_multipart", f"malformed multipart body: {exc.message}"
