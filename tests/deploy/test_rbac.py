@@ -13,11 +13,10 @@ import copy
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.deploy.support import OPERATOR_RBAC, Kubectl, Obj, load_documents, the_one
 from thumbnail_operator import constants as c
@@ -95,19 +94,15 @@ class Account:
 
     def can(self, verb: str, group: str, resource: str, namespace: str = "") -> bool:
         plural, _, sub = resource.partition("/")
-        review = client.AuthorizationV1Api(self.api).create_self_subject_access_review(
-            {
-                "apiVersion": "authorization.k8s.io/v1",
-                "kind": "SelfSubjectAccessReview",
-                "spec": {
-                    "resourceAttributes": {
-                        "verb": verb, "group": group, "resource": plural,
-                        "subresource": sub, "namespace": namespace,
-                    }
-                },
-            }
+        attributes = client.V1ResourceAttributes(
+            verb=verb, group=group, resource=plural, subresource=sub, namespace=namespace
         )
-        return bool(review.status.allowed)
+        review = client.AuthorizationV1Api(self.api).create_self_subject_access_review(
+            client.V1SelfSubjectAccessReview(
+                spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes)
+            )
+        )
+        return review.status is not None and bool(review.status.allowed)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +122,7 @@ def account(kubectl: Kubectl, installed_crd: None) -> Iterator[Account]:
                             "namespace": namespace}]
     kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
     kubectl.apply([sa, role, binding])
-    api = config.new_client_from_config(config_file=str(kubectl.kubeconfig))
+    api = config.new_client_from_config(config_file=str(kubectl.kubeconfig))  # type: ignore[no-untyped-call]
     user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
     api.set_default_header("Impersonate-User", user)
     try:
@@ -208,10 +203,10 @@ def test_impersonated_requests_are_really_authorized(account: Account) -> None:
     with pytest.raises(ApiException) as denied:
         core.list_namespace(limit=1)
     assert denied.value.status == 403
-    pod: dict[str, Any] = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nope"},
-        "spec": {"containers": [{"name": "c", "image": "example.invalid/x:1"}]},
-    }
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="nope"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="x.invalid/x:1")]),
+    )
     with pytest.raises(ApiException) as denied:
         core.create_namespaced_pod(account.namespace, pod, dry_run="All")
     assert denied.value.status == 403
