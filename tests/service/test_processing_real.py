@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import dramatiq
 import httpx
 import pytest
 import pyvips
+from dramatiq.brokers.redis import RedisBroker
 from minio import Minio
 
 from tests.service import images
@@ -214,3 +216,30 @@ async def test_thumbnail_rows_match_objects(
         "small": f"{job['id']}/small",
         "medium": f"{job['id']}/medium",
     }
+
+
+def test_duplicate_message_for_a_finished_job_changes_nothing(
+    worker_stack: Stack, client: httpx.Client, redis_server: Any
+) -> None:
+    job = submit(client, images.encode(images.two_halves(300, 200), "png"), sizes="small")
+    done = wait_finished(client, job["id"], worker_stack)
+    assert done["status"] == "succeeded"
+
+    broker = RedisBroker(host=redis_server.host, port=redis_server.port)
+    queue = worker_stack.env["THUMBNAIL_QUEUE_NAME"]
+    broker.declare_queue(queue)
+    for _ in range(2):  # a redelivery and a stale retry, as the broker may produce
+        broker.enqueue(
+            dramatiq.Message(
+                queue_name=queue, actor_name="process_job", args=(job["id"],), kwargs={}, options={}
+            )
+        )
+    logs = [w.log for w in worker_stack.workers]
+    wait_for(
+        lambda: sum(log.read_text().count(f"job {job['id']}: not claimable") for log in logs) >= 2,
+        timeout=30,
+        what="the worker to drop both duplicate messages",
+    )
+    after = client.get(f"/v1/jobs/{job['id']}").json()
+    assert after == done
+    broker.close()

@@ -172,3 +172,24 @@ def test_redis_outage_still_accepts_jobs_and_runs_them_later(
         redis_server.start()
     done = wait_finished(client, job["id"], stack, timeout=90)
     assert done["status"] == "succeeded", done
+
+
+def test_minio_outage_is_503_for_submissions(
+    stack: Stack, client: httpx.Client, minio_server: Any
+) -> None:
+    data = images.encode(images.two_halves(100, 100), "png")
+    minio_server.stop()
+    try:
+        health = client.get("/healthz/detailed")
+        assert health.status_code == 503 and health.json()["message"] == "unavailable: minio"
+        response = client.post("/v1/jobs", files={"file": ("a.png", data)})
+        assert response.status_code == 503, response.text
+        assert "minio" in response.json()["error"]["message"]
+    finally:
+        minio_server.start()
+    wait_for(
+        lambda: client.get("/healthz/detailed").status_code == 200,
+        timeout=30,
+        what="readiness after MinIO returned",
+    )
+    assert client.post("/v1/jobs", files={"file": ("a.png", data)}).status_code == 202
