@@ -8,72 +8,19 @@ hand-edited child triggers a reconcile of its owner within a second.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 from kubernetes import client
 
 from thumbnail_operator import constants as c
-from thumbnail_operator import metrics
-from thumbnail_operator.events import EventRecorder
-from thumbnail_operator.kube import CHILD_KINDS, KubeClient
-from thumbnail_operator.reconcile import Reconciler, RetryNeeded
-from thumbnail_operator.workqueue import Key, WorkQueue
+from thumbnail_operator.kube import CHILD_KINDS
+from thumbnail_operator.runtime import Runtime
+from thumbnail_operator.workqueue import Key
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Runtime:
-    """Process-wide collaborators, shared by the handlers of one operator instance."""
-
-    configuration: client.Configuration
-    resync_seconds: float = 60.0
-    kube: KubeClient = field(init=False)
-    reconciler: Reconciler = field(init=False)
-    queue: WorkQueue = field(init=False)
-    passes: int = 0
-    passes_by_key: Counter[Key] = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
-        self.kube = KubeClient(self.configuration)
-        self.reconciler = Reconciler(self.kube, EventRecorder(self.kube))
-        self.queue = WorkQueue(self.reconcile, resync_seconds=self.resync_seconds)
-
-    async def reconcile(self, key: Key) -> None:
-        namespace, name = key
-        started = time.monotonic()
-        try:
-            outcome = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
-        except RetryNeeded:
-            metrics.RECONCILES.labels(result="retry").inc()
-            raise
-        except Exception:
-            metrics.RECONCILES.labels(result="error").inc()
-            metrics.RECONCILE_ERRORS.inc()
-            raise
-        finally:
-            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
-            self.passes += 1
-            self.passes_by_key[key] += 1
-        metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
-        if outcome.errors:
-            metrics.RECONCILE_ERRORS.inc()
-        if outcome.status_written:
-            metrics.STATUS_WRITES.inc()
-        if outcome.written or outcome.deleted or outcome.errors:
-            log.info(
-                "reconciled %s/%s: wrote %s, deleted %s, errors %s",
-                namespace, name, outcome.written, outcome.deleted, outcome.errors,
-            )
-        if outcome.errors:
-            raise RuntimeError("; ".join(outcome.errors))  # retried with backoff
 
 
 def connection_info(configuration: client.Configuration) -> kopf.ConnectionInfo:

@@ -39,6 +39,10 @@ class RetryNeeded(Exception):
     """The pass could not finish (e.g. lost a creation race); run it again soon."""
 
 
+class ReconcileFailed(Exception):
+    """The pass finished but left errors (also reported in status); retry with backoff."""
+
+
 @dataclass
 class Outcome:
     """What one pass did, for logs, metrics and tests."""

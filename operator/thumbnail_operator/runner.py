@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import kopf
 from kubernetes import client
 
-from thumbnail_operator.handlers import Runtime, build_registry, configure
+from thumbnail_operator.handlers import build_registry, configure
+from thumbnail_operator.runtime import Runtime
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import yaml
 from kubernetes import client
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.handlers import Runtime
 from thumbnail_operator.kube import CHILD_KINDS, THUMBNAIL_SERVICE, ApiError, Kind, KubeClient
 from thumbnail_operator.runner import RunOptions, run_operator
+from thumbnail_operator.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"

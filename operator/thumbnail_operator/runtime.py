@@ -1,0 +1,66 @@
+"""One operator instance: its client, reconciler and work queue, plus per-pass accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from thumbnail_operator import metrics
+from thumbnail_operator.events import EventRecorder
+from thumbnail_operator.kube import KubeClient
+from thumbnail_operator.reconcile import ReconcileFailed, Reconciler, RetryNeeded
+from thumbnail_operator.workqueue import Key, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Process-wide collaborators, shared by the handlers of one operator instance."""
+
+    configuration: client.Configuration
+    resync_seconds: float = 60.0
+    kube: KubeClient = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    queue: WorkQueue = field(init=False)
+    passes: int = 0
+    passes_by_key: Counter[Key] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self.kube = KubeClient(self.configuration)
+        self.reconciler = Reconciler(self.kube, EventRecorder(self.kube))
+        self.queue = WorkQueue(self.reconcile, resync_seconds=self.resync_seconds)
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+        except RetryNeeded:
+            metrics.RECONCILES.labels(result="retry").inc()
+            raise
+        except Exception:
+            metrics.RECONCILES.labels(result="error").inc()
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+            self.passes += 1
+            self.passes_by_key[key] += 1
+        metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
+        if outcome.errors:
+            metrics.RECONCILE_ERRORS.inc()
+        if outcome.status_written:
+            metrics.STATUS_WRITES.inc()
+        if outcome.written or outcome.deleted or outcome.errors:
+            log.info(
+                "reconciled %s/%s: wrote %s, deleted %s, errors %s",
+                namespace, name, outcome.written, outcome.deleted, outcome.errors,
+            )
+        if outcome.errors:
+            raise ReconcileFailed("; ".join(outcome.errors))  # the queue retries with backoff
