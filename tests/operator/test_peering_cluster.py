@@ -59,10 +59,11 @@ def test_standby_replica_stays_idle_then_takes_over(
             assert standby.runtime.passes_by_key[key] == 0
 
             leader.stop()
+            old_uid = admin.get(DEPLOYMENT, namespace, "ha-server")["metadata"]["uid"]  # type: ignore[index]
             admin.delete(DEPLOYMENT, namespace, "ha-server")
             wait_for(
                 lambda: (d := admin.get(DEPLOYMENT, namespace, "ha-server"))
-                and not d["metadata"].get("deletionTimestamp"),
+                and d["metadata"]["uid"] != old_uid,
                 timeout=30, what="the standby to restore the server Deployment",
             )
             assert standby.runtime.passes_by_key[key] >= 1

@@ -112,12 +112,12 @@ def test_deleted_or_edited_child_is_restored(
     create(admin, namespace, sample("drift", persistence=NO_PERSISTENCE))
     wait_ready(admin, namespace, "drift", timeout=90)
 
+    old_uid = admin.get(DEPLOYMENT, namespace, "drift-server")["metadata"]["uid"]  # type: ignore[index]
     admin.delete(DEPLOYMENT, namespace, "drift-server")
     started = time.monotonic()
     wait_for(
-        lambda: (d := admin.get(DEPLOYMENT, namespace, "drift-server")) and not d["metadata"].get(
-            "deletionTimestamp"
-        ),
+        lambda: (d := admin.get(DEPLOYMENT, namespace, "drift-server"))
+        and d["metadata"]["uid"] != old_uid,
         timeout=10, what="server Deployment re-created",
     )
     assert time.monotonic() - started < 10
