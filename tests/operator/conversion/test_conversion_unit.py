@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from thumbnail_operator.conversion import (
     V1,
@@ -471,3 +473,16 @@ def test_external_mode_example_round_trips() -> None:
     assert alpha["spec"]["minio"]["enabled"] is False
     assert alpha["spec"]["minio"]["external"]["region"] == "eu-west-1"
     assert to_v1(alpha) == beta
+
+
+def test_the_v1_sample_is_the_v1alpha1_sample() -> None:
+    samples = Path(__file__).resolve().parents[3] / "crds" / "samples"
+    alpha = yaml.safe_load((samples / "thumbnailservice.yaml").read_text())
+    beta = yaml.safe_load((samples / "thumbnailservice-v1.yaml").read_text())
+    converted = to_v1alpha1(beta)
+    # `mode: Managed` (the default) is spelled out in the v1 sample only.
+    for store in ("postgresql", "redis", "minio"):
+        assert converted["spec"][store].pop("enabled") is True
+        if not converted["spec"][store]:
+            del converted["spec"][store]
+    assert converted == alpha
