@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.deploy.support import CRDS, MANIFESTS, Kubectl, load_documents
+from tests.deploy.support import CRDS, MANIFESTS, Kubectl, load_documents, the_one
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +56,42 @@ def make_namespace(kubectl: Kubectl) -> Iterator[Callable[..., str]]:
     yield make
     for name in created:
         kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
+@dataclass(frozen=True)
+class ShippedRbac:
+    """manifests/rbac applied for real, isolated in its own namespace."""
+
+    namespace: str
+    account: str
+
+    @property
+    def user(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.account}"
+
+
+@pytest.fixture(scope="session")
+def shipped_rbac(kubectl: Kubectl, installed_crd: None) -> Iterator[ShippedRbac]:
+    """The shipped ServiceAccount, ClusterRole and ClusterRoleBinding, with their rules
+    untouched but a unique namespace and role names, so they cannot interfere with the
+    operator tests' objects of the same (shipped) names."""
+    suffix = uuid.uuid4().hex[:8]
+    namespace = f"rbac-{suffix}"
+    sa, role, binding = (
+        copy.deepcopy(the_one(k)) for k in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    )
+    sa["metadata"]["namespace"] = namespace
+    role["metadata"]["name"] = f"{role['metadata']['name']}-{suffix}"
+    binding["metadata"]["name"] = f"{binding['metadata']['name']}-{suffix}"
+    binding["roleRef"]["name"] = role["metadata"]["name"]
+    binding["subjects"] = [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}
+    ]
+    kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
+    kubectl.apply([sa, role, binding])
+    try:
+        yield ShippedRbac(namespace, sa["metadata"]["name"])
+    finally:
+        kubectl.run("delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
+        kubectl.run("delete", "clusterrole", role["metadata"]["name"], check=False)
+        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)

@@ -9,7 +9,6 @@ impersonated to prove each needed permission one by one, and that dangerous ones
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.deploy.conftest import ShippedRbac
 from tests.deploy.support import OPERATOR_RBAC, Kubectl, Obj, load_documents, the_one
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import CHILD_KINDS, EVENT, THUMBNAIL_SERVICE, Kind
@@ -106,32 +106,14 @@ class Account:
 
 
 @pytest.fixture(scope="module")
-def account(kubectl: Kubectl, installed_crd: None) -> Iterator[Account]:
-    """manifests/rbac applied for real, isolated: its own namespace and ClusterRole names, so it
-    cannot interfere with the operator tests' objects of the same (shipped) names."""
-    suffix = uuid.uuid4().hex[:8]
-    namespace = f"rbac-{suffix}"
-    sa, role, binding = (
-        copy.deepcopy(the_one(k)) for k in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
-    )
-    sa["metadata"]["namespace"] = namespace
-    role["metadata"]["name"] = f"{role['metadata']['name']}-{suffix}"
-    binding["metadata"]["name"] = f"{binding['metadata']['name']}-{suffix}"
-    binding["roleRef"]["name"] = role["metadata"]["name"]
-    binding["subjects"] = [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                            "namespace": namespace}]
-    kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
-    kubectl.apply([sa, role, binding])
+def account(kubectl: Kubectl, shipped_rbac: ShippedRbac) -> Iterator[Account]:
+    """A client impersonating the shipped ServiceAccount (isolated copy, see conftest)."""
     api = config.new_client_from_config(config_file=str(kubectl.kubeconfig))  # type: ignore[no-untyped-call]
-    user = f"system:serviceaccount:{namespace}:{sa['metadata']['name']}"
-    api.set_default_header("Impersonate-User", user)
+    api.set_default_header("Impersonate-User", shipped_rbac.user)
     try:
-        yield Account(namespace, sa["metadata"]["name"], api)
+        yield Account(shipped_rbac.namespace, shipped_rbac.account, api)
     finally:
         api.close()
-        kubectl.run("delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
-        kubectl.run("delete", "clusterrole", role["metadata"]["name"], check=False)
-        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def _needed() -> list[tuple[str, str, str, str]]:
