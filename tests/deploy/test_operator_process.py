@@ -122,8 +122,11 @@ def test_probes_answer_where_the_deployment_points(process: dict[str, Any]) -> N
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         get = container[probe]["httpGet"]
         url = f"http://127.0.0.1:{ports[get['port']]}{get['path']}"
-        status = _poll(lambda url=url: _http(url)[0] == 200, 60, f"{probe} {url}")
-        assert status, process["log"].read_text()[-2000:]
+
+        def healthy(url: str = url) -> bool:
+            return _http(url)[0] == 200
+
+        assert _poll(healthy, 60, f"{probe} {url}"), process["log"].read_text()[-2000:]
     assert process["proc"].poll() is None, process["log"].read_text()[-2000:]
 
 
