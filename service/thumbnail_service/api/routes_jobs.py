@@ -15,13 +15,13 @@ from fastapi.responses import RedirectResponse
 
 from .. import imaging
 from ..errors import DependencyUnavailable
-from ..jobs import JobRecord, JobStatus, NewJob
+from ..jobs import JobOptions, JobRecord, JobStatus, NewJob
 from ..storage import ObjectNotFound, original_key, thumbnail_key
 from .auth import require_api_key
 from .errors import ApiError, responses
 from .schemas import JobList, JobOut
 from .services import Services, get_services
-from .upload import fingerprint, parse_options, read_upload
+from .upload import Upload, fingerprint, parse_options, read_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -102,6 +102,42 @@ async def submit_job(
         ),
     ] = None,
 ) -> JobOut:
+    upload, options, info = await _validated_submission(request, services)
+    request_fingerprint = fingerprint(upload.data, options)
+    if idempotency_key:
+        existing = await services.repository.find_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return _replay(existing, request_fingerprint, request, response)
+
+    job_id = uuid4()
+    new_job = NewJob(
+        id=job_id,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        options=options,
+        original_key=original_key(job_id),
+        original_format=info.format.value,
+        original_width=info.width,
+        original_height=info.height,
+        original_bytes=len(upload.data),
+    )
+    job, created = await _store(services, new_job, upload.data)
+    if not created:  # lost a race with a concurrent request carrying the same key
+        return _replay(job, request_fingerprint, request, response)
+    # Only now, with the row committed, may a worker hear about the job.
+    try:
+        await services.queue.enqueue(job.id)
+    except DependencyUnavailable as exc:
+        log.warning("job %s stored but not enqueued (%s); the sweeper will enqueue it", job.id, exc)
+    response.headers.update(_job_location(request, job))
+    return JobOut.from_record(job, request)
+
+
+async def _validated_submission(
+    request: Request, services: Services
+) -> tuple[Upload, JobOptions, imaging.ImageInfo]:
+    """Body under the size limit (413), options (422), format from the bytes (415), pixel
+    count from the header (422): all before anything is stored."""
     settings = services.settings
     upload = await read_upload(request, settings)
     options = parse_options(upload.fields, settings)
@@ -112,45 +148,22 @@ async def submit_job(
         raise ApiError(
             415, "unsupported_format", f"{what}; allowed formats: {allowed}", field="file"
         )
-    info = await _probe(upload.data, services)
-    request_fingerprint = fingerprint(upload.data, options)
+    return upload, options, await _probe(upload.data, services)
 
-    if idempotency_key:
-        existing = await services.repository.find_by_idempotency_key(idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_fingerprint, request, response)
 
-    job_id = uuid4()
-    key = original_key(job_id)
-    await services.storage.put(
-        services.storage.originals, key, upload.data, f"image/{info.format.value}"
-    )
-    new_job = NewJob(
-        id=job_id,
-        idempotency_key=idempotency_key,
-        request_fingerprint=request_fingerprint,
-        options=options,
-        original_key=key,
-        original_format=info.format.value,
-        original_width=info.width,
-        original_height=info.height,
-        original_bytes=len(upload.data),
-    )
+async def _store(services: Services, new_job: NewJob, data: bytes) -> tuple[JobRecord, bool]:
+    """Original first, then the row: a job row always has its original. A row that is not
+    created (database down, or an idempotency race lost) leaves no orphaned object."""
+    content_type = f"image/{new_job.original_format}"
+    await services.storage.put(services.storage.originals, new_job.original_key, data, content_type)
     try:
         job, created = await services.repository.create(new_job)
     except DependencyUnavailable:
-        await _forget_original(services, key)
+        await _forget_original(services, new_job.original_key)
         raise
-    if not created:  # lost a race with a concurrent request carrying the same key
-        await _forget_original(services, key)
-        return _replay(job, request_fingerprint, request, response)
-    # Only now, with the row committed, may a worker hear about the job.
-    try:
-        await services.queue.enqueue(job.id)
-    except DependencyUnavailable as exc:
-        log.warning("job %s stored but not enqueued (%s); the sweeper will enqueue it", job.id, exc)
-    response.headers.update(_job_location(request, job))
-    return JobOut.from_record(job, request)
+    if not created:
+        await _forget_original(services, new_job.original_key)
+    return job, created
 
 
 async def _probe(data: bytes, services: Services) -> imaging.ImageInfo:
