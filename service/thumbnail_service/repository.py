@@ -20,6 +20,7 @@ import asyncpg
 
 from .errors import DependencyUnavailable
 from .jobs import JobRecord, JobStatus, NewJob, ThumbnailRecord
+from .migrate import load_migrations
 from .settings import Settings
 
 _CONNECTION_ERRORS = (
@@ -31,6 +32,7 @@ _CONNECTION_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
 )
 ACQUIRE_TIMEOUT_SECONDS = 5.0
+LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -68,10 +70,21 @@ class JobRepository:
                 yield conn
         except _CONNECTION_ERRORS as exc:
             raise DependencyUnavailable("postgresql", _describe(exc)) from exc
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedObjectError) as exc:
+            raise DependencyUnavailable(
+                "postgresql", f"schema missing ({exc}): run thumbnail-migrate"
+            ) from exc
 
     async def ping(self) -> None:
+        """Reachable *and* migrated: readiness fails until thumbnail-migrate has run."""
         async with self._connection() as conn:
-            await conn.fetchval("SELECT 1")
+            version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
+        if version is None or version < LATEST_SCHEMA_VERSION:
+            raise DependencyUnavailable(
+                "postgresql",
+                f"schema at version {version or 0}, this release needs "
+                f"{LATEST_SCHEMA_VERSION}: run thumbnail-migrate",
+            )
 
     # --- API side -----------------------------------------------------------------------
 

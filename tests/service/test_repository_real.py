@@ -153,3 +153,19 @@ async def test_unreachable_database_is_dependency_unavailable() -> None:
         assert info.value.dependency == "postgresql"
     finally:
         await pool.close()
+
+
+async def test_unmigrated_database_is_not_ready(fresh_dsn: str) -> None:
+    pool = await asyncpg.create_pool(fresh_dsn, min_size=0)
+    try:
+        repo = JobRepository(pool, lease_seconds=1)
+        with pytest.raises(DependencyUnavailable, match="run thumbnail-migrate"):
+            await repo.ping()
+        with pytest.raises(DependencyUnavailable, match="run thumbnail-migrate"):
+            await repo.get(uuid.uuid4())
+        conn = await connect(fresh_dsn)
+        await apply_migrations(conn)
+        await conn.close()
+        await repo.ping()
+    finally:
+        await pool.close()
