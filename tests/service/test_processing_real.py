@@ -243,3 +243,24 @@ def test_duplicate_message_for_a_finished_job_changes_nothing(
     after = client.get(f"/v1/jobs/{job['id']}").json()
     assert after == done
     broker.close()
+
+
+def test_burst_of_jobs_all_succeed_once_and_metrics_count_them(
+    worker_stack: Stack, client: httpx.Client, s3: Minio, service_env: dict[str, str]
+) -> None:
+    data = images.encode(images.two_halves(800, 600), "jpg")
+    ids = [submit(client, data, sizes="small,medium")["id"] for _ in range(12)]
+    for job_id in ids:
+        done = wait_finished(client, job_id, worker_stack, timeout=90)
+        assert done["status"] == "succeeded" and done["attempts"] == 1, done
+        stored = objects(s3, service_env["THUMBNAIL_BUCKET_THUMBNAILS"], job_id)
+        assert sorted(stored) == ["medium", "small"]
+    metrics = httpx.get(f"{worker_stack.base_url}/metrics").text
+    counts = {
+        line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("thumbnail_jobs{")
+    }
+    listed = client.get("/v1/jobs", params={"status": "succeeded", "limit": 100}).json()
+    assert counts["succeeded"] == len(listed["items"]) >= len(ids)
+    assert counts["queued"] == counts["processing"] == 0
