@@ -22,6 +22,7 @@ import pytest
 from tests.operator.support import sample, wait_for
 from tests.upgrade.conftest import (
     CURRENT_CRD,
+    PREVIOUS_CRD,
     BackgroundWebhook,
     Obj,
     apply_crd,
@@ -33,7 +34,7 @@ from tests.upgrade.conftest import (
 )
 from thumbnail_operator.conversion import V1, V1_EXTRAS, V1ALPHA1, to_v1, to_v1alpha1
 from thumbnail_operator.conversion.certmanager import ca_bundle_of
-from thumbnail_operator.conversion.migrate import StorageVersionMigrator
+from thumbnail_operator.conversion.migrate import StorageVersionMigrator, storage_version_hash
 from thumbnail_operator.events import EventRecorder
 from thumbnail_operator.kube import ApiError, Kind, KubeClient
 from thumbnail_operator.reconcile import Reconciler
@@ -405,6 +406,50 @@ def test_webhook_outage_is_reported_and_recovers(
                     what="reads after the webhook returned")["apiVersion"] == V1ALPHA1
 
 
+# -- 9. rollback to the previous release --------------------------------------------------------
+
+
+def test_rollback_to_the_previous_release(
+    kube: KubeClient, namespace: str, webhook: BackgroundWebhook, etcd: Any
+) -> None:
+    names = _names(kube, BETA, namespace)
+    as_alpha = {n: _get(kube, ALPHA, namespace, n) for n in names}
+    # 1. v1alpha1 becomes the storage version again (the webhook still serves conversions).
+    crd = new_crd(webhook.port)
+    crd["spec"]["conversion"]["webhook"]["clientConfig"]["caBundle"] = ca_bundle_of(
+        get_crd(kube) or {})
+    for version in crd["spec"]["versions"]:
+        version["storage"] = version["name"] == "v1alpha1"
+    apply_crd(kube, crd)
+    # 2. The same migration re-stores everything in the (now) storage version.
+    report = StorageVersionMigrator(kube).run()
+    assert report.failed == [] and report.trimmed and report.rewritten == len(names)
+    assert (get_crd(kube) or {})["status"]["storedVersions"] == ["v1alpha1"]
+    assert {_stored_api_version(etcd, namespace, n) for n in names} == {f"{GROUP}/v1alpha1"}
+    # 3. The previous CRD, and no webhook at all: every object reads as before. Replaced,
+    # not applied: the conversion stanza (caBundle is the operator's field) must go entirely.
+    previous = load(PREVIOUS_CRD)
+    previous["metadata"]["resourceVersion"] = (get_crd(kube) or {})["metadata"]["resourceVersion"]
+    kube.request("PUT", crd_path(), body=previous)
+    webhook.stop()
+    try:
+        for name in names:
+            now = wait_for(lambda n=name: _get_or_none(kube, namespace, n), timeout=30,
+                           what="reads without the webhook")
+            assert _without_volatile(now) == _without_volatile(as_alpha[name])
+    finally:
+        webhook._run(lambda: webhook.server.start(webhook.certificates.reconcile()))
+
+
+def _get_or_none(kube: KubeClient, namespace: str, name: str) -> Obj | None:
+    try:
+        obj = _get(kube, ALPHA, namespace, name)
+    except ApiError:
+        return None
+    crd = get_crd(kube) or {}
+    return obj if crd.get("spec", {}).get("conversion", {}).get("strategy") == "None" else None
+
+
 def _read_error(kube: KubeClient, namespace: str) -> ApiError | None:
     try:
         _get(kube, ALPHA, namespace, "shop")
@@ -415,3 +460,9 @@ def _read_error(kube: KubeClient, namespace: str) -> ApiError | None:
 
 def test_crd_path_helper_is_consistent() -> None:
     assert crd_path("status").endswith("thumbnailservices.thumbnails.platform.dev/status")
+
+
+def test_storage_version_hash_is_what_discovery_reports(kube: KubeClient) -> None:
+    resources = kube.request("GET", "/apis/apps/v1")["resources"]
+    served = next(r["storageVersionHash"] for r in resources if r["name"] == "deployments")
+    assert storage_version_hash("apps", "v1", "Deployment") == served

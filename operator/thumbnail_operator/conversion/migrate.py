@@ -17,8 +17,11 @@ Run by the operator after it starts serving conversions, and as
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +70,12 @@ def stored_versions(crd: Obj) -> list[str]:
     return list((crd.get("status") or {}).get("storedVersions") or [])
 
 
+def storage_version_hash(group: str, version: str, kind: str) -> str:
+    """What API discovery reports as `storageVersionHash` (as the API server computes it)."""
+    digest = hashlib.sha256(f"{group}/{version}/{kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
+
+
 def is_migrated(crd: Obj) -> bool:
     return stored_versions(crd) == [storage_version(crd)]
 
@@ -74,12 +83,32 @@ def is_migrated(crd: Obj) -> bool:
 class StorageVersionMigrator:
     def __init__(
         self, kube: KubeClient, crd_name: str = CRD_NAME, page_size: int = 100,
-        events: EventRecorder | None = None,
+        events: EventRecorder | None = None, settle_seconds: float = 60.0,
     ) -> None:
         self.kube = kube
         self.crd_name = crd_name
         self.page_size = page_size
         self.events = events
+        self.settle_seconds = settle_seconds
+
+    def _wait_for_storage(self, group: str, version: str, kind: str, plural: str) -> bool:
+        """Wait until the API server stores in `version`: a CRD change takes effect a moment
+        after it is accepted, and an object re-stored before that would stay in the old
+        version (kube-storage-version-migrator waits on the same discovery signal)."""
+        wanted = storage_version_hash(group, version, kind)
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            try:
+                resources = self.kube.request("GET", f"/apis/{group}/{version}")["resources"]
+                current = next((r.get("storageVersionHash") for r in resources
+                                if r.get("name") == plural), None)
+            except (ApiError, KeyError):
+                current = None
+            if current == wanted:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
 
     def _crd(self) -> Obj:
         return self.kube.request("GET", f"{CRD_PATH}/{self.crd_name}")
@@ -92,6 +121,12 @@ class StorageVersionMigrator:
             log.info(report.summary())
             return report
         group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+        kind = crd["spec"]["names"].get("kind", c.KIND)
+        if not self._wait_for_storage(group, report.storage_version, kind, plural):
+            report.failed.append(f"the API server does not store {plural} in "
+                                 f"{report.storage_version} yet (discovery storageVersionHash)")
+            log.warning(report.summary())
+            return report
         base = f"/apis/{group}/{report.storage_version}"
         for item in self._list_all(f"{base}/{plural}"):
             report.listed += 1

@@ -97,7 +97,8 @@ class WebhookServer:
 
     async def start(self, bundle: Bundle) -> None:
         self.load(bundle)
-        self._runner = web.AppRunner(application(), access_log=None)
+        # Short grace: the API server keeps connections alive; a stop must not wait a minute.
+        self._runner = web.AppRunner(application(), access_log=None, shutdown_timeout=3.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl,
                            reuse_address=True)

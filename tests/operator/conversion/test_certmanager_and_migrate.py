@@ -20,7 +20,7 @@ from thumbnail_operator.conversion.certmanager import (
     CertificateSettings,
     ca_bundle_of,
 )
-from thumbnail_operator.conversion.migrate import StorageVersionMigrator
+from thumbnail_operator.conversion.migrate import StorageVersionMigrator, storage_version_hash
 from thumbnail_operator.kube import SECRET, ApiError, Kind
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
@@ -40,6 +40,7 @@ class FakeApi:
         self.fail_restore: set[str] = set()
         self.vanish_on_restore: set[str] = set()
         self.lose_create_race = False
+        self.storage_in_effect = "v1"
 
     def _bump(self) -> str:
         self.rv += 1
@@ -80,12 +81,20 @@ class FakeApi:
             return self._crd(method, parts, body)
         if parts[:2] == ["api", "v1"] and "secrets" in parts:
             return self._patch_secret(parts[3], parts[5], body)
+        if parts[0] == "apis" and parts[1] == "thumbnails.platform.dev" and len(parts) == 3:
+            return self._discovery(parts[2])
         if parts[0] == "apis" and parts[1] == "thumbnails.platform.dev":
             return self._tns(method, parts, query)
         if parts[-1] == "events":
             self.writes.append("event")
             return {}
         raise AssertionError(f"unexpected {method} {path}")
+
+    def _discovery(self, version: str) -> Obj:
+        storage = self.storage_in_effect
+        return {"resources": [{"name": "thumbnailservices", "storageVersionHash":
+                               storage_version_hash("thumbnails.platform.dev", storage,
+                                                    "ThumbnailService")}]}
 
     def _crd(self, method: str, parts: list[str], body: Any) -> Obj:
         if self.crd is None:
@@ -143,7 +152,7 @@ def webhook_crd(stored: list[str]) -> Obj:
         "metadata": {"name": CRD_NAME, "resourceVersion": "1"},
         "spec": {
             "group": "thumbnails.platform.dev",
-            "names": {"plural": "thumbnailservices"},
+            "names": {"plural": "thumbnailservices", "kind": "ThumbnailService"},
             "versions": [{"name": "v1alpha1", "storage": False},
                          {"name": "v1", "storage": True}],
             "conversion": {"strategy": "Webhook", "webhook": {
@@ -292,3 +301,16 @@ def test_report_is_json_serialisable(api: FakeApi) -> None:
     add_objects(api, {"a": "v1alpha1"})
     report = StorageVersionMigrator(api).run()  # type: ignore[arg-type]
     assert json.loads(json.dumps(report.__dict__))["rewritten"] == 1
+
+
+def test_migration_waits_until_the_api_server_stores_the_new_version(api: FakeApi) -> None:
+    add_objects(api, {"a": "v1alpha1"})
+    api.storage_in_effect = "v1alpha1"  # the CRD says v1, the API server has not switched yet
+    report = StorageVersionMigrator(api, settle_seconds=0.6).run()  # type: ignore[arg-type]
+    assert report.failed and "storageVersionHash" in report.failed[0]
+    assert api.writes == [] and not report.trimmed
+
+
+def test_storage_version_hash_matches_the_api_server() -> None:
+    # Value served by a real kube-apiserver for apps/v1 Deployment (discovery document).
+    assert storage_version_hash("apps", "v1", "Deployment") == "8aSe+NMegvE="
