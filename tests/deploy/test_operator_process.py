@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import ShippedRbac
-from tests.deploy.support import ROOT, SAMPLES, Kubectl, load_documents, the_one
+from tests.deploy.support import ROOT, SAMPLES, Kubectl, kubectl_path, load_documents, the_one
 
 pytestmark = pytest.mark.cluster
 
@@ -162,3 +162,40 @@ def test_reconciles_a_sample_with_the_shipped_permissions(
     assert any(c.endswith(f"/{name}-credentials") for c in children), children
     log = process["log"].read_text()
     assert "403" not in log and "Forbidden" not in log, log[-3000:]
+
+
+def test_deploy_script_installs_the_operator_and_waits_until_ready(
+    kubectl: Kubectl, process: dict[str, Any]
+) -> None:
+    """scripts/deploy.sh for real (as `make k8s-deploy`/`k8s-all` run it): `apply -k`, CRD
+    Established, operator rollout (kwok runs the pod), the full sample, `WAIT=1` until Ready.
+    The reconciling is done by the operator process above, which watches the sample's
+    namespace."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubectl.kubeconfig),
+        "KUBECTL": str(kubectl_path()),
+        "SAMPLE": str(SAMPLES / "thumbnailservice-full.yaml"),
+        "SAMPLE_NAMESPACE": process["namespace"],
+        "WAIT": "1",
+        "WAIT_TIMEOUT": "180s",
+    }
+    for unset in ("KUBE_CONTEXT", "OPERATOR_IMAGE", "REGISTRY", "IMAGE_TAG"):
+        env.pop(unset, None)
+    run = subprocess.run(
+        [str(ROOT / "scripts" / "deploy.sh")], env=env, capture_output=True, text=True,
+        timeout=400, check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output + process["log"].read_text()[-3000:]
+    assert "condition met" in output, output
+    assert "http://localhost:30000" in output, output
+    rollout = kubectl.run(
+        "-n", "thumbnail-system", "get", "deployment", "thumbnail-operator", "-o", "json"
+    ).stdout
+    assert json.loads(rollout)["status"].get("availableReplicas") == 1
+    cr = json.loads(kubectl.run(
+        "-n", process["namespace"], "get", "tns", "thumbnail-service", "-o", "json"
+    ).stdout)
+    ready = next(c for c in cr["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True", ready
