@@ -47,7 +47,7 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def post(client: httpx.Client, data: bytes = PNG, **fields: str) -> httpx.Response:
+def post(client: httpx.Client, data: bytes = PNG, /, **fields: str) -> httpx.Response:
     return client.post("/v1/jobs", files={"file": ("upload.bin", data)}, data=fields)
 
 

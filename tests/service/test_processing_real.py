@@ -225,7 +225,7 @@ def test_duplicate_message_for_a_finished_job_changes_nothing(
     done = wait_finished(client, job["id"], worker_stack)
     assert done["status"] == "succeeded"
 
-    broker = RedisBroker(host=redis_server.host, port=redis_server.port)
+    broker = RedisBroker(host=redis_server.host, port=redis_server.port)  # type: ignore[no-untyped-call]
     queue = worker_stack.env["THUMBNAIL_QUEUE_NAME"]
     broker.declare_queue(queue)
     for _ in range(2):  # a redelivery and a stale retry, as the broker may produce
