@@ -62,7 +62,7 @@ def test_flushed_redis_loses_no_job(stack: Stack, client: httpx.Client, redis_se
     ids = [submit(client, data, sizes="small")["id"] for _ in range(5)]
     queue = stack.env["THUMBNAIL_QUEUE_NAME"]
     broker = redis.Redis(host=redis_server.host, port=redis_server.port)
-    assert broker.llen(f"dramatiq:{queue}") == 5
+    assert broker.llen(f"dramatiq:{queue}") >= 5  # (+ any redelivery of the killed job)
     broker.flushall()
     assert broker.llen(f"dramatiq:{queue}") == 0
 
