@@ -217,3 +217,20 @@ def test_rendered_children_accepted_by_api_server(
     assert result.warnings == [], result.warnings
     rendered = {(c["kind"], c["metadata"]["name"]) for c in children}
     assert len(result.stdout.split()) == len(rendered), result.stdout
+
+
+def test_kind_config_maps_the_sample_node_ports() -> None:
+    """manifests/kind/cluster.yaml: 1 control plane + 2 workers; host ports 30000/30001 reach
+    the node ports the full sample asks for (API and MinIO console)."""
+    config = load_documents(MANIFESTS / "kind" / "cluster.yaml")[0]
+    assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
+    assert [node["role"] for node in config["nodes"]] == ["control-plane", "worker", "worker"]
+    mappings = [m for node in config["nodes"] for m in node.get("extraPortMappings", [])]
+    allowed = {"containerPort", "hostPort", "listenAddress", "protocol"}
+    assert all(set(m) <= allowed for m in mappings), mappings
+    ports = {m["hostPort"]: m["containerPort"] for m in mappings}
+    full = load_documents(next(p for p in sample_files() if "full" in p.name))[0]["spec"]
+    api = full["server"]["service"]["nodePort"]
+    console = full["minio"]["console"]["nodePort"]
+    assert api["enabled"] and console["enabled"]
+    assert ports == {30000: api["port"], 30001: console["port"]}
