@@ -34,14 +34,26 @@ context="$("${kc[@]}" config current-context 2>/dev/null || true)"
 "${kc[@]}" version --request-timeout=10s >/dev/null 2>&1 \
   || die "cannot reach the Kubernetes API with context '${context:-<none>}': check 'kubectl cluster-info' (Kind: run 'make k8s-setup')"
 
-step "installing the operator (CRD, RBAC, Deployment) into context '${context}' from manifests/"
-"${kc[@]}" apply --server-side --field-manager=thumbnail-deploy --force-conflicts -k manifests/
-"${kc[@]}" wait --for=condition=Established "crd/${CRD}" --timeout=60s >/dev/null
-
+source_dir="manifests/"
 if [ -n "${OPERATOR_IMAGE:-}" ]; then
+  # A throw-away kustomize overlay, so the Deployment is created with the right image (no
+  # rollout of a default image that cannot be pulled first).
+  overlay="$(mktemp -d "$PWD/.deploy-overlay.XXXXXX")"  # kustomize wants a relative base
+  trap 'rm -rf "$overlay"' EXIT
+  ref="$OPERATOR_IMAGE" image_field=""
+  case "$ref" in
+    *@*) image_field="digest: \"${ref#*@}\"" ref="${ref%%@*}" ;;
+    *) last="${ref##*/}"
+       case "$last" in *:*) image_field="newTag: \"${last#*:}\"" ref="${ref%:*}" ;; esac ;;
+  esac
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\nimages:\n  - name: thumbnail-operator\n    newName: "%s"\n    %s\n' \
+    ../manifests "$ref" "${image_field:-newTag: latest}" > "$overlay/kustomization.yaml"
+  source_dir="$overlay"
   step "using operator image ${OPERATOR_IMAGE}"
-  "${kc[@]}" -n "$OPERATOR_NAMESPACE" set image deployment/thumbnail-operator "operator=${OPERATOR_IMAGE}"
 fi
+step "installing the operator (CRD, RBAC, Deployment) into context '${context}' from manifests/"
+"${kc[@]}" apply --server-side --field-manager=thumbnail-deploy --force-conflicts -k "$source_dir"
+"${kc[@]}" wait --for=condition=Established "crd/${CRD}" --timeout=60s >/dev/null
 
 step "waiting for the operator to become available"
 if ! "${kc[@]}" -n "$OPERATOR_NAMESPACE" rollout status deployment/thumbnail-operator --timeout=180s; then

@@ -179,8 +179,9 @@ def test_deploy_script_installs_the_operator_and_waits_until_ready(
         "SAMPLE_NAMESPACE": process["namespace"],
         "WAIT": "1",
         "WAIT_TIMEOUT": "180s",
+        "OPERATOR_IMAGE": "registry.example.com:5000/team/thumbnail-operator:9.9.9",
     }
-    for unset in ("KUBE_CONTEXT", "OPERATOR_IMAGE", "REGISTRY", "IMAGE_TAG"):
+    for unset in ("KUBE_CONTEXT", "REGISTRY", "IMAGE_TAG"):
         env.pop(unset, None)
     run = subprocess.run(
         [str(ROOT / "scripts" / "deploy.sh")], env=env, capture_output=True, text=True,
@@ -193,7 +194,11 @@ def test_deploy_script_installs_the_operator_and_waits_until_ready(
     rollout = kubectl.run(
         "-n", "thumbnail-system", "get", "deployment", "thumbnail-operator", "-o", "json"
     ).stdout
-    assert json.loads(rollout)["status"].get("availableReplicas") == 1
+    operator = json.loads(rollout)
+    assert operator["status"].get("availableReplicas") == 1
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == env["OPERATOR_IMAGE"]
+    assert not list(ROOT.glob(".deploy-overlay.*")), "deploy.sh left its overlay behind"
     cr = json.loads(kubectl.run(
         "-n", process["namespace"], "get", "tns", "thumbnail-service", "-o", "json"
     ).stdout)
