@@ -5,35 +5,26 @@ the CRD), stoppable to simulate an outage, and direct reads of etcd to see stora
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import subprocess
-import threading
 import urllib.request
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.operator.support import NodeHeartbeat, free_port, wait_for
-from thumbnail_operator.conversion.certmanager import (
-    CRD_NAME,
-    CRD_PATH,
-    CertificateManager,
-    CertificateSettings,
-)
-from thumbnail_operator.conversion.webhook import WebhookServer
+from tests.upgrade.local_webhook import BackgroundWebhook
+from thumbnail_operator.conversion.certmanager import CRD_NAME, CRD_PATH
 from thumbnail_operator.kube import ApiError, KubeClient, load_configuration
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS_CRD = ROOT / "crds" / "history" / "thumbnailservices-v1alpha1.yaml"
 CURRENT_CRD = ROOT / "crds" / "thumbnailservices.yaml"
-WEBHOOK_NAMESPACE = "thumbnail-system"
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
@@ -82,48 +73,6 @@ def delete_crd(kube: KubeClient) -> None:
     wait_for(lambda: get_crd(kube) is None, timeout=60, what="CRD deleted")
 
 
-class BackgroundWebhook:
-    """The operator's conversion side (cert Secret, caBundle, HTTPS server) on its own loop."""
-
-    def __init__(self, kube: KubeClient, port: int) -> None:
-        self.kube = kube
-        self.port = port
-        self.certificates = CertificateManager(
-            kube, CertificateSettings(namespace=WEBHOOK_NAMESPACE,
-                                      hosts=["127.0.0.1", "localhost"]),
-        )
-        self.server = WebhookServer("127.0.0.1", port)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="webhook",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return asyncio.run_coroutine_threadsafe(factory(), self._loop).result(30)
-
-    def start(self) -> None:
-        bundle = self.certificates.reconcile()
-        self._run(lambda: self.server.start(bundle))
-
-    def stop(self) -> None:
-        self._run(self.server.stop)
-
-    def check_certificates(self) -> None:
-        """One tick of the operator's certificate loop: renew if due, publish, swap."""
-        bundle = self.certificates.reconcile()
-
-        async def load() -> None:
-            self.server.load(bundle)
-
-        self._run(load)
-
-    def close(self) -> None:
-        self._run(self.server.stop)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self.server.close()
-
-
 @pytest.fixture(scope="module")
 def kube(kube_cluster: Any) -> Iterator[KubeClient]:
     client = KubeClient(load_configuration(str(kube_cluster.kubeconfig)))
@@ -146,12 +95,6 @@ def previous_release(kube: KubeClient, webhook: BackgroundWebhook) -> Iterator[O
 
 @pytest.fixture(scope="module")
 def webhook(kube: KubeClient) -> Iterator[BackgroundWebhook]:
-    try:
-        kube.request("POST", "/api/v1/namespaces", body={
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WEBHOOK_NAMESPACE}})
-    except ApiError as err:
-        if not err.conflict:
-            raise
     runner = BackgroundWebhook(kube, free_port())
     yield runner
     runner.close()

@@ -115,7 +115,8 @@ class CertificateManager:
             if not s.managed:
                 log.warning("user-provided webhook certificate needs renewal: %s", reason)
                 return bundle
-            renewed = certs.renew(bundle, s.hosts, self.clock(), ca_validity=s.ca_validity,
+            renewed = certs.renew(bundle, certs.merged_hosts(s.hosts, bundle), self.clock(),
+                                  ca_validity=s.ca_validity,
                                   serving_validity=s.serving_validity)
             try:
                 # A merge patch carrying resourceVersion is a precondition: 409 if another

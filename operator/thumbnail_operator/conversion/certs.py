@@ -226,5 +226,23 @@ def renew(bundle: Bundle, hosts: Sequence[str], now: dt.datetime, *,
                   fresh.ca_key_pem)
 
 
+def covered_hosts(cert_pem: str) -> list[str]:
+    """DNS names and IPs a serving certificate is valid for (empty if unreadable)."""
+    try:
+        cert = _certificates(cert_pem)[0]
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (CertificateError, IndexError, x509.ExtensionNotFound):
+        return []
+    return [*sans.get_values_for_type(x509.DNSName),
+            *(str(ip) for ip in sans.get_values_for_type(x509.IPAddress))]
+
+
+def merged_hosts(wanted: Sequence[str], bundle: Bundle) -> list[str]:
+    """`wanted` first, then names the current certificate already covers: replicas (or
+    versions) configured with different names converge on one certificate for all of them
+    instead of renewing it back and forth."""
+    return list(dict.fromkeys([*wanted, *covered_hosts(bundle.cert_pem)]))
+
+
 def not_after(pem: str) -> dt.datetime:
     return _certificates(pem)[0].not_valid_after_utc

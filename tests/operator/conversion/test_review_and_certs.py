@@ -202,3 +202,14 @@ async def test_server_port_is_free_after_stop() -> None:
     with pytest.raises(aiohttp.ClientConnectorError):
         await asyncio.wait_for(_post(port, bundle.ca_pem, conversion_review([], V1)), 5)
     server.close()
+
+
+def test_renewal_for_new_hosts_keeps_the_old_ones_so_replicas_converge() -> None:
+    bundle = certs.issue(["a.svc"], NOW)
+    assert certs.covered_hosts(bundle.cert_pem) == ["a.svc"]
+    renewed = certs.renew(bundle, certs.merged_hosts(["127.0.0.1"], bundle), NOW)
+    assert set(certs.covered_hosts(renewed.cert_pem)) == {"a.svc", "127.0.0.1"}
+    # neither configuration wants a renewal any more: no back and forth
+    assert certs.rotation_reason(renewed, ["a.svc"], NOW) is None
+    assert certs.rotation_reason(renewed, ["127.0.0.1"], NOW) is None
+    assert renewed.ca_pem == bundle.ca_pem
