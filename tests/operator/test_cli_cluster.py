@@ -1,0 +1,86 @@
+"""The `thumbnail-operator` command itself: kubeconfig login, liveness, metrics, reconciling."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.operator.support import (
+    InProcessOperator,
+    free_port,
+    sample,
+    wait_for,
+    wait_ready,
+)
+from thumbnail_operator.kube import THUMBNAIL_SERVICE, KubeClient
+
+pytestmark = pytest.mark.cluster
+
+
+def service_account_kubeconfig(configuration: client.Configuration, path: Path) -> Path:
+    token = configuration.api_key["BearerToken"]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "clusters": [{"name": "c", "cluster": {
+            "server": configuration.host, "certificate-authority": configuration.ssl_ca_cert}}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "c", "user": "operator"}}],
+    }))
+    return path
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status), response.read().decode()
+    except OSError:
+        return 0, ""
+
+
+@pytest.fixture
+def command(
+    operator: InProcessOperator, operator_configuration: client.Configuration, tmp_path: Path
+) -> Iterator[dict[str, int]]:
+    """The real command in a subprocess, while the in-process operator is stopped."""
+    kubeconfig = service_account_kubeconfig(operator_configuration, tmp_path / "kubeconfig")
+    ports = {"metrics": free_port(), "liveness": free_port()}
+    with operator.stopped():
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from thumbnail_operator.cli import main; main()",
+             "--kubeconfig", str(kubeconfig), "--metrics-port", str(ports["metrics"]),
+             "--liveness-port", str(ports["liveness"]), "--log-level", "INFO"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "KUBECONFIG": "/nonexistent"},
+        )
+        try:
+            yield ports
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+            print(output)
+    assert process.returncode in (0, -15), output
+
+
+def test_command_reconciles_and_serves_probe_and_metrics(
+    admin: KubeClient, command: dict[str, int], namespace: str
+) -> None:
+    wait_for(lambda: http_get(f"http://127.0.0.1:{command['liveness']}/healthz")[0] == 200,
+             timeout=20, what="liveness endpoint")
+    admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+                  body=sample("cli", persistence={"enabled": False}))
+    wait_ready(admin, namespace, "cli", timeout=90)
+    status, metrics = http_get(f"http://127.0.0.1:{command['metrics']}/metrics")
+    assert status == 200
+    ok = [line for line in metrics.splitlines()
+          if line.startswith('thumbnail_operator_reconciles_total{result="ok"}')]
+    assert ok and float(ok[0].split()[-1]) >= 1
+    assert "thumbnail_operator_child_writes_total" in metrics
+
