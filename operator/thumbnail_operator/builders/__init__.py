@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.builders import app, config, datastores
+from thumbnail_operator.builders import app, buckets, config, minio, postgresql, redis
 from thumbnail_operator.builders.common import Context, Names, Obj, Owner
 from thumbnail_operator.spec import ThumbnailServiceSpec
 
@@ -39,17 +39,17 @@ def build_desired_state(
         config.credentials_secret(ctx, credentials),
     ]
     if spec.postgresql.enabled:
-        children += [datastores.postgresql_service(ctx), datastores.postgresql_stateful_set(ctx)]
+        children += [postgresql.postgresql_service(ctx), postgresql.postgresql_stateful_set(ctx)]
     if spec.redis.enabled:
-        children += [datastores.redis_service(ctx), datastores.redis_deployment(ctx)]
+        children += [redis.redis_service(ctx), redis.redis_deployment(ctx)]
     if spec.minio.enabled:
         children += [
-            datastores.minio_service(ctx),
-            datastores.minio_console_service(ctx),
-            datastores.minio_stateful_set(ctx),
+            minio.minio_service(ctx),
+            minio.minio_console_service(ctx),
+            minio.minio_stateful_set(ctx),
         ]
     children += [
-        datastores.bucket_init_job(ctx),
+        buckets.bucket_init_job(ctx),
         app.api_service(ctx),
         app.api_node_port_service(ctx),
         app.server_deployment(ctx, config_hash),

@@ -14,36 +14,20 @@ from thumbnail_operator.builders.common import (
     wait_for,
 )
 from thumbnail_operator.builders.config import external_secret_env
+from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.spec import Image, Resources
 
 
 def _dependency_waits(ctx: Context) -> list[Obj]:
-    """Init containers that hold the pod until PostgreSQL, Redis and MinIO answer."""
-    env = _endpoints(ctx)
+    """Init containers that hold the pod until PostgreSQL, Redis and object storage answer."""
+    deps = dependencies(ctx)
     wait = ctx.spec.images.wait
-    return [wait_for(target, host, port, wait) for target, (host, port) in env.items()]
-
-
-def _endpoints(ctx: Context) -> dict[str, tuple[str, int]]:
-    spec, names = ctx.spec, ctx.names
-    pg = spec.postgresql
-    redis = spec.redis
-    minio = spec.minio
-    endpoints: dict[str, tuple[str, int]] = {
-        "postgresql": (names.postgresql, c.POSTGRES_PORT)
-        if pg.enabled or not pg.external
-        else (pg.external.host, pg.external.port),
-        "redis": (names.redis, c.REDIS_PORT)
-        if redis.enabled or not redis.external
-        else (redis.external.host, redis.external.port),
-    }
-    if minio.enabled or not minio.external:
-        endpoints["minio"] = (names.minio, c.MINIO_API_PORT)
-    else:
-        host, _, port = minio.external.endpoint.rpartition(":")
-        default_port = 443 if minio.external.secure else 80
-        endpoints["minio"] = (host, int(port)) if host else (port, default_port)
-    return endpoints
+    return [
+        wait_for(target, endpoint.host, endpoint.port, wait)
+        for target, endpoint in (
+            ("postgresql", deps.postgresql), ("redis", deps.redis), ("minio", deps.s3),
+        )
+    ]
 
 
 def _app_env(ctx: Context) -> dict[str, object]:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj
+from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.credentials import (
     DATABASE_PASSWORD,
     REDIS_PASSWORD,
@@ -19,35 +20,23 @@ from thumbnail_operator.credentials import (
 
 def service_environment(ctx: Context) -> dict[str, str]:
     """Non-secret THUMBNAIL_* settings (names from docs/contracts.md)."""
-    spec, names = ctx.spec, ctx.names
+    spec = ctx.spec
     pg, redis, minio, thumbs = spec.postgresql, spec.redis, spec.minio, spec.thumbnails
-    if pg.enabled or pg.external is None:
-        db_host, db_port = names.postgresql, c.POSTGRES_PORT
-    else:
-        db_host, db_port = pg.external.host, pg.external.port
-    if redis.enabled or redis.external is None:
-        redis_host, redis_port = names.redis, c.REDIS_PORT
-    else:
-        redis_host, redis_port = redis.external.host, redis.external.port
-    if minio.enabled or minio.external is None:
-        s3_endpoint, s3_secure, s3_region = f"{names.minio}:{c.MINIO_API_PORT}", False, "us-east-1"
-    else:
-        ext = minio.external
-        s3_endpoint, s3_secure, s3_region = ext.endpoint, ext.secure, ext.region
+    deps = dependencies(ctx)
     presets = {
         name: {"width": p.width, "height": p.height} for name, p in sorted(thumbs.presets.items())
     }
     return {
-        "THUMBNAIL_DATABASE_HOST": db_host,
-        "THUMBNAIL_DATABASE_PORT": str(db_port),
+        "THUMBNAIL_DATABASE_HOST": deps.postgresql.host,
+        "THUMBNAIL_DATABASE_PORT": str(deps.postgresql.port),
         "THUMBNAIL_DATABASE_NAME": pg.database,
         "THUMBNAIL_DATABASE_USER": pg.user,
-        "THUMBNAIL_REDIS_HOST": redis_host,
-        "THUMBNAIL_REDIS_PORT": str(redis_port),
+        "THUMBNAIL_REDIS_HOST": deps.redis.host,
+        "THUMBNAIL_REDIS_PORT": str(deps.redis.port),
         "THUMBNAIL_REDIS_DB": str(redis.database),
-        "THUMBNAIL_S3_ENDPOINT": s3_endpoint,
-        "THUMBNAIL_S3_SECURE": _flag(s3_secure),
-        "THUMBNAIL_S3_REGION": s3_region,
+        "THUMBNAIL_S3_ENDPOINT": deps.s3.address,
+        "THUMBNAIL_S3_SECURE": _flag(deps.s3_secure),
+        "THUMBNAIL_S3_REGION": deps.s3_region,
         "THUMBNAIL_BUCKET_ORIGINALS": minio.buckets.originals,
         "THUMBNAIL_BUCKET_THUMBNAILS": minio.buckets.thumbnails,
         "THUMBNAIL_AUTH_ENABLED": _flag(thumbs.auth_enabled),

@@ -1,0 +1,48 @@
+"""Managed Redis (the Dramatiq broker): a Deployment and its Service."""
+
+from __future__ import annotations
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
+from thumbnail_operator.builders.workloads import (
+    DATA_UID,
+    pod_spec,
+    secret_env,
+    service,
+    service_port,
+)
+from thumbnail_operator.credentials import REDIS_PASSWORD
+
+
+def redis_service(ctx: Context) -> Obj:
+    return service(ctx, ctx.names.redis, "redis", [service_port("redis", c.REDIS_PORT)])
+
+
+def redis_deployment(ctx: Context) -> Obj:
+    probe = {"tcpSocket": {"port": "redis"}}
+    main = container(
+        "redis",
+        ctx.spec.images.redis,
+        ctx.spec.redis.resources.as_dict(),
+        # A broker queue is transient: no RDB/AOF, so no volume to lose.
+        args=["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"],
+        env=[secret_env(ctx, "REDIS_PASSWORD", REDIS_PASSWORD)],
+        ports=[{"name": "redis", "containerPort": c.REDIS_PORT, "protocol": "TCP"}],
+        readinessProbe={**probe, "initialDelaySeconds": 2, "periodSeconds": 10},
+        livenessProbe={**probe, "initialDelaySeconds": 15, "periodSeconds": 20},
+        volumeMounts=[{"name": "data", "mountPath": "/data"}],
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": ctx.metadata(ctx.names.redis, "redis"),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": ctx.selector("redis")},
+            "template": {
+                "metadata": {"labels": ctx.labels("redis")},
+                "spec": pod_spec(ctx, DATA_UID, [main], [tmp_volume("data")]),
+            },
+        },
+    }
