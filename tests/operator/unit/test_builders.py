@@ -160,6 +160,11 @@ def test_external_dependencies_replace_managed_ones() -> None:
     assert "nc -z -w 2 s3.example.com 9443" in server["initContainers"][2]["command"][-1]
     secret = objs[("Secret", "demo-credentials")]["data"]
     assert set(secret) == {"THUMBNAIL_API_KEYS"}
+    job = next(o for o in state.children if o["kind"] == "Job")
+    job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert job_env["S3_ENDPOINT_URL"]["value"] == "https://s3.example.com:9443"
+    assert job_env["THUMBNAIL_S3_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3", "key": "key"}
 
 
 def test_node_port_services_follow_their_switches() -> None:
