@@ -1,10 +1,13 @@
 """The conversion webhook for tests on the local control plane, as the operator runs it.
 
-The shipped CRD reaches the webhook through a Service, which a local control plane (no
-kube-proxy, kwok pods) cannot route to. Tests that install the shipped CRD `localize` it:
-the same CRD, calling `https://127.0.0.1:<port>/convert` served by one background webhook
-per test session (`shared_webhook`), with the operator's own classes: certificate Secret,
-caBundle sync, HTTPS server.
+The shipped CRD reaches the webhook through the Service `thumbnail-operator-webhook`, which
+a local control plane (no kube-proxy, kwok pods) cannot route to a pod. The API server
+resolves an ExternalName Service to its external name, though, so on a local control plane
+that Service points at `localhost` and the webhook listens there: the shipped CRD works
+unchanged (port 9443). One background webhook per test session (`shared_webhook`) serves it
+with the operator's own classes (certificate Secret, caBundle sync, HTTPS server). When
+9443 is taken (another session on the machine), it listens on a free port and `localize`
+points the CRD's service port there.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import asyncio
 import atexit
 import base64
 import copy
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from tests.operator.support import free_port
 from thumbnail_operator.conversion.certmanager import CertificateManager, CertificateSettings
 from thumbnail_operator.conversion.webhook import WebhookServer
 from thumbnail_operator.kube import ApiError, KubeClient, load_configuration
-from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_SERVICE
+from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_PORT, WEBHOOK_SERVICE
 
 T = TypeVar("T")
+SHIPPED_PORT = WEBHOOK_PORT
 Obj = dict[str, Any]
 LOCAL_HOSTS = [f"{WEBHOOK_SERVICE}.{WEBHOOK_NAMESPACE}.svc",
                f"{WEBHOOK_SERVICE}.{WEBHOOK_NAMESPACE}.svc.cluster.local",
@@ -72,6 +76,12 @@ class BackgroundWebhook:
         self.server.close()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def ensure_namespace(kube: KubeClient, name: str = WEBHOOK_NAMESPACE) -> None:
     try:
         kube.request("POST", "/api/v1/namespaces", body={
@@ -81,17 +91,27 @@ def ensure_namespace(kube: KubeClient, name: str = WEBHOOK_NAMESPACE) -> None:
             raise
 
 
+def external_name_service(port: int) -> Obj:
+    """The webhook Service of a local control plane: the API server dials localhost:port."""
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": WEBHOOK_SERVICE, "namespace": WEBHOOK_NAMESPACE},
+        "spec": {"type": "ExternalName", "externalName": "localhost",
+                 "ports": [{"name": "webhook", "port": port, "targetPort": port}]},
+    }
+
+
 def localize(crd: Obj, webhook: BackgroundWebhook) -> Obj:
-    """The CRD calling `webhook` by URL, with its CA already in caBundle (no trust gap)."""
+    """The CRD as shipped, its service port set to where `webhook` listens and its CA already
+    in caBundle (no trust gap while the webhook's own check comes round)."""
     crd = copy.deepcopy(crd)
     conversion = crd.get("spec", {}).get("conversion") or {}
     if conversion.get("strategy") == "Webhook":
         bundle = webhook.server.serving
         assert bundle is not None, "start the webhook first"
-        conversion["webhook"]["clientConfig"] = {
-            "url": f"https://127.0.0.1:{webhook.port}/convert",
-            "caBundle": base64.b64encode(bundle.ca_pem.encode()).decode(),
-        }
+        client_config = conversion["webhook"]["clientConfig"]
+        client_config["service"]["port"] = webhook.port
+        client_config["caBundle"] = base64.b64encode(bundle.ca_pem.encode()).decode()
     return crd
 
 
@@ -99,13 +119,30 @@ _shared: dict[str, BackgroundWebhook] = {}
 _lock = threading.Lock()
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def shared_webhook(kubeconfig: str) -> BackgroundWebhook:
-    """One running webhook per control plane for the whole test session."""
+    """One running webhook per control plane for the whole test session, behind an
+    ExternalName `thumbnail-operator-webhook` Service."""
     with _lock:
         if kubeconfig not in _shared:
             kube = KubeClient(load_configuration(kubeconfig))
             ensure_namespace(kube)
-            webhook = BackgroundWebhook(kube, free_port())
+            port = SHIPPED_PORT if _port_free(SHIPPED_PORT) else free_port()
+            service = external_name_service(port)
+            kube.request(
+                "PATCH", f"/api/v1/namespaces/{WEBHOOK_NAMESPACE}/services/{WEBHOOK_SERVICE}",
+                body=service, query={"fieldManager": "local-webhook", "force": "true"},
+                content_type="application/apply-patch+yaml",
+            )
+            webhook = BackgroundWebhook(kube, port)
             webhook.start()
             atexit.register(webhook.close)
             _shared[kubeconfig] = webhook

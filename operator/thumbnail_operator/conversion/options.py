@@ -23,14 +23,14 @@ from thumbnail_operator.conversion.core import (
 )
 from thumbnail_operator.conversion.mapping import STATUS_MOVES
 from thumbnail_operator.conversion.runtime import ConversionSettings
-from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_SERVICE
+from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_PORT, WEBHOOK_SERVICE
 
 Obj = dict[str, Any]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("conversion webhook (ThumbnailService v1alpha1 <-> v1)")
-    group.add_argument("--webhook-port", type=int, default=9443,
+    group.add_argument("--webhook-port", type=int, default=WEBHOOK_PORT,
                        help="HTTPS port of /convert (0 disables the webhook)")
     group.add_argument("--webhook-host", default="0.0.0.0",
                        help="address to listen on")

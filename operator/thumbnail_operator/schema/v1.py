@@ -334,12 +334,16 @@ def deprecate(version: dict[str, Any]) -> dict[str, Any]:
 WEBHOOK_NAMESPACE = "thumbnail-system"
 WEBHOOK_SERVICE = "thumbnail-operator-webhook"
 WEBHOOK_PATH = "/convert"
+# The Service port equals the operator's listening port, so that a local control plane can
+# use an ExternalName Service (-> localhost) with the same CRD (docs/upgrading.md).
+WEBHOOK_PORT = 9443
 
 
 def service_client_config(
-    namespace: str = WEBHOOK_NAMESPACE, name: str = WEBHOOK_SERVICE, port: int = 443
+    namespace: str = WEBHOOK_NAMESPACE, name: str = WEBHOOK_SERVICE, port: int = WEBHOOK_PORT
 ) -> dict[str, Any]:
-    """In a cluster: the API server calls the operator's pods through this Service."""
+    """The API server calls the operator through this Service (in a cluster: its pods; on a
+    local control plane: an ExternalName Service pointing at localhost)."""
     return {"service": {"namespace": namespace, "name": name, "path": WEBHOOK_PATH,
                         "port": port}}
 
