@@ -122,3 +122,8 @@ def test_storage_size_is_immutable(admin: KubeClient, crd: Any, namespace: str) 
         lambda: patch_tns(admin, namespace, "frozen", {"persistence": {"enabled": False}})
     )
     assert "persistence.enabled is immutable" in err.message
+    err = expect_api_error(
+        lambda: patch_tns(admin, namespace, "frozen", {"postgresql": {"database": "other"}})
+    )
+    assert "postgresql.database and postgresql.user are immutable" in err.message
+    patch_tns(admin, namespace, "frozen", {"worker": {"replicas": 3}})  # the rest may change

@@ -192,15 +192,21 @@ WORKER = obj(
     default={},
 )
 
+_INITIALISED_ONCE = rule(
+    "self == oldSelf",
+    "postgresql.database and postgresql.user are immutable (the database is initialised once)",
+)
+
 POSTGRESQL = obj(
     "The job database: a managed PostgreSQL StatefulSet, or an external server.",
     {
         "enabled": boolean("Run PostgreSQL in the cluster; false means use `external`.",
                            default=True),
-        "database": string("Database name.", default="thumbnails", pattern=r"^[a-z_][a-z0-9_]*$",
-                           max_length=63),
-        "user": string("Database user.", default="thumbnails", pattern=r"^[a-z_][a-z0-9_]*$",
-                       max_length=63),
+        "database": string("Database name (immutable).", default="thumbnails",
+                           pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
+                           rules=[_INITIALISED_ONCE]),
+        "user": string("Database user (immutable).", default="thumbnails",
+                       pattern=r"^[a-z_][a-z0-9_]*$", max_length=63, rules=[_INITIALISED_ONCE]),
         "storage": _storage("PostgreSQL data"),
         "resources": _resources("the PostgreSQL pod", "100m", "256Mi", "1", "1Gi"),
         "external": obj(
