@@ -10,11 +10,13 @@ from tests.operator.support import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
     expect_api_error,
+    patch_tns,
     sample,
+    wait_for,
     wait_ready,
 )
 from thumbnail_operator import constants as c
-from thumbnail_operator.kube import THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import SERVICE, THUMBNAIL_SERVICE, KubeClient
 
 pytestmark = pytest.mark.cluster
 
@@ -39,9 +41,16 @@ def test_role_is_sufficient_for_a_full_reconcile(
     cr = wait_ready(admin, namespace, "rbac", timeout=90)
     assert cr["status"]["nodePortEndpoint"] == "<node-ip>:30222"
 
+    # Pruning exercises the delete verb: switching the NodePort off removes its Service.
+    patch_tns(admin, namespace, "rbac", {"server": {"service": {"nodePort": {"enabled": False}}}})
+    wait_for(lambda: admin.get(SERVICE, namespace, "rbac-server-nodeport") is None,
+             timeout=10, what="NodePort Service pruned")
+    cr = wait_ready(admin, namespace, "rbac", timeout=30)
+    assert cr["status"]["nodePortEndpoint"] == ""
+
     events = admin.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
     ours = [e for e in events if e.get("reportingComponent") == c.FIELD_MANAGER]
-    assert {e["reason"] for e in ours} >= {"Created", "AllComponentsReady"}
+    assert {e["reason"] for e in ours} >= {"Created", "Deleted", "AllComponentsReady"}
     assert not [e for e in ours if e["type"] == "Warning"], ours
 
 
