@@ -18,16 +18,27 @@ def kubectl(kube_cluster: Any) -> Kubectl:
     return Kubectl(kube_cluster.kubeconfig)
 
 
-@pytest.fixture(scope="session")
-def installed_crd(kubectl: Kubectl) -> None:
-    """The CRD from crds/, installed for real (dry-runs of custom resources need it)."""
+def install_crds(kubectl: Kubectl) -> None:
+    """The CRDs from crds/, installed for real. A CRD that converts through a webhook gets
+    the tests' shared local webhook (tests/upgrade/local_webhook.py: the operator's own
+    webhook classes behind an ExternalName Service), as the operator would serve it."""
     for path in sorted(CRDS.glob("*.yaml")):
-        kubectl.apply(load_documents(path))
         for doc in load_documents(path):
+            if (doc["spec"].get("conversion") or {}).get("strategy") == "Webhook":
+                from tests.upgrade.local_webhook import localize, shared_webhook
+
+                doc = localize(doc, shared_webhook(str(kubectl.kubeconfig)))
+            kubectl.apply([doc])
             kubectl.run(
                 "wait", "--for=condition=Established", "--timeout=60s",
                 f"crd/{doc['metadata']['name']}",
             )
+
+
+@pytest.fixture(scope="session")
+def installed_crd(kubectl: Kubectl) -> None:
+    """The CRD from crds/, installed for real (dry-runs of custom resources need it)."""
+    install_crds(kubectl)
 
 
 @pytest.fixture(scope="session")

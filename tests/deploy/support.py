@@ -132,3 +132,9 @@ def pyproject() -> dict[str, Any]:
 def console_scripts() -> dict[str, str]:
     scripts: dict[str, str] = pyproject()["project"]["scripts"]
     return scripts
+
+
+def crd_name() -> str:
+    (doc,) = load_documents(CRDS / "thumbnailservices.yaml")
+    name: str = doc["metadata"]["name"]
+    return name

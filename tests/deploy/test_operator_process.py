@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import ShippedRbac
+from tests.deploy.conftest import ShippedRbac, install_crds
 from tests.deploy.support import ROOT, SAMPLES, Kubectl, kubectl_path, load_documents, the_one
 
 pytestmark = pytest.mark.cluster
@@ -183,10 +183,13 @@ def test_deploy_script_installs_the_operator_and_waits_until_ready(
     }
     for unset in ("KUBE_CONTEXT", "REGISTRY", "IMAGE_TAG"):
         env.pop(unset, None)
-    run = subprocess.run(
-        [str(ROOT / "scripts" / "deploy.sh")], env=env, capture_output=True, text=True,
-        timeout=400, check=False,
-    )
+    try:
+        run = subprocess.run(
+            [str(ROOT / "scripts" / "deploy.sh")], env=env, capture_output=True, text=True,
+            timeout=400, check=False,
+        )
+    finally:
+        install_crds(kubectl)  # the shipped CRD as the rest of the session expects it
     output = run.stdout + run.stderr
     assert run.returncode == 0, output + process["log"].read_text()[-3000:]
     assert "condition met" in output, output

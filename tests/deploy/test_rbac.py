@@ -18,7 +18,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.deploy.conftest import ShippedRbac
-from tests.deploy.support import OPERATOR_RBAC, Kubectl, Obj, load_documents, the_one
+from tests.deploy.support import (
+    OPERATOR_RBAC,
+    Kubectl,
+    Obj,
+    crd_name,
+    load_documents,
+    the_one,
+)
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import CHILD_KINDS, EVENT, THUMBNAIL_SERVICE, Kind
 
@@ -74,9 +81,12 @@ def test_rules_have_no_wildcards_or_escalation_verbs() -> None:
         assert verb not in {"escalate", "bind", "impersonate", "deletecollection"}
         assert resource.split("/")[0] not in {
             "nodes", "namespaces", "pods", "clusterroles", "clusterrolebindings", "roles",
-            "rolebindings", "customresourcedefinitions", "serviceaccounts",
-            "persistentvolumes",
+            "rolebindings", "serviceaccounts", "persistentvolumes",
         }, resource
+    for rule in the_one("ClusterRole")["rules"]:
+        if "customresourcedefinitions" in rule.get("resources", []):
+            # Only its own CRD (e.g. a conversion webhook's caBundle), never CRDs in general.
+            assert set(rule.get("resourceNames", [])) == {crd_name()}, rule
 
 
 # -- dynamic: impersonate the shipped ServiceAccount on the real API server ----------------
@@ -92,10 +102,13 @@ class Account:
     def user(self) -> str:
         return f"system:serviceaccount:{self.namespace}:{self.name}"
 
-    def can(self, verb: str, group: str, resource: str, namespace: str = "") -> bool:
+    def can(
+        self, verb: str, group: str, resource: str, namespace: str = "", name: str = ""
+    ) -> bool:
         plural, _, sub = resource.partition("/")
         attributes = client.V1ResourceAttributes(
-            verb=verb, group=group, resource=plural, subresource=sub, namespace=namespace
+            verb=verb, group=group, resource=plural, subresource=sub, namespace=namespace,
+            name=name,
         )
         review = client.AuthorizationV1Api(self.api).create_self_subject_access_review(
             client.V1SelfSubjectAccessReview(
@@ -148,11 +161,10 @@ FORBIDDEN: list[tuple[str, str, str, str]] = [
     ("delete", "", "persistentvolumeclaims", "default"),
     ("delete", "", "persistentvolumes", ""),
     ("deletecollection", "", "secrets", "default"),
-    ("update", c.GROUP, c.PLURAL, "default"),
-    ("patch", c.GROUP, c.PLURAL, "default"),
+    ("create", c.GROUP, c.PLURAL, "default"),
     ("delete", c.GROUP, c.PLURAL, "default"),
     ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
-    ("patch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("delete", "apiextensions.k8s.io", "customresourcedefinitions", ""),
     ("create", "rbac.authorization.k8s.io", "clusterrolebindings", ""),
     ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
     ("bind", "rbac.authorization.k8s.io", "clusterroles", ""),
@@ -171,6 +183,14 @@ def test_impersonated_operator_cannot(
     account: Account, verb: str, group: str, resource: str, namespace: str
 ) -> None:
     assert not account.can(verb, group, resource, namespace)
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("verb", ["patch", "update", "delete"])
+def test_impersonated_operator_cannot_touch_other_crds(account: Account, verb: str) -> None:
+    for other in ("certificates.cert-manager.io", "kopfpeerings.kopf.dev", "widgets.example.com"):
+        assert not account.can(verb, "apiextensions.k8s.io", "customresourcedefinitions",
+                               name=other), other
 
 
 @pytest.mark.cluster
