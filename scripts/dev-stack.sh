@@ -12,18 +12,7 @@ export THUMBNAIL_API_KEYS="${THUMBNAIL_API_KEYS:-dev-$($BIN/python -c 'import se
 export THUMBNAIL_SWEEP_INTERVAL_SECONDS="${THUMBNAIL_SWEEP_INTERVAL_SECONDS:-10}"
 echo "export THUMBNAIL_API_KEYS=$THUMBNAIL_API_KEYS THUMBNAIL_PORT=$THUMBNAIL_PORT" >> .dev/substrate.env
 
-echo "==> creating buckets"
-$BIN/python - <<'PY'
-import os
-from minio import Minio
-client = Minio(os.environ["THUMBNAIL_S3_ENDPOINT"], access_key=os.environ["THUMBNAIL_S3_ACCESS_KEY"],
-               secret_key=os.environ["THUMBNAIL_S3_SECRET_KEY"], secure=False)
-for name in (os.environ.get("THUMBNAIL_BUCKET_ORIGINALS", "raws"), os.environ.get("THUMBNAIL_BUCKET_THUMBNAILS", "thumbnails")):
-    if not client.bucket_exists(name):
-        client.make_bucket(name)
-    print(f"    bucket {name}")
-PY
-echo "==> migrating the database"
+echo "==> migrating the database and creating the buckets"
 $BIN/thumbnail-migrate
 echo "==> starting a worker (log: .dev/worker.log)"
 $BIN/thumbnail-worker > .dev/worker.log 2>&1 &

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import NoReturn
 
 from thumbnail_substrate.component import Component
 from thumbnail_substrate.errors import SubstrateError
+from thumbnail_substrate.process import ManagedProcess, die_with_parent
 
 
 def _components(kube: bool, services: bool) -> list[type[Component]]:
@@ -41,6 +41,8 @@ def _raise_interrupt(signum: int, _frame: object) -> NoReturn:
 def up(args: argparse.Namespace) -> int:
     # SIGTERM (e.g. from make or a supervisor) tears down like Ctrl-C does.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    # And so does the death of whoever started us (e.g. `make` killed by a timeout).
+    die_with_parent(signal.SIGTERM)
     env: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         try:
@@ -69,7 +71,14 @@ def up(args: argparse.Namespace) -> int:
         try:
             if args.then:
                 print(f"==> running: {args.then}", flush=True)
-                return subprocess.call(args.then, shell=True, env={**os.environ, **env})
+                # Its own process group, stopped with everything else (API, worker, ...).
+                then = ManagedProcess(
+                    "then", [args.then], log=Path(os.devnull), env=env, shell=True,
+                    stop_signal=signal.SIGINT,
+                )
+                stack.callback(then.stop, 30)
+                then.start_attached()
+                return then.wait()
             print("==> substrate up; press Ctrl-C to stop", flush=True)
             while True:
                 time.sleep(3600)

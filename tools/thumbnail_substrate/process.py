@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 from thumbnail_substrate.errors import SubstrateError
 
@@ -60,6 +61,12 @@ def wait_until(
     raise SubstrateError(f"{what} not ready after {timeout:.0f}s{hint}")
 
 
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """Ask the kernel to send `sig` to this process when its parent exits."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, sig)
+
+
 def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
     def setup() -> None:
         os.setsid()  # own process group, so stop() reaches grandchildren too
@@ -69,8 +76,7 @@ def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
         if uid is not None:
             os.setuid(uid)
         # Set after setuid: changing credentials clears the parent-death signal.
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent()
 
     return setup
 
@@ -89,6 +95,7 @@ class ManagedProcess:
         gid: int | None = None,
         cwd: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        shell: bool = False,
     ) -> None:
         self.name = name
         self.argv = [str(a) for a in argv]
@@ -97,6 +104,7 @@ class ManagedProcess:
         self.uid, self.gid = uid, gid
         self.cwd = cwd
         self.stop_signal = stop_signal
+        self.shell = shell
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -108,18 +116,27 @@ class ManagedProcess:
         return self._proc.pid if self._proc else None
 
     def start(self) -> None:
-        if not os.access(self.argv[0], os.X_OK):
-            raise SubstrateError(f"{self.name}: {self.argv[0]} is not executable")
+        """Start with output to the log file."""
         with open(self.log, "ab") as out:
-            self._proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(self.env or {})},
-                cwd=self.cwd,
-                preexec_fn=_child_setup(self.uid, self.gid),
-            )
+            self._spawn(out)
+
+    def start_attached(self) -> None:
+        """Start with output on our terminal (for the user's own commands)."""
+        self._spawn(None)
+
+    def _spawn(self, out: IO[bytes] | None) -> None:
+        if not self.shell and not os.access(self.argv[0], os.X_OK):
+            raise SubstrateError(f"{self.name}: {self.argv[0]} is not executable")
+        self._proc = subprocess.Popen(
+            self.argv[0] if self.shell else self.argv,
+            shell=self.shell,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(self.env or {})},
+            cwd=self.cwd,
+            preexec_fn=_child_setup(self.uid, self.gid),
+        )
 
     def check_alive(self) -> bool:
         """Used inside readiness loops: a crashed server fails fast with its log."""
@@ -146,6 +163,10 @@ class ManagedProcess:
         # Stragglers that ignored SIGTERM but kept the group (e.g. postgres backends).
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        assert self._proc is not None
+        return self._proc.wait()
 
     def kill(self) -> None:
         """SIGKILL the whole group at once (crash simulation)."""
