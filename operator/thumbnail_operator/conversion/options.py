@@ -71,12 +71,23 @@ def settings_from_args(args: argparse.Namespace) -> ConversionSettings | None:
     )
 
 
+def _api_order(value: Any) -> Any:
+    """Maps with sorted keys, as the API server serves them (Go encodes maps sorted)."""
+    if isinstance(value, dict):
+        return {key: _api_order(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_api_order(item) for item in value]
+    return value
+
+
 def builder_spec(cr: Obj) -> Obj:
-    """The `spec` of a ThumbnailService (either version) in the layout `spec.py` parses."""
-    if cr.get("apiVersion") == V1:
-        spec: Obj = to_v1alpha1(cr).get("spec") or {}
-        return spec
-    return dict(cr.get("spec") or {})
+    """The `spec` of a ThumbnailService (either version) in the layout `spec.py` parses,
+    exactly as a v1alpha1 read would give it: the v1 preset list becomes a map in name
+    order, so the rendered THUMBNAIL_PRESETS and the config hash stay what they were before
+    the upgrade (a different hash would roll every server and worker)."""
+    spec = to_v1alpha1(cr).get("spec") if cr.get("apiVersion") == V1 else cr.get("spec")
+    ordered: Obj = _api_order(spec or {})
+    return ordered
 
 
 def _status(status: Obj, source: str) -> Obj:

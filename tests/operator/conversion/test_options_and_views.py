@@ -55,3 +55,10 @@ def test_status_views_translate_both_ways() -> None:
     assert stored_status(full_alpha()["status"], full_v1()["apiVersion"]) == full_v1()["status"]
     assert stored_status(full_alpha()["status"], full_alpha()["apiVersion"]) == (
         full_alpha()["status"])
+
+
+def test_builder_spec_orders_presets_as_a_v1alpha1_read_does() -> None:
+    beta = full_v1()  # presets listed thumb (small), hero (large): not name order
+    spec = builder_spec(beta)
+    assert list(spec["thumbnails"]["presets"]) == ["hero", "thumb"]
+    assert list(builder_spec(full_alpha())["thumbnails"]["presets"]) == ["hero", "thumb"]
