@@ -299,3 +299,14 @@ def _try_create(
         if err.status == 404:  # discovery of a fresh CRD lags for a moment
             return None
         raise
+
+
+def test_kwok_renews_node_leases(api: client.ApiClient) -> None:
+    """Without renewals the node lifecycle controller marks every node NotReady after ~50 s."""
+    coord = client.CoordinationV1Api(api)
+
+    def renew_time() -> Any:
+        return coord.read_namespaced_lease("kwok-node-0", "kube-node-lease").spec.renew_time
+
+    first = wait_for(renew_time, what="node lease")
+    wait_for(lambda: renew_time() != first, timeout=60, what="lease renewal")

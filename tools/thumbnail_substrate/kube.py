@@ -236,6 +236,8 @@ class KubeCluster(Component):
                 "--manage-nodes-with-label-selector=",
                 "--manage-single-node=",
                 "--cidr=10.244.0.0/16",
+                # Without leases the node lifecycle controller marks nodes NotReady after ~50 s.
+                "--node-lease-duration-seconds=40",
                 "--node-ip=10.0.0.1",
                 f"--server-address=127.0.0.1:{self._kwok_port}",
             ],
