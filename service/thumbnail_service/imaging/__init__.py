@@ -10,6 +10,9 @@ Decisions callers can rely on:
   each requested output size.
 - Importing does not touch libvips' global state. The first probe/render blocks untrusted
   and non-allowed loaders and disables the libvips operation cache (see `policy`).
+- `render` stops libvips through its kill flag, which some encoders ignore (libheif's AVIF
+  encoder). `isolated.IsolatedRenderer` runs the same `render` in killable child processes:
+  a hard time limit, and decoder crashes stay out of the caller.
 """
 
 from .errors import (
@@ -17,6 +20,7 @@ from .errors import (
     ImageTooLargeError,
     ImagingError,
     ProcessingTimeoutError,
+    RendererCrashedError,
     UnsupportedFormatError,
 )
 from .info import libvips_version, supported_formats
@@ -43,6 +47,7 @@ __all__ = [
     "OutputFormat",
     "ProcessingTimeoutError",
     "RenderOptions",
+    "RendererCrashedError",
     "SizeSpec",
     "Thumbnail",
     "UnsupportedFormatError",

@@ -19,3 +19,7 @@ class CorruptImageError(ImagingError):
 
 class ProcessingTimeoutError(ImagingError):
     """The per-job time limit was hit; libvips work was killed, not just abandoned."""
+
+
+class RendererCrashedError(ImagingError):
+    """The isolated renderer process died mid-job (segfault, abort, OOM kill): permanent."""
