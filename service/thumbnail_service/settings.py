@@ -87,6 +87,11 @@ class Settings(BaseSettings):
 
     # Worker and recovery.
     job_timeout_seconds: float = Field(default=30, gt=0)
+    # "process": render in killable child processes (one per worker thread), killed at
+    # job_timeout + render_kill_grace; "inline": in the worker, cooperative limit only.
+    render_isolation: Literal["process", "inline"] = "process"
+    render_kill_grace_seconds: float = Field(default=1, gt=0)
+    render_memory_limit_bytes: int = Field(default=0, ge=0)  # RLIMIT_AS per child; 0 = off
     worker_threads: int = Field(default=2, ge=1)
     worker_processes: int = Field(default=1, ge=1)
     max_attempts: int = Field(default=5, ge=1)

@@ -282,8 +282,10 @@ class IsolatedRenderer:
     def _crashed(self, child: _Child, when: str) -> Exception:
         if self._closed:
             return RuntimeError("the isolated renderer was closed during the render")
+        how = child.describe_exit(wait_seconds=2)  # its own exit status, if it is dying
         child.terminate()
-        how = child.describe_exit()
+        if self._memory_limit:
+            how += f"; renderer memory limit {self._memory_limit} bytes"
         log.error("renderer pid %d died %s: %s", child.pid, when, how)
         return RendererCrashedError(f"the decoder crashed {when} ({how})")
 
@@ -347,11 +349,11 @@ class _Child:
         self.terminate()
         self.conn.close()
 
-    def describe_exit(self) -> str:
+    def describe_exit(self, wait_seconds: float = 5) -> str:
         try:
-            code = self.proc.wait(timeout=5)
+            code = self.proc.wait(timeout=wait_seconds)
         except subprocess.TimeoutExpired:
-            return "not responding"
+            return "not responding; killed"
         if code < 0:
             name = _signal_name(-code)
             hint = ", e.g. by the OOM killer" if -code == signal.SIGKILL else ""

@@ -44,7 +44,8 @@ def render(
     thumbnails = []
     for spec in options.sizes:
         deadline.check()
-        image = _derive(base, spec, options.fit, info)
+        with deadline.guard(ImagingError, f"resizing to {spec.name!r}"):  # e.g. out of memory
+            image = _derive(base, spec, options.fit, info)
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)

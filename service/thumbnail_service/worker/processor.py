@@ -12,10 +12,14 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Protocol
 from uuid import UUID
 
 from .. import imaging
 from ..errors import DependencyUnavailable
+from ..imaging.isolated import IsolatedRenderer
 from ..jobs import JobRecord, ThumbnailRecord
 from ..repository import JobRepository
 from ..settings import Settings
@@ -25,6 +29,53 @@ log = logging.getLogger(__name__)
 
 # ImagingError subclasses are all permanent: the same bytes will fail the same way again.
 PERMANENT_ERRORS = (imaging.ImagingError, ObjectNotFound)
+
+
+class Renderer(Protocol):
+    """`imaging.render`'s signature; implemented inline or by `IsolatedRenderer`."""
+
+    def render(
+        self,
+        data: bytes,
+        options: imaging.RenderOptions,
+        *,
+        allowed: frozenset[imaging.ImageFormat],
+        max_pixels: int,
+        timeout_seconds: float,
+    ) -> list[imaging.Thumbnail]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineRenderer:
+    """Render in the worker process: only libvips' cooperative kill enforces the limit."""
+
+    def render(
+        self,
+        data: bytes,
+        options: imaging.RenderOptions,
+        *,
+        allowed: frozenset[imaging.ImageFormat],
+        max_pixels: int,
+        timeout_seconds: float,
+    ) -> list[imaging.Thumbnail]:
+        return imaging.render(
+            data, options, allowed=allowed, max_pixels=max_pixels, timeout_seconds=timeout_seconds
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def build_renderer(settings: Settings) -> Renderer:
+    """THUMBNAIL_RENDER_ISOLATION: one child process per worker thread, or inline."""
+    if settings.render_isolation == "inline":
+        return InlineRenderer()
+    return IsolatedRenderer(
+        settings.worker_threads,
+        kill_grace_seconds=settings.render_kill_grace_seconds,
+        memory_limit_bytes=settings.render_memory_limit_bytes,
+    )
 
 
 def retry_delay_seconds(settings: Settings, attempts: int) -> float:
@@ -39,11 +90,18 @@ class JobProcessor:
         repository: JobRepository,
         storage: Storage,
         schedule_retry: Callable[[UUID, int], None],
+        renderer: Renderer | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repository
         self._storage = storage
         self._schedule_retry = schedule_retry  # (job id, delay ms): enqueue a delayed message
+        self._renderer = renderer or InlineRenderer()
+        # Renders block a thread each (waiting on libvips or on the child process): one per
+        # Dramatiq worker thread, apart from the default executor (I/O helpers) and its cap.
+        self._render_threads = ThreadPoolExecutor(
+            max_workers=settings.worker_threads, thread_name_prefix="render"
+        )
 
     async def process(self, job_id: UUID) -> None:
         # A database outage here propagates: Dramatiq retries the message, and the job,
@@ -78,15 +136,18 @@ class JobProcessor:
 
     async def _render_and_store(self, job: JobRecord) -> list[ThumbnailRecord]:
         original = await self._storage.get(self._storage.originals, job.original_key)
-        # libvips releases the GIL and enforces the time limit itself (killing the pipeline).
-        thumbnails = await asyncio.to_thread(
-            imaging.render,
+        # The renderer enforces the time limit itself: libvips' kill flag first, then (when
+        # isolated) SIGKILL of the child process, which also stops encoders deaf to the flag.
+        render = partial(
+            self._renderer.render,
             original,
             job.options.to_render_options(),
             allowed=self._settings.allowed_format_set,
             max_pixels=self._settings.max_pixels,
             timeout_seconds=self._settings.job_timeout_seconds,
         )
+        loop = asyncio.get_running_loop()
+        thumbnails = await loop.run_in_executor(self._render_threads, render)
         records = []
         for thumb in thumbnails:
             key = thumbnail_key(job.id, thumb.name)
@@ -146,6 +207,8 @@ def _describe_permanent(exc: BaseException) -> str:
         return f"corrupt or truncated image: {exc}"
     if isinstance(exc, imaging.ProcessingTimeoutError):
         return f"processing exceeded the time limit: {exc}"
+    if isinstance(exc, imaging.RendererCrashedError):
+        return f"{exc}; the image was not processed"
     return str(exc) or type(exc).__name__
 
 

@@ -8,6 +8,7 @@ loop, so a worker starts even while its dependencies are down.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 from uuid import UUID
 
@@ -19,7 +20,7 @@ from ..queue import ACTOR_NAME, JobQueue, build_broker
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
-from .processor import JobProcessor
+from .processor import JobProcessor, build_renderer
 
 settings = Settings()
 configure_logging(settings.log_level)
@@ -44,8 +45,13 @@ class _Lazy:
                 if self._processor is None:
                     pool = await create_pool(settings)
                     repo = JobRepository(pool, lease_seconds=settings.job_lease_seconds)
+                    # Render child processes (THUMBNAIL_RENDER_ISOLATION=process) start
+                    # here, one per worker thread; they also exit on their own when this
+                    # process dies (their socket closes).
+                    renderer = build_renderer(settings)
+                    atexit.register(renderer.close)
                     self._processor = JobProcessor(
-                        settings, repo, Storage(settings), job_queue.enqueue_sync
+                        settings, repo, Storage(settings), job_queue.enqueue_sync, renderer
                     )
         return self._processor
 
@@ -61,7 +67,8 @@ _lazy = _Lazy()
     max_retries=10,
     min_backoff=int(settings.retry_min_backoff_seconds * 1000),
     max_backoff=int(settings.retry_max_backoff_seconds * 1000),
-    # Rendering stops itself at job_timeout; this only catches a hung network call.
+    # Rendering stops itself at job_timeout (+ the kill grace when isolated); this only
+    # catches a hung network call.
     time_limit=int((settings.job_timeout_seconds + 300) * 1000),
 )
 async def process_job(job_id: str) -> None:
