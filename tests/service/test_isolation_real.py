@@ -95,6 +95,14 @@ def test_a_crashing_decoder_fails_the_job_and_the_worker_carries_on(
     assert wait_finished(client, again["id"], worker_stack)["status"] == "succeeded"
 
 
+def test_render_children_get_no_credentials(worker_stack: Stack) -> None:
+    pids = renderers(worker_stack)
+    assert pids
+    for pid in pids:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"THUMBNAIL_")]
+
+
 def test_worker_stop_leaves_no_render_children(worker_stack: Stack) -> None:
     pids = renderers(worker_stack)
     assert pids

@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
@@ -99,7 +100,10 @@ class IsolatedRenderer:
         kill_grace_seconds: float = 1.0,
         memory_limit_bytes: int = 0,
         start_timeout_seconds: float = 60.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`env`: the children's environment (default: this process's). Pass one without
+        secrets: code running in a child (the point of isolating it) can read its own."""
         if processes < 1:
             raise ValueError("processes must be >= 1")
         if kill_grace_seconds <= 0:
@@ -107,13 +111,14 @@ class IsolatedRenderer:
         self._grace = kill_grace_seconds
         self._memory_limit = memory_limit_bytes
         self._start_timeout = start_timeout_seconds
+        self._env = dict(env) if env is not None else None
         self._cond = threading.Condition()
         self._closed = False
         self._busy: set[_Child] = set()
         self._idle: list[_Child] = []
         try:
             for _ in range(processes):
-                self._idle.append(_Child(memory_limit_bytes))
+                self._idle.append(_Child(memory_limit_bytes, self._env))
         except BaseException:
             self.close()
             raise
@@ -209,7 +214,7 @@ class IsolatedRenderer:
             self._busy.discard(child)
             if self._closed:
                 return
-            self._idle.append(child if healthy else _Child(self._memory_limit))
+            self._idle.append(child if healthy else _Child(self._memory_limit, self._env))
             self._cond.notify()
 
     # --- one job ------------------------------------------------------------------------
@@ -304,13 +309,14 @@ class IsolatedRenderer:
 class _Child:
     """One renderer process and the parent's end of its socket."""
 
-    def __init__(self, memory_limit_bytes: int) -> None:
+    def __init__(self, memory_limit_bytes: int, env: dict[str, str] | None) -> None:
         ours, theirs = socket.socketpair()
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD_CODE, str(theirs.fileno()), str(memory_limit_bytes)],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
         except BaseException:
             ours.close()

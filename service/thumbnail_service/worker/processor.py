@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -75,6 +76,8 @@ def build_renderer(settings: Settings) -> Renderer:
         settings.worker_threads,
         kill_grace_seconds=settings.render_kill_grace_seconds,
         memory_limit_bytes=settings.render_memory_limit_bytes,
+        # Children decode untrusted bytes: they get no THUMBNAIL_* variables (credentials).
+        env={k: v for k, v in os.environ.items() if not k.startswith("THUMBNAIL_")},
     )
 
 
