@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
+from thumbnail_operator.conversion import options as conversion_options
 from thumbnail_operator.kube import load_configuration
 from thumbnail_operator.runner import RunOptions, run_operator
 
@@ -32,6 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="peering priority (default: random, so exactly one replica leads)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    conversion_options.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -48,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         liveness_port=args.liveness_port or None,
         peering=args.peering,
         priority=args.priority,
+        conversion=conversion_options.settings_from_args(args),
     )
     asyncio.run(run_operator(load_configuration(args.kubeconfig), options))
     return 0

@@ -7,6 +7,10 @@ from typing import Final
 GROUP: Final = "thumbnails.platform.dev"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
+# The storage version (issue 6): what the operator reads, watches and owns children as.
+# v1alpha1 stays served (deprecated); the conversion webhook translates between the two.
+STORAGE_VERSION: Final = "v1"
+STORAGE_API_VERSION: Final = f"{GROUP}/{STORAGE_VERSION}"
 KIND: Final = "ThumbnailService"
 PLURAL: Final = "thumbnailservices"
 

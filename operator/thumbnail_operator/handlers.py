@@ -75,7 +75,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     def passes(**_: Any) -> int:
         return runtime.passes
 
-    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    @kopf.on.event(c.GROUP, c.STORAGE_VERSION, c.PLURAL, registry=registry)
     async def thumbnail_service_event(
         type: str, namespace: str | None, name: str, **_: Any
     ) -> None:

@@ -46,10 +46,12 @@ PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
-THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)
+THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # v1alpha1, served (deprecated)
+THUMBNAIL_SERVICE_V1 = Kind(c.STORAGE_API_VERSION, c.KIND, c.PLURAL)  # storage version
 
 CHILD_KINDS: tuple[Kind, ...] = (CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB)
-_BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, THUMBNAIL_SERVICE)}
+_BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, THUMBNAIL_SERVICE,
+                                                   THUMBNAIL_SERVICE_V1)}
 
 
 def kind_of(obj: Obj) -> Kind:

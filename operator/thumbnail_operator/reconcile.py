@@ -15,17 +15,20 @@ from typing import Any
 from thumbnail_operator import constants as c
 from thumbnail_operator import metrics
 from thumbnail_operator.builders import Names, Owner, build_desired_state, external_secret_names
+from thumbnail_operator.conversion.options import builder_spec, builder_status, stored_status
 from thumbnail_operator.credentials import ensure_credentials
 from thumbnail_operator.drift import drifted_paths
 from thumbnail_operator.events import EventRecorder
 from thumbnail_operator.kube import (
     CHILD_KINDS,
     SECRET,
-    THUMBNAIL_SERVICE,
+    THUMBNAIL_SERVICE_V1,
     ApiError,
+    Kind,
     KubeClient,
     kind_of,
 )
+from thumbnail_operator.rollout import gate_worker_rollout
 from thumbnail_operator.spec import ThumbnailServiceSpec, parse_spec
 from thumbnail_operator.status import StatusInputs, compute_status
 
@@ -60,12 +63,17 @@ def _decode(secret: Obj | None) -> dict[str, str]:
 
 
 class Reconciler:
-    def __init__(self, kube: KubeClient, recorder: EventRecorder) -> None:
+    def __init__(
+        self, kube: KubeClient, recorder: EventRecorder, kind: Kind = THUMBNAIL_SERVICE_V1
+    ) -> None:
         self.kube = kube
         self.events = recorder
+        self.kind = kind  # the storage version; v1alpha1 only to act as the previous release
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
-        cr = self.kube.get(THUMBNAIL_SERVICE, namespace, name)
+        # The storage version, whatever version the object was created in (the API server
+        # converts through the webhook); the builders read it through the v1alpha1 layout.
+        cr = self.kube.get(self.kind, namespace, name)
         if cr is None:
             return Outcome(skipped="gone")
         meta = cr["metadata"]
@@ -82,12 +90,13 @@ class _Pass:
     def __init__(self, reconciler: Reconciler, cr: Obj) -> None:
         self.kube = reconciler.kube
         self.events = reconciler.events
+        self.kind = reconciler.kind
         self.cr = cr
         meta = cr["metadata"]
         self.namespace: str = meta["namespace"]
         self.owner = Owner(meta["name"], self.namespace, meta["uid"], cr["apiVersion"])
         self.names = Names(meta["name"])
-        self.spec: ThumbnailServiceSpec = parse_spec(cr.get("spec"))
+        self.spec: ThumbnailServiceSpec = parse_spec(builder_spec(cr))
         self.outcome = Outcome()
 
     def run(self) -> Outcome:
@@ -103,7 +112,13 @@ class _Pass:
         desired = build_desired_state(
             self.owner, self.spec, credentials, self._external_secrets()
         )
-        for child in desired.children:
+        # A new worker image waits until the server (which runs the migrations) rolled out.
+        children, held = gate_worker_rollout(
+            desired.children, observed, self.names.server, self.names.worker
+        )
+        if held:
+            log.info("%s/%s: %s", self.namespace, self.owner.name, held)
+        for child in children:
             self._converge(child, observed)
         wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
         self._prune(observed, wanted)
@@ -118,7 +133,7 @@ class _Pass:
                 endpoint=desired.endpoint,
                 config_hash=desired.config_hash,
                 errors=self.outcome.errors,
-                previous=self.cr.get("status") or {},
+                previous=builder_status(self.cr),
             )
         )
         self._write_status(status)
@@ -204,11 +219,12 @@ class _Pass:
             metrics.CHILD_WRITES.labels(kind=key[0], action="deleted").inc()
             self.events.record(self.cr, "Normal", "Deleted", f"deleted {label} (no longer wanted)")
 
-    def _write_status(self, status: Obj) -> None:
+    def _write_status(self, computed: Obj) -> None:
+        status = stored_status(computed, self.cr["apiVersion"])  # in the object's own layout
         previous = self.cr.get("status") or {}
         if all(previous.get(key) == value for key, value in status.items()):
             return
-        self.kube.patch_status(THUMBNAIL_SERVICE, self.namespace, self.owner.name, status)
+        self.kube.patch_status(self.kind, self.namespace, self.owner.name, status)
         self.outcome.status_written = True
         self._announce_transitions(previous, status)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import kopf
 from kubernetes import client
 
+from thumbnail_operator.conversion.runtime import ConversionRuntime, ConversionSettings
 from thumbnail_operator.handlers import build_registry, configure
 from thumbnail_operator.runtime import Runtime
 
@@ -22,6 +23,8 @@ class RunOptions:
     liveness_port: int | None = None
     peering: str | None = None
     priority: int | None = None
+    # The ThumbnailService conversion webhook (v1alpha1 <-> v1); None: not served here.
+    conversion: ConversionSettings | None = None
 
 
 async def run_operator(
@@ -40,6 +43,28 @@ async def run_operator(
     liveness = (
         f"http://0.0.0.0:{options.liveness_port}/healthz" if options.liveness_port else None
     )
+    # Conversions first: the certificate and caBundle are settled and /convert answers before
+    # kopf starts watching, and the stored-version migration runs once they are served.
+    conversion = (
+        ConversionRuntime(runtime.kube, options.conversion) if options.conversion else None
+    )
+    if conversion is not None:
+        await conversion.start()
+    try:
+        await _run_kopf(runtime, options, settings, liveness, stop_flag, ready_flag)
+    finally:
+        if conversion is not None:
+            await conversion.stop()
+
+
+async def _run_kopf(
+    runtime: Runtime,
+    options: RunOptions,
+    settings: kopf.OperatorSettings,
+    liveness: str | None,
+    stop_flag: threading.Event | None,
+    ready_flag: threading.Event | None,
+) -> None:
     await kopf.operator(
         registry=build_registry(runtime),
         settings=settings,

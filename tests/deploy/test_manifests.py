@@ -28,6 +28,7 @@ from tests.deploy.support import (
 from thumbnail_operator.builders import Owner, build_desired_state, external_secret_names
 from thumbnail_operator.cli import parse_args
 from thumbnail_operator.credentials import ensure_credentials
+from thumbnail_operator.schema.v1 import DEPRECATION_WARNING
 from thumbnail_operator.spec import parse_spec
 
 RESTRICTED = {
@@ -165,7 +166,10 @@ def test_sample_accepted_by_api_server(
     docs = load_documents(sample)
     result = kubectl.dry_run(docs, make_namespace("sample"))
     assert result.returncode == 0, result.stderr
-    assert result.warnings == [], result.warnings
+    # The samples are still v1alpha1: served, deprecated (issue 6), so exactly that warning.
+    expected = [f"Warning: {DEPRECATION_WARNING}"] if docs[0]["apiVersion"].endswith(
+        "/v1alpha1") else []
+    assert result.warnings == expected, result.warnings
     assert _names(result.stdout) == {d["metadata"]["name"] for d in docs}
 
 

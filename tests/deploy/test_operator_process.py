@@ -91,6 +91,9 @@ def process(
         if arg.startswith("--metrics-port=")
         else arg.replace(f"={shipped['health']}", f"={ports['health']}")
         if arg.startswith("--liveness-port=")
+        # 9443 is the session's shared webhook, which the API server calls
+        else arg.replace(f"={shipped['webhook']}", f"={ports['webhook']}")
+        if arg.startswith("--webhook-port=")
         else arg
         for arg in container["args"]
     ]

@@ -20,6 +20,7 @@ from tests.operator.support import (
     load_documents,
     wait_for,
 )
+from tests.upgrade.local_webhook import localize, shared_webhook
 from thumbnail_operator.kube import KubeClient, load_configuration
 
 
@@ -35,8 +36,10 @@ def admin(kube_cluster: Any) -> Iterator[KubeClient]:
 
 
 @pytest.fixture(scope="session")
-def crd(admin: KubeClient) -> dict[str, Any]:
-    body = load_documents(CRD_FILE)[0]
+def crd(admin: KubeClient, kube_cluster: Any) -> dict[str, Any]:
+    # The shipped CRD converts v1alpha1 <-> v1 through the webhook Service; on the local
+    # control plane that Service points at a webhook on localhost (tests/upgrade).
+    body = localize(load_documents(CRD_FILE)[0], shared_webhook(str(kube_cluster.kubeconfig)))
     apply_cluster_object(admin, body)
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{body['metadata']['name']}"
 

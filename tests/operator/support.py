@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import client
 
+from tests.upgrade.local_webhook import LOCAL_HOSTS
 from thumbnail_operator import constants as c
+from thumbnail_operator.conversion.certmanager import CertificateSettings
+from thumbnail_operator.conversion.runtime import ConversionSettings
 from thumbnail_operator.kube import CHILD_KINDS, THUMBNAIL_SERVICE, ApiError, Kind, KubeClient
 from thumbnail_operator.runner import RunOptions, run_operator
 from thumbnail_operator.runtime import Runtime
@@ -188,6 +191,13 @@ class InProcessOperator:
         self.options = RunOptions(
             resync_seconds=resync_seconds, liveness_port=self.liveness_port,
             peering=peering, priority=priority,
+            # Its own conversion webhook too (certificate Secret, caBundle, migration) under
+            # the ServiceAccount's RBAC; the API server uses the session's shared one.
+            conversion=ConversionSettings(
+                certificates=CertificateSettings(namespace=OPERATOR_NAMESPACE,
+                                                 hosts=list(LOCAL_HOSTS)),
+                host="127.0.0.1", port=free_port(), check_seconds=30,
+            ),
         )
         self.runtime: Runtime | None = None
         self._thread: threading.Thread | None = None
@@ -265,27 +275,17 @@ class NodeHeartbeat:
                 continue
 
     def _renew(self) -> None:
+        # Only renewTime: kwok runs the pods of a node only while it holds the node's Lease
+        # (holderIdentity is kwok's own id); taking the Lease over leaves new pods Pending.
         nodes = self._kube.request("GET", "/api/v1/nodes").get("items", [])
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for node in nodes:
-            name = node["metadata"]["name"]
-            lease = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {
-                    "name": name,
-                    "namespace": "kube-node-lease",
-                    "ownerReferences": [{
-                        "apiVersion": "v1", "kind": "Node", "name": name,
-                        "uid": node["metadata"]["uid"],
-                    }],
-                },
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now},
-            }
-            self._kube.request(
-                "PATCH",
-                LEASE.path("kube-node-lease", name),
-                body=lease,
-                query={"fieldManager": "tests-node-heartbeat", "force": "true"},
-                content_type="application/apply-patch+yaml",
-            )
+            try:
+                self._kube.request(
+                    "PATCH", LEASE.path("kube-node-lease", node["metadata"]["name"]),
+                    body={"spec": {"renewTime": now}},
+                    content_type="application/merge-patch+json",
+                )
+            except ApiError as err:
+                if not err.not_found:  # kwok creates the Lease; nothing to renew before
+                    raise

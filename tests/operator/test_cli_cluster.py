@@ -56,7 +56,9 @@ def command(
         process = subprocess.Popen(
             [sys.executable, "-c", "from thumbnail_operator.cli import main; main()",
              "--kubeconfig", str(kubeconfig), "--metrics-port", str(ports["metrics"]),
-             "--liveness-port", str(ports["liveness"]), "--log-level", "INFO"],
+             "--liveness-port", str(ports["liveness"]), "--log-level", "INFO",
+             # 9443 is the session's shared webhook (tests/upgrade/local_webhook.py)
+             "--webhook-port", str(free_port())],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "KUBECONFIG": "/nonexistent"},
         )

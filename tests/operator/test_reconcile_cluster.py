@@ -59,7 +59,7 @@ def test_sample_creates_every_child_and_becomes_ready(
     for (kind, name), obj in found.items():
         refs = obj["metadata"]["ownerReferences"]
         assert refs == [{
-            "apiVersion": c.API_VERSION, "kind": c.KIND, "name": "thumbs", "uid": uid,
+            "apiVersion": c.STORAGE_API_VERSION, "kind": c.KIND, "name": "thumbs", "uid": uid,
             "controller": True, "blockOwnerDeletion": True,
         }], f"{kind}/{name}"
         assert obj["metadata"]["labels"][c.LABEL_MANAGED_BY] == c.FIELD_MANAGER

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.operator.support import sample, wait_for
+from tests.operator.support import InProcessOperator, sample, wait_for
 from tests.upgrade.conftest import (
     CURRENT_CRD,
     PREVIOUS_CRD,
@@ -83,14 +83,16 @@ def _without_volatile(obj: Obj) -> Obj:
 
 
 def _workloads(kube: KubeClient, namespace: str) -> dict[str, Any]:
-    """What would differ if anything restarted: templates, generations, ReplicaSets, pods."""
+    """What would differ if anything restarted or were about to: every workload's spec (pod
+    template included), its ReplicaSets and its pods (by uid)."""
     snapshot: dict[str, Any] = {}
     for kind in (Kind("apps/v1", "Deployment", "deployments"),
                  Kind("apps/v1", "StatefulSet", "statefulsets")):
         for obj in kube.request("GET", kind.path(namespace)).get("items", []):
             snapshot[f"{kind.kind}/{obj['metadata']['name']}"] = {
                 "generation": obj["metadata"]["generation"],
-                "template": obj["spec"]["template"],
+                "annotations": obj["metadata"].get("annotations"),
+                "spec": obj["spec"],  # replicas, strategy and the pod template
             }
     snapshot["replicaSets"] = _names(kube, REPLICA_SETS, namespace)
     pods = kube.request("GET", PODS.path(namespace)).get("items", [])
@@ -98,8 +100,31 @@ def _workloads(kube: KubeClient, namespace: str) -> dict[str, Any]:
     return snapshot
 
 
-def _reconcile(kube: KubeClient, namespace: str, name: str) -> Any:
-    return Reconciler(kube, EventRecorder(kube)).reconcile(namespace, name)
+def _diff(before: Any, after: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ (for failure messages)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [p for k in sorted(before.keys() | after.keys())
+                for p in _diff(before.get(k), after.get(k), f"{path}.{k}")]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [p for i, (b, a) in enumerate(zip(before, after, strict=True))
+                for p in _diff(b, a, f"{path}[{i}]")]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
+def _reconcile(kube: KubeClient, namespace: str, name: str, kind: Kind = BETA) -> Any:
+    """One pass of the operator: as released now (v1), or as the previous release (v1alpha1:
+    reads, owns children as, and writes status in v1alpha1)."""
+    return Reconciler(kube, EventRecorder(kube), kind).reconcile(namespace, name)
+
+
+def _owner_versions(kube: KubeClient, namespace: str) -> set[str]:
+    found: set[str] = set()
+    for kind in (Kind("apps/v1", "Deployment", "deployments"),
+                 Kind("apps/v1", "StatefulSet", "statefulsets"), Kind("v1", "Service", "services")):
+        for obj in kube.request("GET", kind.path(namespace)).get("items", []):
+            found |= {ref["apiVersion"] for ref in obj["metadata"].get("ownerReferences", [])
+                      if ref["kind"] == "ThumbnailService"}
+    return found
 
 
 def _v1_body(name: str, replicas: int) -> Obj:
@@ -147,11 +172,12 @@ def test_previous_release_objects(kube: KubeClient, previous_release: Obj, names
         _create(kube, ALPHA, namespace, body)
 
     # The previous release's operator makes the children of `shop`; kwok runs its pods.
-    outcome = _reconcile(kube, namespace, "shop")
+    outcome = _reconcile(kube, namespace, "shop", ALPHA)
     assert not outcome.errors, outcome.errors
-    wait_for(lambda: len(_workloads(kube, namespace)["pods"]) >= 5, timeout=60,
+    wait_for(lambda: len(_workloads(kube, namespace)["pods"]) >= 7, timeout=60,
              what="pods of shop")
-    _reconcile(kube, namespace, "shop")  # settle status from what the cluster reports
+    _reconcile(kube, namespace, "shop", ALPHA)  # settle status from what the cluster reports
+    assert _owner_versions(kube, namespace) == {V1ALPHA1}
     state["alpha"] = {name: _get(kube, ALPHA, namespace, name) for name in ("shop", "ext", "bare")}
     state["workloads"] = _workloads(kube, namespace)
 
@@ -223,12 +249,57 @@ def test_objects_read_correctly_in_both_versions(
 
 
 def test_reconcile_after_upgrade_restarts_nothing(kube: KubeClient, namespace: str) -> None:
-    outcome = _reconcile(kube, namespace, "shop")
+    outcome = _reconcile(kube, namespace, "shop")  # the new operator: reads v1
     assert not outcome.errors, outcome.errors
     after = _workloads(kube, namespace)
-    assert after == state["workloads"]  # same templates, generations, ReplicaSets, pods
+    # same specs and templates, same generations, ReplicaSets and pods: nothing restarted
+    assert after == state["workloads"], _diff(state["workloads"], after)
+    # Its only writes: owner references now name the storage version (metadata only), which
+    # no workload saw as a new spec to roll out.
+    assert _owner_versions(kube, namespace) == {V1}
+    status = _get(kube, BETA, namespace, "shop")["status"]
+    assert not [name for name, component in status["components"].items()
+                if "latest spec" in component.get("message", "")], status["components"]
     again = _reconcile(kube, namespace, "shop")
-    assert again.written == [] and not again.status_written  # idle: no writes at all
+    assert again.written == []  # settled: no child is written again
+    status = _get(kube, BETA, namespace, "shop")["status"]
+    assert status["endpoints"]["cluster"].startswith("http://shop-server.")  # v1 layout
+    assert "endpoint" not in status
+
+
+def test_new_image_rolls_server_first_then_workers(kube: KubeClient, namespace: str) -> None:
+    """Operand upgrade: the server rolls (migrations in its init container) before workers."""
+    before = _workloads(kube, namespace)
+    patch = {"spec": {"server": {"image": {"tag": "2.0"}}, "workers": {"image": {"tag": "2.0"}}}}
+    kube.request("PATCH", BETA.path(namespace, "shop"), body=patch,
+                 content_type="application/merge-patch+json")
+    _reconcile(kube, namespace, "shop")
+
+    def image(deployment: str, container: str = "containers") -> str:
+        obj = _get(kube, Kind("apps/v1", "Deployment", "deployments"), namespace, deployment)
+        return str(obj["spec"]["template"]["spec"][container][-1]["image"])
+
+    assert image("shop-server") == "thumbnail-service-server:2.0"
+    assert image("shop-server", "initContainers") == "thumbnail-service-server:2.0"  # migrate
+    assert image("shop-worker") == "thumbnail-service-worker:latest"  # held back
+    server_done = wait_for(lambda: _rolled_out(kube, namespace, "shop-server"), timeout=90,
+                           what="server rollout")
+    assert server_done
+    _reconcile(kube, namespace, "shop")  # (a Deployment status change triggers this pass)
+    assert image("shop-worker") == "thumbnail-service-worker:2.0"
+    after = _workloads(kube, namespace)
+    for name, workload in before.items():  # data stores untouched
+        if name.startswith("StatefulSet/") or name == "Deployment/shop-redis":
+            assert after[name] == workload, name
+
+
+def _rolled_out(kube: KubeClient, namespace: str, name: str) -> bool:
+    obj = _get(kube, Kind("apps/v1", "Deployment", "deployments"), namespace, name)
+    status, wanted = obj.get("status") or {}, obj["spec"]["replicas"]
+    return bool(status.get("observedGeneration", 0) >= obj["metadata"]["generation"]
+                and status.get("updatedReplicas", 0) == wanted
+                and status.get("availableReplicas", 0) >= wanted
+                and status.get("replicas", 0) == wanted)
 
 
 # -- 5. stored-version migration ----------------------------------------------------------
@@ -381,6 +452,52 @@ def _readable(kube: KubeClient, namespace: str) -> bool:
         return _get(kube, ALPHA, namespace, "shop")["apiVersion"] == V1ALPHA1
     except ApiError:
         return False
+
+
+# -- 7b. the operator process itself serves the conversions -------------------------------------
+
+
+def test_the_operator_serves_conversions_itself(
+    kube: KubeClient, namespace: str, webhook: BackgroundWebhook
+) -> None:
+    """The real operator (kopf, reconciler and its ConversionRuntime, as `thumbnail-operator`
+    runs them): the API server calls *its* /convert once the CRD points there."""
+    operator = InProcessOperator(kube.configuration)
+    settings = operator.options.conversion
+    assert settings is not None
+    operator.start()
+    crd = get_crd(kube) or {}
+    client_config = crd["spec"]["conversion"]["webhook"]["clientConfig"]
+    try:
+        webhook.stop()  # only the operator answers now
+        kube.request("PATCH", crd_path(), body={"spec": {"conversion": {"webhook": {
+            "clientConfig": {"url": f"https://127.0.0.1:{settings.port}/convert"}}}}},
+            content_type="application/merge-patch+json")
+        read = wait_for(lambda: _get_alpha_or_none(kube, namespace, "ext"), timeout=30,
+                        what="a read converted by the operator's webhook")
+        assert read == to_v1alpha1(_get(kube, BETA, namespace, "ext"))
+        assert wait_for(lambda: _get_or_none_v1(kube, namespace, "bare"), timeout=60,
+                        what="the operator reconciling an object created as v1alpha1")
+    finally:
+        operator.stop()
+        kube.request("PATCH", crd_path(), body={"spec": {"conversion": {"webhook": {
+            "clientConfig": client_config}}}}, content_type="application/merge-patch+json")
+        webhook._run(lambda: webhook.server.start(webhook.certificates.reconcile()))
+    wait_for(lambda: _get_alpha_or_none(kube, namespace, "ext"), timeout=30,
+             what="reads through the test webhook again")
+
+
+def _get_alpha_or_none(kube: KubeClient, namespace: str, name: str) -> Obj | None:
+    try:
+        return _get(kube, ALPHA, namespace, name)
+    except ApiError:
+        return None
+
+
+def _get_or_none_v1(kube: KubeClient, namespace: str, name: str) -> Obj | None:
+    """`name` once the operator has reported on it (status written through v1)."""
+    obj = _get(kube, BETA, namespace, name)
+    return obj if (obj.get("status") or {}).get("observedGeneration") else None
 
 
 # -- 8. a webhook outage ---------------------------------------------------------------------------

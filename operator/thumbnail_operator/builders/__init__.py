@@ -63,8 +63,16 @@ def build_desired_state(
 
 
 def stamp(child: Obj) -> Obj:
-    """Record a digest of the desired object on it, so removed fields count as drift too."""
-    digest = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()[:16]
+    """Record a digest of the desired object on it, so removed fields count as drift too.
+
+    Owner references enter it without their version: they name the owner whichever version
+    it is read in, and moving them to a new storage version (issue 6) must not change the
+    annotation (a Deployment bumps its generation on any annotation change)."""
+    hashed = {**child, "metadata": {**child["metadata"], "ownerReferences": [
+        {**ref, "apiVersion": str(ref["apiVersion"]).split("/")[0]}
+        for ref in child["metadata"].get("ownerReferences", [])
+    ]}}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
     annotations = child["metadata"].setdefault("annotations", {})
     annotations[c.APPLIED_HASH_ANNOTATION] = digest
     return child

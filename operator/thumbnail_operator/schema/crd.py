@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.schema import v1alpha1
+from thumbnail_operator.schema import v1, v1alpha1
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "thumbnailservices.yaml"
 
@@ -66,7 +66,10 @@ def custom_resource_definition() -> dict[str, Any]:
                 "shortNames": ["tns"],
                 "categories": ["all", "thumbnails"],
             },
-            "versions": [v1alpha1_version()],
+            # v1 is stored; v1alpha1 stays served, deprecated; the operator's webhook
+            # converts (docs/upgrading.md). The operator fills clientConfig.caBundle.
+            "versions": [v1.deprecate(v1alpha1_version()), v1.v1_version()],
+            "conversion": v1.webhook_conversion(v1.service_client_config()),
         },
     }
 

@@ -69,8 +69,14 @@ def test_resource_shape_scale_and_columns() -> None:
     assert (spec["group"], spec["names"]["kind"], spec["scope"]) == (
         "thumbnails.platform.dev", "ThumbnailService", "Namespaced")
     assert spec["names"]["shortNames"] == ["tns"]
-    (version,) = spec["versions"]
-    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
-    assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.worker.replicas"
-    columns = [col["name"] for col in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Server", "Workers", "Endpoint", "Age"]
+    # v1 is stored, v1alpha1 still served but deprecated (issue 6), converted by webhook.
+    alpha, beta = spec["versions"]
+    assert alpha["name"] == "v1alpha1" and alpha["served"] and not alpha["storage"]
+    assert alpha["deprecated"] and "deprecated" in alpha["deprecationWarning"]
+    assert beta["name"] == "v1" and beta["served"] and beta["storage"]
+    assert spec["conversion"]["strategy"] == "Webhook"
+    assert alpha["subresources"]["scale"]["specReplicasPath"] == ".spec.worker.replicas"
+    assert beta["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
+    for version in (alpha, beta):
+        columns = [col["name"] for col in version["additionalPrinterColumns"]]
+        assert columns == ["Ready", "Server", "Workers", "Endpoint", "Age"]
