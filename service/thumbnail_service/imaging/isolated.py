@@ -79,6 +79,7 @@ _PASSED_THROUGH: dict[str, type[Exception]] = {
 MAX_HEADER_BYTES = 1 << 20
 MAX_PAYLOAD_BYTES = 1 << 30
 MAX_MESSAGE_CHARS = 2000
+WATCHDOG_SLACK_SECONDS = 2.0
 _CHILD_CODE = (
     "import sys; from thumbnail_service.imaging.isolated import child_main; "
     "child_main(int(sys.argv[1]), int(sys.argv[2]))"
@@ -146,7 +147,7 @@ class IsolatedRenderer:
                 "timeout_seconds": timeout_seconds,
             }
         )
-        child = self._send(header, data)
+        child, watchdog = self._send(header, data, timeout_seconds)
         healthy = False
         try:
             deadline = time.monotonic() + timeout_seconds + self._grace
@@ -158,6 +159,7 @@ class IsolatedRenderer:
             healthy = True
             return thumbnails
         finally:
+            watchdog.cancel()
             self._release(child, healthy)
 
     def close(self) -> None:
@@ -208,6 +210,7 @@ class IsolatedRenderer:
 
     def _release(self, child: _Child, healthy: bool) -> None:
         """Back to the pool, or (if not healthy) killed and replaced by a fresh child."""
+        healthy = healthy and not child.expired  # the watchdog may fire as a job completes
         if not healthy or self._closed:
             child.kill()
         with self._cond:
@@ -219,18 +222,32 @@ class IsolatedRenderer:
 
     # --- one job ------------------------------------------------------------------------
 
-    def _send(self, header: bytes, data: bytes) -> _Child:
-        """Hand the job to a child; a child that cannot take it is replaced, once."""
+    def _send(
+        self, header: bytes, data: bytes, timeout_seconds: float
+    ) -> tuple[_Child, threading.Timer]:
+        """Hand the job to a child; a child that cannot take it is replaced, once.
+
+        The watchdog is the backstop for reads and writes that `poll` cannot bound (a child
+        that stalls in the middle of a frame): it SIGKILLs the child a little after the
+        hard limit, whatever this thread is blocked on; the render then times out.
+        """
         for attempt in (1, 2):
             child = self._acquire()
+            child.job_timeout = timeout_seconds
+            watchdog = threading.Timer(
+                timeout_seconds + self._grace + WATCHDOG_SLACK_SECONDS, child.expire
+            )
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 child.conn.send_bytes(header)
                 child.conn.send_bytes(data)
-                return child
+                return child, watchdog
             except OSError as exc:
+                watchdog.cancel()
                 error = self._crashed(child, "while receiving the job")
                 self._release(child, healthy=False)
-                if attempt == 2 or self._closed:
+                if attempt == 2 or self._closed or isinstance(error, ProcessingTimeoutError):
                     raise error from exc
                 log.warning("renderer pid %d could not take a job; retrying", child.pid)
         raise AssertionError("unreachable")
@@ -287,6 +304,12 @@ class IsolatedRenderer:
     def _crashed(self, child: _Child, when: str) -> Exception:
         if self._closed:
             return RuntimeError("the isolated renderer was closed during the render")
+        if child.expired:
+            child.terminate()
+            log.warning("renderer pid %d killed by the watchdog (stalled)", child.pid)
+            return ProcessingTimeoutError(
+                f"processing exceeded {child.job_timeout:g} s; the renderer process was killed"
+            )
         how = child.describe_exit(wait_seconds=2)  # its own exit status, if it is dying
         child.terminate()
         if self._memory_limit:
@@ -326,6 +349,14 @@ class _Child:
         self.conn = Connection(ours.detach())
         self.pid = self.proc.pid
         self._ready = False
+        self.job_timeout = 0.0  # of the job in hand, for messages
+        self.expired = False  # set by the watchdog when it killed the process
+
+    def expire(self) -> None:
+        """Watchdog: SIGKILL without reaping or closing (another thread owns those)."""
+        self.expired = True
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from thumbnail_service.imaging import (
     UnsupportedFormatError,
     render,
 )
-from thumbnail_service.imaging.isolated import IsolatedRenderer
+from thumbnail_service.imaging.isolated import WATCHDOG_SLACK_SECONDS, IsolatedRenderer
 
 from . import samples
 
@@ -170,6 +171,42 @@ def test_a_child_dying_mid_render_is_a_clear_crash(
         samples.jpeg(300, 200), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=30
     )
     assert [t.width for t in thumbs] == [300, 64]
+
+
+def test_a_hung_child_is_killed_at_the_limit(single: IsolatedRenderer) -> None:
+    [pid] = single.pids
+    single.render(samples.jpeg(64, 64), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=9)
+    os.kill(pid, signal.SIGSTOP)  # hangs before reading the job: nothing ever comes back
+    started = time.monotonic()
+    with pytest.raises(ProcessingTimeoutError, match="renderer process was killed"):
+        single.render(
+            samples.jpeg(64, 64), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=0.2
+        )
+    assert time.monotonic() - started < 0.2 + GRACE + 1.0
+    assert not alive(pid)
+
+
+def test_the_watchdog_kills_a_child_that_stalls_mid_reply(
+    single: IsolatedRenderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `poll` bounds the wait for a frame, not reading one: pretend a frame has started
+    # (poll says data is there) from a child that then hangs; only the watchdog can help.
+    [pid] = single.pids
+    single.render(samples.jpeg(64, 64), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=9)
+    os.kill(pid, signal.SIGSTOP)
+    monkeypatch.setattr(Connection, "poll", lambda self, timeout=0.0: True)
+    started = time.monotonic()
+    with pytest.raises(ProcessingTimeoutError, match="renderer process was killed"):
+        single.render(
+            samples.jpeg(64, 64), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=0.2
+        )
+    assert time.monotonic() - started < 0.2 + GRACE + WATCHDOG_SLACK_SECONDS + 1.0
+    assert not alive(pid)
+    monkeypatch.undo()
+    thumbs = single.render(
+        samples.jpeg(640, 480), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=30
+    )
+    assert [t.width for t in thumbs] == [400, 64]
 
 
 def test_a_child_that_died_while_idle_is_replaced_transparently(single: IsolatedRenderer) -> None:
