@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,10 +30,21 @@ def install_crds(kubectl: Kubectl) -> None:
 
                 doc = localize(doc, shared_webhook(str(kubectl.kubeconfig)))
             kubectl.apply([doc])
-            kubectl.run(
-                "wait", "--for=condition=Established", "--timeout=60s",
-                f"crd/{doc['metadata']['name']}",
-            )
+            wait_established(kubectl, doc["metadata"]["name"])
+
+
+def wait_established(kubectl: Kubectl, name: str, timeout: float = 60.0) -> None:
+    """`kubectl wait` fails at once (instead of waiting) while a just-applied CRD has no
+    `status.conditions` yet; retry until it can wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = kubectl.run("wait", "--for=condition=Established", "--timeout=60s",
+                             f"crd/{name}", check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRD {name} not Established: {result.stderr}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
