@@ -69,7 +69,14 @@ fi
 name="$("${kc[@]}" create --dry-run=client -o jsonpath='{.metadata.name}' -f "$SAMPLE")"
 step "applying ThumbnailService '${name}' (${SAMPLE}) in namespace '${SAMPLE_NAMESPACE}'"
 "${kc[@]}" get namespace "$SAMPLE_NAMESPACE" >/dev/null 2>&1 || "${kc[@]}" create namespace "$SAMPLE_NAMESPACE"
-"${kc[@]}" -n "$SAMPLE_NAMESPACE" apply -f "$SAMPLE"
+# The CRD converts through the operator's webhook, whose CA the operator publishes in the CRD
+# right after it starts: retry for a short while instead of failing on the first TLS error.
+for attempt in $(seq 1 30); do
+  if "${kc[@]}" -n "$SAMPLE_NAMESPACE" apply -f "$SAMPLE"; then break; fi
+  [ "$attempt" = 30 ] && die "could not apply ${SAMPLE}: see the error above and 'kubectl -n ${OPERATOR_NAMESPACE} logs deployment/thumbnail-operator'"
+  echo "    (the conversion webhook is not ready yet; retrying in 2s)"
+  sleep 2
+done
 
 if [ -n "${REGISTRY:-}" ] || [ "${IMAGE_TAG:-latest}" != latest ]; then
   prefix="${REGISTRY:+${REGISTRY%/}/}"
