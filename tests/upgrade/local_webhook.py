@@ -97,7 +97,9 @@ def external_name_service(port: int) -> Obj:
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": WEBHOOK_SERVICE, "namespace": WEBHOOK_NAMESPACE},
         "spec": {"type": "ExternalName", "externalName": "localhost",
-                 "ports": [{"name": "webhook", "port": port, "targetPort": port}]},
+                 # not "webhook": re-applying the shipped Service (port 9443, "webhook")
+                 # merges its port into this list, and names must stay unique
+                 "ports": [{"name": "local-webhook", "port": port, "targetPort": port}]},
     }
 
 

@@ -111,7 +111,13 @@ class WebhookServer:
 
     async def stop(self) -> None:
         if self._runner is not None:
+            # Kept-alive connections (the API server pools them) would otherwise go on being
+            # answered after the listener closed: a stopped webhook must answer nothing.
+            server = self._runner.server
+            connections = list(server.connections) if server is not None else []
             await self._runner.cleanup()
+            for connection in connections:
+                connection.force_close()
             self._runner = None
             log.info("conversion webhook stopped")
 

@@ -213,3 +213,19 @@ def test_renewal_for_new_hosts_keeps_the_old_ones_so_replicas_converge() -> None
     assert certs.rotation_reason(renewed, ["a.svc"], NOW) is None
     assert certs.rotation_reason(renewed, ["127.0.0.1"], NOW) is None
     assert renewed.ca_pem == bundle.ca_pem
+
+
+async def test_a_stopped_server_answers_no_kept_alive_connection_either() -> None:
+    bundle = certs.issue(["127.0.0.1"], dt.datetime.now(dt.UTC))
+    server = WebhookServer("127.0.0.1", 0)
+    await server.start(bundle)
+    url = f"https://127.0.0.1:{server.port}/convert"
+    body = json.dumps(conversion_review([], V1))
+    async with aiohttp.ClientSession() as session:  # pools the connection, like the API server
+        async with session.post(url, data=body, ssl=_client_ssl(bundle.ca_pem)) as resp:
+            assert resp.status == 200
+        await server.stop()
+        with pytest.raises(aiohttp.ClientError):
+            async with session.post(url, data=body, ssl=_client_ssl(bundle.ca_pem)) as resp:
+                await resp.read()
+    server.close()
