@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 .PHONY: help system-deps venv tools lint test test-unit test-services test-cluster dev e2e clean
 
 help: ## list targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
 system-deps: ## Debian packages: PostgreSQL, Redis, Go toolchain check
 	@missing=""; \
