@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv tools lint test test-unit test-services test-cluster dev e2e clean
+.PHONY: help system-deps venv tools lint test test-unit dev dev-cluster clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -50,6 +50,9 @@ test-unit: venv ## fast tests without servers
 
 dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Redis, MinIO, API, worker)
 	@scripts/dev.sh
+
+dev-cluster: system-deps venv tools ## run the local Kubernetes control plane (kwok nodes); prints the kubeconfig
+	@mkdir -p .dev && $(BIN)/thumbnail-substrate up --kube-only --env-file .dev/cluster.env
 
 clean: ## remove the virtualenv and caches (keeps the Go tool cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .dev
