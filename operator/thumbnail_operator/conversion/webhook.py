@@ -113,11 +113,14 @@ class WebhookServer:
         if self._runner is not None:
             # Kept-alive connections (the API server pools them) would otherwise go on being
             # answered after the listener closed: a stopped webhook must answer nothing.
+            # Close the listener, then drop pooled connections, then clean up: cleanup() alone
+            # waits out a graceful shutdown while those connections keep being served.
+            for site in list(self._runner.sites):
+                await site.stop()
             server = self._runner.server
-            connections = list(server.connections) if server is not None else []
-            await self._runner.cleanup()
-            for connection in connections:
+            for connection in list(server.connections) if server is not None else []:
                 connection.force_close()
+            await self._runner.cleanup()
             self._runner = None
             log.info("conversion webhook stopped")
 
