@@ -15,7 +15,6 @@ from tests.operator.support import (
     OPERATOR_NAMESPACE,
     RBAC_FILE,
     InProcessOperator,
-    NodeHeartbeat,
     apply_cluster_object,
     load_documents,
     wait_for,
@@ -28,10 +27,7 @@ from thumbnail_operator.kube import KubeClient, load_configuration
 def admin(kube_cluster: Any) -> Iterator[KubeClient]:
     """Cluster-admin client (the tests' own identity)."""
     kube = KubeClient(load_configuration(str(kube_cluster.kubeconfig)))
-    heartbeat = NodeHeartbeat(kube)
-    heartbeat.start()
     yield kube
-    heartbeat.stop()
     kube.close()
 
 

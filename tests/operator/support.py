@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -245,47 +244,3 @@ class InProcessOperator:
             self.start()
 
 
-class NodeHeartbeat:
-    """Renews each kwok node's Lease so the node lifecycle controller never marks it NotReady.
-
-    kwok in this substrate posts node status heartbeats less often than the controller's
-    grace period, which flips every node NotReady about a minute in (and every pod with it).
-    Real kubelets renew a Lease every 10 s; this does the same for the simulated nodes.
-    """
-
-    def __init__(self, kube: KubeClient, interval: float = 5.0) -> None:
-        self._kube = kube
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="node-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        self._renew()
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._renew()
-            except Exception:  # a missed beat is retried on the next tick
-                continue
-
-    def _renew(self) -> None:
-        # Only renewTime: kwok runs the pods of a node only while it holds the node's Lease
-        # (holderIdentity is kwok's own id); taking the Lease over leaves new pods Pending.
-        nodes = self._kube.request("GET", "/api/v1/nodes").get("items", [])
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for node in nodes:
-            try:
-                self._kube.request(
-                    "PATCH", LEASE.path("kube-node-lease", node["metadata"]["name"]),
-                    body={"spec": {"renewTime": now}},
-                    content_type="application/merge-patch+json",
-                )
-            except ApiError as err:
-                if not err.not_found:  # kwok creates the Lease; nothing to renew before
-                    raise

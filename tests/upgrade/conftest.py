@@ -6,10 +6,8 @@ the CRD), stoppable to simulate an outage, and direct reads of etcd to see stora
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import subprocess
-import threading
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -75,55 +73,10 @@ def delete_crd(kube: KubeClient) -> None:
     wait_for(lambda: get_crd(kube) is None, timeout=60, what="CRD deleted")
 
 
-class LeaseRenewer:
-    """Keeps the kwok nodes' Leases fresh *without taking them over*.
-
-    The node lifecycle controller marks a node NotReady when its Lease is not renewed in
-    time, which kwok in this substrate does not always do. Renewing must keep kwok's own
-    `holderIdentity`: kwok only runs the pods of nodes whose Lease it holds (a Lease applied
-    with another holder, as tests/operator's NodeHeartbeat does, leaves every new pod
-    Pending)."""
-
-    def __init__(self, kube: KubeClient, interval: float = 5.0) -> None:
-        self._kube = kube
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-renewer", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._renew()
-            except ApiError:
-                continue  # retried next tick
-
-    def _renew(self) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        for node in self._kube.request("GET", "/api/v1/nodes").get("items", []):
-            path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" \
-                f"{node['metadata']['name']}"
-            try:
-                self._kube.request("PATCH", path, body={"spec": {"renewTime": now}},
-                                   content_type="application/merge-patch+json")
-            except ApiError as err:
-                if not err.not_found:  # kwok creates the Lease; nothing to renew yet
-                    raise
-
-
 @pytest.fixture(scope="module")
 def kube(kube_cluster: Any) -> Iterator[KubeClient]:
     client = KubeClient(load_configuration(str(kube_cluster.kubeconfig)))
-    renewer = LeaseRenewer(client)
-    renewer.start()
     yield client
-    renewer.stop()
     client.close()
 
 
