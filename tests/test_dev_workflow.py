@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_tree import descendants_of, wait_all_gone
 from thumbnail_substrate.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +43,10 @@ def test_dev_stack_serves_the_printed_curl_commands() -> None:
     )
     try:
         lines = _read_until(proc, "API ready at", timeout=120)
+        # PostgreSQL, Redis, MinIO, the API and the worker run in their own sessions: only the
+        # process tree finds them all.
+        started = descendants_of(proc.pid)
+        assert len(started) >= 5, started
         curls = [line.strip() for line in lines if line.strip().startswith("curl ")]
         submit, read = curls[0], curls[1]
         created = json.loads(subprocess.run(["bash", "-c", submit], cwd=REPO, check=True,
@@ -65,5 +70,4 @@ def test_dev_stack_serves_the_printed_curl_commands() -> None:
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-    leftovers = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "processes left behind after Ctrl-C"
+    assert wait_all_gone(started, timeout=15) == set(), "processes left behind after Ctrl-C"

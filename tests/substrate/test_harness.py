@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_tree import children_of, wait_all_gone
 from thumbnail_substrate import SubstrateError
 from thumbnail_substrate.binaries import go_tool
 from thumbnail_substrate.redis import RedisServer
@@ -40,19 +41,6 @@ def test_stop_leaves_no_process_behind() -> None:
         os.kill(pid, 0)
 
 
-def _children_of(pid: int) -> set[int]:
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.add(int(entry.name))
-    return found
-
-
 @pytest.mark.parametrize("how", ["interrupt", "sigkill"])
 def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
     """Ctrl-C tears down cleanly; even SIGKILL of the CLI takes its servers down (pdeathsig)."""
@@ -74,20 +62,12 @@ def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
             time.sleep(0.2)
         assert env_file.exists(), cli.stdout.read() if cli.stdout else ""
         assert "THUMBNAIL_S3_ENDPOINT" in env_file.read_text()
-        servers = _children_of(cli.pid)
+        servers = children_of(cli.pid)
         assert len(servers) == 3  # postgres, redis-server, minio
         cli.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
         cli.wait(30)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in servers):
-            time.sleep(0.2)
-        alive = [
-            p
-            for p in servers
-            if Path(f"/proc/{p}/stat").exists()
-            and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
-        ]
-        assert alive == []
+        alive = wait_all_gone(servers, timeout=15)
+        assert alive == set()
     finally:
         if cli.poll() is None:
             cli.kill()
