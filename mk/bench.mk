@@ -1,0 +1,30 @@
+# Benchmarks (docs/benchmarks.md). Not part of `make test`: they take minutes and their
+# numbers only mean something as ratios within one run. Each prints a Markdown table and
+# writes bench/results/<name>.json. Included by the root Makefile.
+#   make bench            every benchmark below, in order
+#   make bench-peers      what the peer comparisons need (Debian libvips tools, imgproxy, thumbor, Pillow)
+
+BENCH_ARGS ?=
+BENCH_PY := $(BIN)/python -m
+
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory
+
+bench: bench-engine bench-pipeline bench-api bench-operator bench-memory ## run every benchmark (minutes; see docs/benchmarks.md)
+
+bench-peers: system-deps venv tools ## install/build the peers the benchmarks compare against
+	@bench/setup-peers.sh
+
+bench-engine: bench-peers ## engine: ours vs Pillow, vipsthumbnail, thumbor, imgproxy (one core)
+	@$(BENCH_PY) bench.engine $(BENCH_ARGS)
+
+bench-pipeline: bench-peers ## pipeline: API+Redis+workers+MinIO+PostgreSQL vs engine-only and imgproxy over HTTP
+	@$(BENCH_PY) bench.pipeline $(BENCH_ARGS)
+
+bench-api: system-deps venv tools ## API: submit/status throughput vs a bare FastAPI endpoint
+	@$(BENCH_PY) bench.api_overhead $(BENCH_ARGS)
+
+bench-operator: system-deps venv tools ## operator: apply->Ready vs a bare Deployment, 100 CRs, idle writes
+	@$(BENCH_PY) bench.operator_scale $(BENCH_ARGS)
+
+bench-memory: system-deps venv tools ## worker RSS across >= 5,000 jobs
+	@$(BENCH_PY) bench.worker_memory $(BENCH_ARGS)
