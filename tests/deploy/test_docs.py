@@ -64,8 +64,8 @@ def _has(schema: dict[str, Any], dotted: str) -> bool:
 
 def test_field_table_matches_the_crd() -> None:
     crd = load_documents(CRDS / "thumbnailservices.yaml")[0]
-    # The field table documents the version the samples use (v1alpha1; v1 in upgrading.md).
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    # The field table documents the storage version, the one the samples use.
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     table = DOC.read_text().split("| field | default | meaning |", 1)[1].split("\n\n", 1)[0]
     fields = [

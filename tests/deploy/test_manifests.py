@@ -27,8 +27,9 @@ from tests.deploy.support import (
 )
 from thumbnail_operator.builders import Owner, build_desired_state, external_secret_names
 from thumbnail_operator.cli import parse_args
+from thumbnail_operator.conversion.core import V1
+from thumbnail_operator.conversion.options import builder_spec
 from thumbnail_operator.credentials import ensure_credentials
-from thumbnail_operator.schema.v1 import DEPRECATION_WARNING
 from thumbnail_operator.spec import parse_spec
 
 RESTRICTED = {
@@ -166,10 +167,9 @@ def test_sample_accepted_by_api_server(
     docs = load_documents(sample)
     result = kubectl.dry_run(docs, make_namespace("sample"))
     assert result.returncode == 0, result.stderr
-    # The samples are still v1alpha1: served, deprecated (issue 6), so exactly that warning.
-    expected = [f"Warning: {DEPRECATION_WARNING}"] if docs[0]["apiVersion"].endswith(
-        "/v1alpha1") else []
-    assert result.warnings == expected, result.warnings
+    # Shipped samples are written in the storage version: no deprecation warning on apply.
+    assert docs[0]["apiVersion"] == V1, "samples are written in v1 (v1alpha1 is deprecated)"
+    assert result.warnings == [], result.warnings
     assert _names(result.stdout) == {d["metadata"]["name"] for d in docs}
 
 
@@ -184,7 +184,7 @@ def test_invalid_sample_rejected_by_crd(
     result = kubectl.dry_run([body], make_namespace("sample"))
     assert result.returncode != 0 and "nodePort" in result.stderr, result.stderr
     body = load_documents(full)[0]
-    body["spec"]["worker"]["replicaz"] = 3
+    body["spec"]["workers"]["replicaz"] = 3
     result = kubectl.dry_run([body], make_namespace("sample"))
     assert result.returncode != 0 and "replicaz" in result.stderr, result.stderr
 
@@ -208,7 +208,7 @@ def test_rendered_children_accepted_by_api_server(
     namespace = make_namespace("render", RESTRICTED)
     (body,) = load_documents(sample)
     cr = _defaulted(kubectl, body, namespace)
-    spec = parse_spec(cr["spec"])
+    spec = parse_spec(builder_spec(cr))
     owner = Owner(cr["metadata"]["name"], namespace, str(uuid.uuid4()), cr["apiVersion"])
     external: dict[str, dict[str, str]] = {
         name: {"password": "x"} for name in external_secret_names(owner, spec)
@@ -235,6 +235,6 @@ def test_kind_config_maps_the_sample_node_ports() -> None:
     ports = {m["hostPort"]: m["containerPort"] for m in mappings}
     full = load_documents(next(p for p in sample_files() if "full" in p.name))[0]["spec"]
     api = full["server"]["service"]["nodePort"]
-    console = full["minio"]["console"]["nodePort"]
+    console = full["objectStorage"]["managed"]["console"]["nodePort"]
     assert api["enabled"] and console["enabled"]
     assert ports == {30000: api["port"], 30001: console["port"]}

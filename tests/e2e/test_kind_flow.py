@@ -61,7 +61,7 @@ def test_thumbnailservice_is_ready(deployment: Deployment) -> None:
     status = _cr(deployment)["status"]
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True", ready
-    server, workers = deployment.spec["server"]["replicas"], deployment.spec["worker"]["replicas"]
+    server, workers = deployment.spec["server"]["replicas"], deployment.spec["workers"]["replicas"]
     assert status["serverReplicas"] == f"{server}/{server}"
     assert status["workerReplicas"] == f"{workers}/{workers}"
     assert all(component["ready"] for component in status["components"].values()), status
@@ -89,7 +89,10 @@ def test_api_health_on_the_node_port(deployment: Deployment) -> None:
 
 
 def test_submit_image_and_fetch_thumbnails(deployment: Deployment) -> None:
-    presets: dict[str, dict[str, int]] = deployment.spec["thumbnails"]["presets"]
+    # v1 lists presets as {name, width, height}; index them by name.
+    presets: dict[str, dict[str, int]] = {
+        p["name"]: p for p in deployment.spec["thumbnails"]["presets"]
+    }
     headers = {"X-API-Key": _api_key(deployment)}
     with httpx.Client(base_url=deployment.api_url, timeout=30, headers=headers) as http:
         submitted = http.post(

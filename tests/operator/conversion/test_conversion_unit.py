@@ -477,8 +477,8 @@ def test_external_mode_example_round_trips() -> None:
 
 def test_the_v1_sample_is_the_v1alpha1_sample() -> None:
     samples = Path(__file__).resolve().parents[3] / "crds" / "samples"
-    alpha = yaml.safe_load((samples / "thumbnailservice.yaml").read_text())
-    beta = yaml.safe_load((samples / "thumbnailservice-v1.yaml").read_text())
+    alpha = yaml.safe_load((samples / "thumbnailservice-v1alpha1.yaml").read_text())
+    beta = yaml.safe_load((samples / "thumbnailservice.yaml").read_text())
     converted = to_v1alpha1(beta)
     # `mode: Managed` (the default) is spelled out in the v1 sample only.
     for store in ("postgresql", "redis", "minio"):
