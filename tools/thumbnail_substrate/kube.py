@@ -3,14 +3,20 @@
 etcd -> kube-apiserver -> kube-controller-manager + kube-scheduler -> kwok. The apiserver
 authenticates an admin token (group system:masters) and authorizes with RBAC, so tests can
 impersonate a ServiceAccount and prove a Role is sufficient.
+
+The defaults (two nodes of 110 pods, 40 volumes, the components' default client rates, no
+audit log) are what the tests need; benchmarks size the cluster up through the keyword
+arguments of `KubeCluster` and can ask for an audit log of every write.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import ssl
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -19,7 +25,13 @@ import yaml
 from thumbnail_substrate.binaries import go_tool
 from thumbnail_substrate.component import Component
 from thumbnail_substrate.errors import SubstrateError
-from thumbnail_substrate.kube_objects import default_storage_class, kwok_node, pool_volume
+from thumbnail_substrate.kube_objects import (
+    NODE_PODS,
+    audit_policy,
+    default_storage_class,
+    kwok_node,
+    pool_volume,
+)
 from thumbnail_substrate.pki import write_service_account_keys
 from thumbnail_substrate.process import ManagedProcess, ensure_port_free, free_port, wait_until
 
@@ -30,8 +42,31 @@ PV_POOL_SIZE = 40
 class KubeCluster(Component):
     name = "kube"
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        *,
+        nodes: int = NODE_COUNT,
+        node_pods: int = NODE_PODS,
+        pv_pool: int = PV_POOL_SIZE,
+        audit: bool = False,
+        client_qps: float | None = None,
+    ) -> None:
+        """`nodes` kwok nodes of `node_pods` pods each; `pv_pool` pre-created volumes;
+        `audit` writes every write request to `audit_log` (JSON lines, see
+        `kube_objects.audit_policy`); `client_qps` raises the client rate limit of the
+        controller manager and the scheduler (their defaults: 20 and 50 requests/s, burst
+        1.5x and 2x), which otherwise bounds how fast hundreds of pods appear."""
         super().__init__(workdir)
+        if nodes < 1 or node_pods < 1 or pv_pool < 0:
+            raise ValueError("nodes and node_pods must be >= 1 and pv_pool >= 0")
+        self.nodes = nodes
+        self.node_pods = node_pods
+        self.pv_pool = pv_pool
+        self.audit = audit
+        self.client_qps = client_qps
+        self.audit_log = self.workdir / "audit.log"
         self.port = port or free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -98,6 +133,38 @@ class KubeCluster(Component):
             )
         )
         self.kubeconfig.chmod(0o600)
+        if self.audit:
+            (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(audit_policy()))
+
+    def _audit_flags(self) -> list[str | Path]:
+        if not self.audit:
+            return []
+        return [
+            "--audit-policy-file",
+            self.workdir / "audit-policy.yaml",
+            "--audit-log-path",
+            self.audit_log,
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",  # one file, never rotated
+        ]
+
+    def _client_flags(self, burst_factor: float) -> list[str | Path]:
+        if self.client_qps is None:
+            return []
+        return [
+            f"--kube-api-qps={self.client_qps:g}",
+            f"--kube-api-burst={max(1, round(self.client_qps * burst_factor))}",
+        ]
+
+    def audit_events(self) -> Iterator[dict[str, Any]]:
+        """The audit log's events so far (empty without `audit=True`)."""
+        if not self.audit or not self.audit_log.exists():
+            return
+        with self.audit_log.open() as log:
+            for line in log:
+                if line.strip():
+                    event: dict[str, Any] = json.loads(line)
+                    yield event
 
     def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
         proc = ManagedProcess(name, argv, log=self.workdir / f"{name}.log", cwd=self.workdir)
@@ -187,6 +254,7 @@ class KubeCluster(Component):
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
+                *self._audit_flags(),
             ],
         )
         wait_until(
@@ -212,6 +280,7 @@ class KubeCluster(Component):
                 "--use-service-account-credentials=false",
                 "--concurrent-gc-syncs=5",
                 "--v=1",
+                *self._client_flags(1.5),
             ],
         )
         self._spawn(
@@ -223,6 +292,7 @@ class KubeCluster(Component):
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--v=1",
+                *self._client_flags(2),
             ],
         )
         self._spawn(
@@ -257,10 +327,10 @@ class KubeCluster(Component):
         return self
 
     def _bootstrap_objects(self) -> None:
-        for i in range(NODE_COUNT):
-            self._create("/api/v1/nodes", kwok_node(f"kwok-node-{i}"))
+        for i in range(self.nodes):
+            self._create("/api/v1/nodes", kwok_node(f"kwok-node-{i}", self.node_pods))
         self._create("/apis/storage.k8s.io/v1/storageclasses", default_storage_class())
-        for i in range(PV_POOL_SIZE):
+        for i in range(self.pv_pool):
             self._create("/api/v1/persistentvolumes", pool_volume(i))
 
     def _nodes_ready(self) -> bool:
@@ -275,7 +345,7 @@ class KubeCluster(Component):
                 for c in n.get("status", {}).get("conditions", [])
             )
         ]
-        return len(ready) >= NODE_COUNT
+        return len(ready) >= self.nodes
 
     def env(self) -> dict[str, str]:
         return {"KUBECONFIG": str(self.kubeconfig)}

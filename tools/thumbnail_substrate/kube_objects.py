@@ -1,4 +1,5 @@
-"""Objects the local cluster needs before workloads run: kwok nodes, storage and a PV pool."""
+"""Objects the local cluster needs before workloads run: kwok nodes, storage and a PV pool,
+and the optional audit policy (write requests only)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Any
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 STORAGE_CLASS = "standard"
+NODE_PODS = 110  # the kubelet's default --max-pods
+WRITE_VERBS = ["create", "update", "patch", "delete", "deletecollection"]
 
 
-def kwok_node(name: str) -> dict[str, Any]:
+def kwok_node(name: str, pods: int = NODE_PODS) -> dict[str, Any]:
     """A Node that kwok manages (heartbeats, Ready) because of its annotation."""
     return {
         "apiVersion": "v1",
@@ -24,8 +27,8 @@ def kwok_node(name: str) -> dict[str, Any]:
             },
         },
         "status": {
-            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": str(pods)},
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": str(pods)},
         },
     }
 
@@ -57,4 +60,21 @@ def pool_volume(index: int, size: str = "100Gi") -> dict[str, Any]:
             "storageClassName": STORAGE_CLASS,
             "hostPath": {"path": f"/tmp/substrate-pv/{index:03d}"},
         },
+    }
+
+
+def audit_policy() -> dict[str, Any]:
+    """Audit every write (who, verb, resource, response code) once, when it completes.
+
+    Reads are not logged: watches and lists of a busy cluster would dwarf the writes, and
+    the question the log answers is "who changes what, how often".
+    """
+    return {
+        "apiVersion": "audit.k8s.io/v1",
+        "kind": "Policy",
+        "omitStages": ["RequestReceived", "ResponseStarted"],
+        "rules": [
+            {"level": "Metadata", "verbs": WRITE_VERBS},
+            {"level": "None"},
+        ],
     }
