@@ -50,7 +50,9 @@ def worker_main() -> None:
         str(int((settings.job_timeout_seconds + 30) * 1000)),
         "thumbnail_service.worker.tasks",
     ]
-    os.execv(sys.executable, argv)
+    # Read by dramatiq.worker at import: the consumers' longest idle backoff.
+    env = {**os.environ, "dramatiq_worker_timeout": str(settings.worker_idle_poll_ms)}
+    os.execve(sys.executable, argv, env)
 
 
 def migrate_main() -> None:

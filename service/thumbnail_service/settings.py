@@ -92,7 +92,14 @@ class Settings(BaseSettings):
     render_isolation: Literal["process", "inline"] = "process"
     render_kill_grace_seconds: float = Field(default=1, gt=0)
     render_memory_limit_bytes: int = Field(default=0, ge=0)  # RLIMIT_AS per child; 0 = off
+    # Concurrent renders per worker process (render children, or render threads inline);
+    # 0 = one per worker thread. Fewer renders than threads lets one job's I/O (download,
+    # uploads, database) overlap another job's render instead of idling a render process.
+    render_processes: int = Field(default=0, ge=0)
     worker_threads: int = Field(default=2, ge=1)
+    # Longest pause between two fetches while the queue is empty (Dramatiq's idle backoff,
+    # 1000 ms by default): bounds how long a job submitted to an idle worker waits.
+    worker_idle_poll_ms: int = Field(default=100, ge=1, le=60_000)
     worker_processes: int = Field(default=1, ge=1)
     max_attempts: int = Field(default=5, ge=1)
     retry_min_backoff_seconds: float = Field(default=2, gt=0)
@@ -125,6 +132,12 @@ class Settings(BaseSettings):
                 if not re.match(PRESET_NAME_PATTERN, name):
                     raise ValueError(f"preset name {name!r} must match {PRESET_NAME_PATTERN}")
         return value
+
+    @property
+    def render_concurrency(self) -> int:
+        """Renders one worker process runs at once (THUMBNAIL_RENDER_PROCESSES, default
+        THUMBNAIL_WORKER_THREADS); never more than its threads could use."""
+        return min(self.render_processes or self.worker_threads, self.worker_threads)
 
     @cached_property
     def allowed_format_set(self) -> frozenset[ImageFormat]:

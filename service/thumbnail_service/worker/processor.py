@@ -69,11 +69,11 @@ class InlineRenderer:
 
 
 def build_renderer(settings: Settings) -> Renderer:
-    """THUMBNAIL_RENDER_ISOLATION: one child process per worker thread, or inline."""
+    """THUMBNAIL_RENDER_ISOLATION: `render_concurrency` child processes, or inline."""
     if settings.render_isolation == "inline":
         return InlineRenderer()
     return IsolatedRenderer(
-        settings.worker_threads,
+        settings.render_concurrency,
         kill_grace_seconds=settings.render_kill_grace_seconds,
         memory_limit_bytes=settings.render_memory_limit_bytes,
         # Children decode untrusted bytes: they get no THUMBNAIL_* variables (credentials).
@@ -101,9 +101,10 @@ class JobProcessor:
         self._schedule_retry = schedule_retry  # (job id, delay ms): enqueue a delayed message
         self._renderer = renderer or InlineRenderer()
         # Renders block a thread each (waiting on libvips or on the child process): one per
-        # Dramatiq worker thread, apart from the default executor (I/O helpers) and its cap.
+        # render process, apart from the default executor (I/O helpers) and its cap. Jobs
+        # beyond that wait here (not counted against their time limit) while others render.
         self._render_threads = ThreadPoolExecutor(
-            max_workers=settings.worker_threads, thread_name_prefix="render"
+            max_workers=settings.render_concurrency, thread_name_prefix="render"
         )
 
     async def process(self, job_id: UUID) -> None:
@@ -151,22 +152,28 @@ class JobProcessor:
         )
         loop = asyncio.get_running_loop()
         thumbnails = await loop.run_in_executor(self._render_threads, render)
-        records = []
-        for thumb in thumbnails:
-            key = thumbnail_key(job.id, thumb.name)
-            await self._storage.put(self._storage.thumbnails, key, thumb.data, thumb.content_type)
-            records.append(
-                ThumbnailRecord(
-                    name=thumb.name,
-                    width=thumb.width,
-                    height=thumb.height,
-                    format=thumb.format.value,
-                    content_type=thumb.content_type,
-                    bytes=len(thumb.data),
-                    sha256=hashlib.sha256(thumb.data).hexdigest(),
-                    object_key=key,
-                )
+        records = [
+            ThumbnailRecord(
+                name=thumb.name,
+                width=thumb.width,
+                height=thumb.height,
+                format=thumb.format.value,
+                content_type=thumb.content_type,
+                bytes=len(thumb.data),
+                sha256=hashlib.sha256(thumb.data).hexdigest(),
+                object_key=thumbnail_key(job.id, thumb.name),
             )
+            for thumb in thumbnails
+        ]
+        # Uploads run concurrently (each in a thread of its own): a job's storage time is
+        # its slowest upload, not the sum. Any failure fails the attempt (objects already
+        # written are overwritten by the retry: keys are deterministic).
+        await asyncio.gather(
+            *(
+                self._storage.put(self._storage.thumbnails, r.object_key, t.data, t.content_type)
+                for r, t in zip(records, thumbnails, strict=True)
+            )
+        )
         return records
 
     async def _fail(self, job: JobRecord, token: UUID, reason: str) -> None:

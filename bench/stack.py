@@ -1,0 +1,369 @@
+"""The real service stack on loopback for the benchmarks: PostgreSQL, Redis and MinIO from
+thumbnail_substrate, then thumbnail-migrate, thumbnail-api and thumbnail-worker as processes.
+
+The same approach as the service tests (tests/service/conftest.py), without importing them.
+Every server and service process lives in its own process group and is torn down on exit
+(the substrate's servers also die with this process). `/proc` helpers account the CPU time
+and resident memory of each component's whole process tree, so a benchmark can show where
+the two cores went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from thumbnail_substrate.minio import MinioServer
+from thumbnail_substrate.postgres import PostgresServer
+from thumbnail_substrate.process import free_port
+from thumbnail_substrate.redis import RedisServer
+
+BIN = Path(sys.executable).parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def wait_for(probe: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+# --- /proc accounting ---------------------------------------------------------------------
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every live descendant."""
+    children = _children_map()
+    out: list[int] = []
+    todo = [root]
+    while todo and len(out) < 10_000:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process tree, including children it has reaped: the sum
+    over live processes of utime+stime+cutime+cstime counts every process once."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def tree_rss(root: int) -> dict[int, int]:
+    """RSS of every live process of the tree, bytes by pid."""
+    return {pid: rss_bytes(pid) for pid in process_tree(root)}
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+# --- service processes --------------------------------------------------------------------
+
+
+class ServiceProcess:
+    """One service command in its own session, output to a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log = logdir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._signal_group(signal.SIGKILL)  # leftovers of the group, if any
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+@dataclass
+class Servers:
+    postgres: PostgresServer
+    redis: RedisServer
+    minio: MinioServer
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    """PostgreSQL, Redis and MinIO on loopback for the duration of the block."""
+    with ExitStack() as stack:
+        started = time.monotonic()
+        postgres = stack.enter_context(PostgresServer())
+        redis = stack.enter_context(RedisServer())
+        minio = stack.enter_context(MinioServer())
+        from bench.common import progress
+
+        progress(f"PostgreSQL, Redis, MinIO up in {time.monotonic() - started:.1f}s")
+        yield Servers(postgres, redis, minio)
+
+
+class Stack:
+    """API + worker(s) on one private database, queue and bucket pair of `servers`."""
+
+    API_KEY = "bench-" + uuid.uuid4().hex[:8]
+
+    def __init__(self, srv: Servers, logdir: Path, overrides: dict[str, str] | None = None):
+        self.servers = srv
+        self.logdir = logdir
+        suffix = uuid.uuid4().hex[:10]
+        self.database = f"bench_{suffix}"
+        srv.postgres.create_database(self.database)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBNAIL_")}
+        env.update(srv.postgres.env())
+        env.update(srv.redis.env())
+        env.update(srv.minio.env())
+        env.update(
+            {
+                "THUMBNAIL_DATABASE_NAME": self.database,
+                "THUMBNAIL_QUEUE_NAME": f"thumbnails-{suffix}",
+                "THUMBNAIL_BUCKET_ORIGINALS": f"raws-{suffix}",
+                "THUMBNAIL_BUCKET_THUMBNAILS": f"thumbnails-{suffix}",
+                "THUMBNAIL_API_KEYS": self.API_KEY,
+                "THUMBNAIL_HOST": "127.0.0.1",
+                "THUMBNAIL_PORT": str(self.port),
+                "THUMBNAIL_LOG_LEVEL": "WARNING",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(overrides or {})
+        self.env = env
+        self.api: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.API_KEY}
+
+    def migrate(self) -> None:
+        result = subprocess.run(
+            [str(BIN / "thumbnail-migrate")],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"thumbnail-migrate failed:\n{result.stdout}{result.stderr}")
+
+    def start_api(self) -> ServiceProcess:
+        self.api = ServiceProcess("api", [str(BIN / "thumbnail-api")], self.env, self.logdir)
+        self.api.start()
+        api = self.api
+
+        def ready() -> bool:
+            if not api.alive:
+                raise RuntimeError(f"API exited:\n{api.tail()}")
+            return httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
+
+        wait_for(ready, timeout=30, what=f"API on {self.base_url}")
+        return api
+
+    def start_worker(self, extra_env: dict[str, str] | None = None) -> ServiceProcess:
+        worker = ServiceProcess(
+            f"worker{len(self.workers)}",
+            [str(BIN / "thumbnail-worker")],
+            {**self.env, **(extra_env or {})},
+            self.logdir,
+        )
+        self.workers.append(worker.start())
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc is not None:
+                proc.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name} ---\n{p.tail()}" for p in [self.api, *self.workers] if p]
+        return "\n".join(parts)
+
+    def component_roots(self) -> dict[str, int]:
+        """Root pid of each component's process tree, for CPU accounting."""
+        roots: dict[str, int] = {}
+        if self.api is not None:
+            roots["api"] = self.api.pid
+        for worker in self.workers:
+            roots[worker.name] = worker.pid
+        for name, server in (
+            ("postgresql", self.servers.postgres),
+            ("redis", self.servers.redis),
+            ("minio", self.servers.minio),
+        ):
+            pids = [p.pid for p in server.processes if p.pid is not None]
+            if pids:
+                roots[name] = pids[0]
+        return roots
+
+
+@contextmanager
+def stack(
+    srv: Servers, overrides: dict[str, str] | None = None, *, api: bool = True
+) -> Iterator[Stack]:
+    """A migrated private stack with the API running (workers are started by the caller)."""
+    logdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    s = Stack(srv, logdir, overrides)
+    s.migrate()
+    try:
+        if api:
+            s.start_api()
+        yield s
+    except BaseException:
+        from bench.common import progress
+
+        progress(f"stack logs ({logdir}):\n{s.logs()}")
+        raise
+    finally:
+        s.stop()
+
+
+class CpuMeter:
+    """CPU seconds each component's process tree used between start() and stop()."""
+
+    def __init__(self, roots: dict[str, int], include_self: bool = True) -> None:
+        self.roots = dict(roots)
+        if include_self:
+            self.roots["load generator (this process)"] = os.getpid()
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self.wall = 0.0
+        self._t0 = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        out = {}
+        for name, pid in self.roots.items():
+            if name.startswith("load generator"):
+                times = os.times()
+                out[name] = times.user + times.system  # children (render pools) separate
+            else:
+                out[name] = cpu_seconds(pid)
+        return out
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._t0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        end = self._sample()
+        self.wall = time.monotonic() - self._t0
+        self.used = {k: end[k] - self._start.get(k, 0.0) for k in end}
+        return self.used
+
+    def rows(self) -> list[dict[str, Any]]:
+        total = sum(self.used.values()) or 1.0
+        rows: list[dict[str, Any]] = [
+            {
+                "component": name,
+                "cpu_s": round(used, 2),
+                "cores": round(used / self.wall, 2) if self.wall else 0.0,
+                "share": f"{100 * used / total:.0f} %",
+            }
+            for name, used in sorted(self.used.items(), key=lambda kv: -kv[1])
+        ]
+        rows.append(
+            {
+                "component": "total",
+                "cpu_s": round(sum(self.used.values()), 2),
+                "cores": round(sum(self.used.values()) / self.wall, 2) if self.wall else 0.0,
+                "share": "100 %",
+            }
+        )
+        return rows
