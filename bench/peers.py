@@ -3,7 +3,12 @@
 Servers (used by the pipeline benchmark too): imgproxy (built by bench/setup-peers.sh from
 bench/peers-go/imgproxy) and thumbor (PyPI, `.[bench]` extra), both bound to 127.0.0.1 and
 stopped on exit. Every URL asks for the same thing: fit inside WxH (no upscaling), the given
-quality, metadata stripped. In-process engine adapters live in `bench.engine_peers`.
+quality, metadata stripped.
+
+Engine adapters (bench/engine.py): `pillow_thumbnails`, `ThumborEngine` (thumbor's own PIL
+engine and Transformer, in-process) and `vipsthumbnail_batch` (one process, many files).
+Every one writes the same outputs as ours: fit-inside boxes, same quality, no metadata,
+JPEG with optimised Huffman tables and 4:2:0, AVIF at the encoder speed libvips uses.
 """
 
 from __future__ import annotations
@@ -163,3 +168,127 @@ def run_thumbor(local_root: Path, *, workers: int) -> Iterator[str]:
 def thumbor_url(base: str, filename: str, width: int, height: int, fmt: str, quality: int) -> str:
     filters = f"filters:quality({quality}):format({fmt}):strip_icc():strip_exif()"
     return f"{base}/unsafe/fit-in/{width}x{height}/{filters}/{filename}"
+
+
+# --- engine adapters -------------------------------------------------------------------------
+AVIF_SPEED = 5  # libvips heifsave effort 4 (its default) is aom speed 9 - 4 = 5
+PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG"}
+
+
+def fitted(width: int, height: int, box: int) -> tuple[int, int]:
+    """Fit-inside size of a `box` x `box` square, never upscaled (what every peer computes)."""
+    scale = min(box / width, box / height, 1.0)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def pil_save_options(fmt: str, quality: int) -> dict[str, object]:
+    if fmt == "jpeg":
+        return {"quality": quality, "optimize": True, "subsampling": "4:2:0"}
+    if fmt == "avif":
+        return {"quality": quality, "speed": AVIF_SPEED}
+    return {"quality": quality}
+
+
+def pillow_thumbnails(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> list[bytes]:
+    """Pillow as a per-request service uses it: one open + draft + thumbnail per output."""
+    from io import BytesIO
+
+    from PIL import Image, ImageOps
+
+    out = []
+    for box in boxes:
+        with Image.open(BytesIO(data)) as image:
+            image.draft("RGB", fitted(*image.size, box))  # JPEG DCT scaling: tightest that fits
+            pixels = ImageOps.exif_transpose(image).convert("RGB")
+        pixels.thumbnail((box, box), Image.Resampling.LANCZOS)  # reducing_gap=2 (default)
+        buffer = BytesIO()
+        pixels.save(buffer, PIL_FORMATS[fmt], **pil_save_options(fmt, quality))
+        out.append(buffer.getvalue())
+    return out
+
+
+def pillow_once(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> list[bytes]:
+    """Pillow written like ours: one decode for the largest output, every size from it."""
+    from io import BytesIO
+
+    from PIL import Image, ImageOps
+
+    with Image.open(BytesIO(data)) as image:
+        image.draft("RGB", fitted(*image.size, max(boxes)))
+        base = ImageOps.exif_transpose(image).convert("RGB")
+    out = []
+    for box in boxes:
+        pixels = base.copy()
+        pixels.thumbnail((box, box), Image.Resampling.LANCZOS)
+        buffer = BytesIO()
+        pixels.save(buffer, PIL_FORMATS[fmt], **pil_save_options(fmt, quality))
+        out.append(buffer.getvalue())
+    return out
+
+
+class ThumborEngine:
+    """thumbor's request path minus HTTP: PIL engine load, Transformer (fit-in), engine.read."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        from thumbor.config import Config
+        from thumbor.importer import Importer
+
+        self.config = Config()
+        self.config.ENGINE = "thumbor.engines.pil"
+        self.config.PRESERVE_EXIF_INFO = False
+        self.config.AVIF_SPEED = AVIF_SPEED
+        self.config.ENGINE_THREADPOOL_SIZE = 0  # run the transform on the calling thread
+        self.importer = Importer(self.config)
+        self.importer.import_modules()
+        self.loop = asyncio.new_event_loop()
+
+    def thumbnails(
+        self, data: bytes, boxes: tuple[int, ...], fmt: str, quality: int
+    ) -> list[bytes]:
+        from thumbor.context import Context, RequestParameters
+        from thumbor.transformer import Transformer
+
+        out = []
+        for box in boxes:  # thumbor serves one size per request
+            context = Context(config=self.config, importer=self.importer)
+            context.request = RequestParameters(fit_in=True, width=box, height=box, quality=quality)
+            engine = context.modules.engine
+            context.request.engine = engine
+            engine.load(data, None)
+            self.loop.run_until_complete(Transformer(context).transform())
+            engine.strip_icc()
+            engine.strip_exif()
+            out.append(bytes(engine.read(f".{'jpg' if fmt == 'jpeg' else fmt}", quality)))
+        return out
+
+
+VIPS_SAVE_OPTIONS = {
+    "jpeg": "jpg[Q={q},optimize_coding,strip]",
+    "webp": "webp[Q={q},strip]",
+    "avif": "avif[Q={q},strip]",
+}
+
+
+def vipsthumbnail_batch(
+    files: list[Path], out_dir: Path, boxes: tuple[int, ...], fmt: str, quality: int
+) -> float:
+    """Run vipsthumbnail once per size over all `files`; seconds of wall time in total.
+
+    One process handles the whole list (no start-up per image); every size is its own run,
+    as with any per-size tool: the input is decoded once per size.
+    """
+    import subprocess
+    import time
+
+    binary = vipsthumbnail_binary()
+    if binary is None:
+        raise PeerUnavailable("vipsthumbnail is not installed: run `make bench-peers`")
+    save = VIPS_SAVE_OPTIONS[fmt].format(q=quality)
+    env = {**os.environ, **one_core_env(1)}
+    started = time.perf_counter()
+    for box in boxes:
+        argv = [str(binary), "-s", f"{box}x{box}", "-o", f"{out_dir}/%s_{box}.{save}"]
+        subprocess.run([*argv, *map(str, files)], env=env, check=True, timeout=600)
+    return time.perf_counter() - started

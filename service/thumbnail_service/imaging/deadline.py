@@ -1,15 +1,22 @@
-"""Per-job time limit that really stops libvips: eval progress signal + set_kill.
+"""Per-job time limit that really stops libvips: a watchdog thread sets libvips' kill flag.
 
 A Python-side timeout cannot interrupt a C call; libvips checks its kill flag between
-tiles, so killing from the `eval` callback aborts the running pipeline promptly.
+tiles, so setting it on the watched images aborts the running pipeline promptly.
+
+One shared watchdog thread per process wakes at the earliest armed deadline. (This replaced
+a Python callback on libvips' per-tile `eval` signal, which cost ~50 us a call: 0.6 ms on a
+256 px thumbnail, 4 ms on a 1024 px one; see docs/bench/engine.md.)
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pyvips
 
@@ -17,11 +24,22 @@ from .errors import ImagingError, ProcessingTimeoutError
 
 
 class Deadline:
+    """Time limit of one job; `close()` (or `with`) disarms it and drops the watched images."""
+
     def __init__(self, timeout_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._timeout = timeout_seconds
         self._end = clock() + timeout_seconds
-        self.killed = False  # set when we killed a libvips pipeline
+        self._lock = threading.Lock()
+        self._watched: list[pyvips.Image] = []
+        self._armed = False
+        self.killed = False  # set when we killed (or refused to start) a libvips pipeline
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     @property
     def expired(self) -> bool:
@@ -33,15 +51,32 @@ class Deadline:
             raise ProcessingTimeoutError(f"processing exceeded {self._timeout:g} s")
 
     def watch(self, image: pyvips.Image) -> None:
-        """Kill `image`'s pipeline from libvips' progress callback once time is up."""
-        image.set_progress(True)
-        image.signal_connect("eval", self._on_eval)
+        """Kill `image`'s pipeline once time is up (also if it already is)."""
+        with self._lock:
+            if self.expired:
+                self.killed = True
+                image.set_kill(True)
+                return
+            self._watched.append(image)
+            if not self._armed:
+                self._armed = True
+                _WATCHDOG.arm(time.monotonic() + (self._end - self._clock()), self)
 
-    def _on_eval(self, image: pyvips.Image, _progress: Any) -> None:
-        # Runs on a libvips worker thread; must not raise (cffi would swallow it).
-        if self.expired:
-            self.killed = True
-            image.set_kill(True)
+    def close(self) -> None:
+        with self._lock:
+            self._watched.clear()  # the pipelines (and their pixels) may be freed now
+            armed, self._armed = self._armed, False
+        if armed:
+            _WATCHDOG.disarm(self)
+
+    def _expire(self) -> None:
+        """Called by the watchdog thread at the deadline."""
+        with self._lock:
+            for image in self._watched:
+                self.killed = True
+                image.set_kill(True)
+            self._watched.clear()
+            self._armed = False
 
     @contextmanager
     def guard(self, error: type[ImagingError], what: str) -> Iterator[None]:
@@ -54,6 +89,52 @@ class Deadline:
                     f"processing exceeded {self._timeout:g} s while {what}"
                 ) from exc
             raise error(f"{what}: {_first_line(exc)}") from exc
+
+
+class _Watchdog:
+    """One daemon thread expiring armed deadlines in time order (started on first use)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, at: float, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (at, next(self._ids), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="vips-deadline", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._heap = [entry for entry in self._heap if entry[2] is not deadline]
+            heapq.heapify(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, deadline = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            deadline._expire()
+
+    def reset_after_fork(self) -> None:
+        self._cond = threading.Condition()
+        self._heap = []
+        self._thread = None
+
+
+_WATCHDOG = _Watchdog()
+os.register_at_fork(after_in_child=_WATCHDOG.reset_after_fork)
 
 
 def _first_line(exc: pyvips.Error) -> str:

@@ -6,7 +6,7 @@ import pyvips
 
 from .deadline import Deadline
 from .encode import encode, resolve_format, to_srgb
-from .errors import CorruptImageError, ImageTooLargeError, ImagingError
+from .errors import CorruptImageError, ImageTooLargeError, ImagingError, ProcessingTimeoutError
 from .geometry import Plan, fit_inside, jpeg_shrink, plan_decode
 from .models import (
     CONTENT_TYPES,
@@ -32,20 +32,35 @@ def render(
     timeout_seconds: float,
 ) -> list[Thumbnail]:
     """Thumbnails for every size in `options`, in order; raises ImagingError subclasses."""
-    deadline = Deadline(timeout_seconds)
+    with Deadline(timeout_seconds) as deadline:
+        return _render(data, options, allowed, max_pixels, deadline)
+
+
+def _render(
+    data: bytes,
+    options: RenderOptions,
+    allowed: frozenset[ImageFormat],
+    max_pixels: int,
+    deadline: Deadline,
+) -> list[Thumbnail]:
     _, info = open_header(data, allowed=allowed, max_pixels=max_pixels)
     for spec in options.sizes:  # COVER/SMART upscale: bound what we may be asked to allocate
         if spec.width * spec.height > max_pixels:
             raise ImageTooLargeError(f"size {spec.name!r} exceeds {max_pixels} pixels")
     deadline.check()
     plan = plan_decode(info.width, info.height, options.sizes, options.fit)
-    base = _decode_once(data, info, plan, deadline)
-    fmt = resolve_format(options.format, info.format, base.hasalpha())
+    if len(options.sizes) == 1 and options.fit is FitMode.INSIDE:
+        return [_render_streamed(data, options, info, plan, deadline)]
+    with deadline.guard(CorruptImageError, f"decoding {info.format}"):
+        image = _decode(data, info, plan)
+        deadline.watch(image)
+        base = image.copy_memory()
     thumbnails = []
     for spec in options.sizes:
         deadline.check()
         with deadline.guard(ImagingError, f"resizing to {spec.name!r}"):  # e.g. out of memory
             image = _derive(base, spec, options.fit, info)
+        fmt = resolve_format(options.format, info.format, base.hasalpha())
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)
@@ -53,24 +68,50 @@ def render(
     return thumbnails
 
 
-def _decode_once(data: bytes, info: ImageInfo, plan: Plan, deadline: Deadline) -> pyvips.Image:
-    """Decode, shrink, auto-rotate and convert to sRGB in one pipeline, into memory."""
+def _render_streamed(
+    data: bytes, options: RenderOptions, info: ImageInfo, plan: Plan, deadline: Deadline
+) -> Thumbnail:
+    """One INSIDE size: the decode pipeline already is the thumbnail, so it streams straight
+    into the encoder (no in-memory copy of the decoded image, no second resize)."""
+    spec = options.sizes[0]
     with deadline.guard(CorruptImageError, f"decoding {info.format}"):
-        if info.format is ImageFormat.JPEG:
-            image = _load_jpeg(data, info, plan)
-        else:  # libvips picks the format's own shrink-on-load (WebP scale, HEIF thumbs...)
-            # thumbnail_buffer's own fail_on does not reach every loader (a truncated PNG
-            # decodes as grey in libvips 8.18); the loader option string does.
-            image = pyvips.Image.thumbnail_buffer(
-                data,
-                plan.box_width,
-                height=plan.box_height,
-                size="down",
-                option_string="fail_on=error",
-            )
-        image = to_srgb(image)
-        deadline.watch(image)
-        return image.copy_memory()
+        image = _decode(data, info, plan)  # lazy: only the header has been read
+        if (image.width, image.height) != fit_inside(
+            info.width, info.height, spec.width, spec.height
+        ):
+            image = _derive(image, spec, options.fit, info)  # libvips' rounding differed
+    fmt = resolve_format(options.format, info.format, image.hasalpha())
+    deadline.watch(image)
+    try:
+        with deadline.guard(ImagingError, f"decoding {info.format} and encoding as {fmt}"):
+            payload = encode(image, fmt, options.quality)
+    except ProcessingTimeoutError:
+        raise
+    except ImagingError:
+        # Decoder and encoder ran as one pipeline: report a bad input as corrupt.
+        with deadline.guard(CorruptImageError, f"decoding {info.format}"):
+            image = _decode(data, info, plan)
+            deadline.watch(image)
+            image.copy_memory()
+        raise
+    return _thumbnail(spec, fmt, payload, image)
+
+
+def _decode(data: bytes, info: ImageInfo, plan: Plan) -> pyvips.Image:
+    """Decode, shrink, auto-rotate and convert to sRGB in one (lazy) pipeline."""
+    if info.format is ImageFormat.JPEG:
+        image = _load_jpeg(data, info, plan)
+    else:  # libvips picks the format's own shrink-on-load (WebP scale, HEIF thumbs...)
+        # thumbnail_buffer's own fail_on does not reach every loader (a truncated PNG
+        # decodes as grey in libvips 8.18); the loader option string does.
+        image = pyvips.Image.thumbnail_buffer(
+            data,
+            plan.box_width,
+            height=plan.box_height,
+            size="down",
+            option_string="fail_on=error",
+        )
+    return to_srgb(image)
 
 
 def _load_jpeg(data: bytes, info: ImageInfo, plan: Plan) -> pyvips.Image:

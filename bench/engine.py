@@ -1,0 +1,505 @@
+"""Engine benchmark: our render() against Pillow, thumbor, vipsthumbnail and imgproxy, one core.
+
+    .venv/bin/python -m bench.engine [--quick] [--rounds N] [--budget S] [--no-memory]
+
+Every case (input x job) runs each implementation interleaved round by round, bounded by
+--rounds and --budget seconds (bench.common.bounded). The whole run is pinned to one CPU
+(sched_setaffinity, inherited by every child) with libvips at one thread. Reported: input
+images per second per core (1 / median), median and p95 ms, time relative to the fastest
+peer, output KiB, PSNR of the output against a Lanczos resize of the uncompressed source,
+and peak RSS measured in a fresh child per implementation and input (see `measure_memory`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import corpus, peers
+from bench.common import bounded, markdown_table, peak_rss_mib, progress, summary, write_results
+
+QUALITY = 80
+CLEARLY_FASTER = 0.8  # "clearly faster": at most 80 % of the fastest peer's time
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    megapixels: float
+    make: Callable[[], bytes]
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    boxes: tuple[int, ...]
+    fmt: str
+
+
+INPUTS = (
+    Input("JPEG 2MP", 2, lambda: corpus.photo_jpeg(2), ".jpg"),
+    Input("JPEG 12MP", 12, lambda: corpus.photo_jpeg(12), ".jpg"),
+    Input("JPEG 12MP progressive", 12, lambda: corpus.photo_jpeg(12, progressive=True), ".jpg"),
+    Input("PNG 2MP", 2, lambda: corpus.photo_png(2), ".png"),
+    Input("WebP 2MP", 2, lambda: corpus.photo_webp(2), ".webp"),
+    Input("PNG 12MP (large)", 12, lambda: corpus.photo_png(12), ".png"),
+)
+JOBS = (
+    Job("JPEG 256", (256,), "jpeg"),
+    Job("JPEG 1024", (1024,), "jpeg"),
+    Job("WebP 256", (256,), "webp"),
+    Job("WebP 1024", (1024,), "webp"),
+    Job("AVIF 256", (256,), "avif"),
+    Job("3 sizes JPEG", (128, 512, 1024), "jpeg"),
+)
+MULTI = JOBS[-1]
+
+
+# --- implementations ---------------------------------------------------------------------
+Run = Callable[[bytes, tuple[int, ...], str, int], tuple[float, list[bytes]]]
+Thumbs = Callable[[bytes, tuple[int, ...], str, int], list[bytes]]
+
+
+@dataclass
+class Impl:
+    """run() -> (seconds per input image, outputs); `unavailable` holds the reason if any."""
+
+    run: Run = field(default=lambda *_: (math.nan, []))
+    unavailable: str | None = None
+    peer: bool = True
+
+
+def timed(thumbs: Thumbs) -> Run:
+    def run(
+        data: bytes, boxes: tuple[int, ...], fmt: str, quality: int
+    ) -> tuple[float, list[bytes]]:
+        started = time.perf_counter()
+        out = thumbs(data, boxes, fmt, quality)
+        return time.perf_counter() - started, out
+
+    return run
+
+
+def ours(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> list[bytes]:
+    from thumbnail_service.imaging import ImageFormat, OutputFormat, RenderOptions, SizeSpec, render
+
+    sizes = tuple(SizeSpec(f"s{box}", box, box) for box in boxes)
+    options = RenderOptions(sizes, format=OutputFormat(fmt), quality=quality)
+    thumbs = render(
+        data, options, allowed=frozenset(ImageFormat), max_pixels=10**9, timeout_seconds=300
+    )
+    return [t.data for t in thumbs]
+
+
+@functools.cache
+def thumbor_engine() -> peers.ThumborEngine | str:
+    try:
+        return peers.ThumborEngine()
+    except ImportError as exc:
+        return f"thumbor is not installed ({exc}): run `make bench-peers`"
+
+
+def thumbs_by_name(name: str) -> Thumbs:
+    if name == "ours":
+        return ours
+    if name == "pillow":
+        return peers.pillow_thumbnails
+    if name == "pillow-once":
+        return peers.pillow_once
+    engine = thumbor_engine()
+    if isinstance(engine, str):
+        raise peers.PeerUnavailable(engine)
+    return engine.thumbnails
+
+
+def in_process_impls(multi: bool) -> dict[str, Impl]:
+    names = ["ours", "pillow", "thumbor"] + (["pillow-once"] if multi else [])
+    impls = {}
+    for name in names:
+        try:
+            impls[name] = Impl(timed(thumbs_by_name(name)), peer=name != "ours")
+        except peers.PeerUnavailable as exc:
+            impls[name] = Impl(unavailable=str(exc))
+    return impls
+
+
+class VipsBatch:
+    """vipsthumbnail over N hard links to one input file: one process, start-up amortised."""
+
+    TARGET_SECONDS = 0.3  # per batch; N is calibrated on the warm-up batch of each case
+    MAX_FILES = 40
+
+    def __init__(self, source: Path, folder: Path) -> None:
+        self.source, self.folder = source, folder
+        (folder / "out").mkdir(parents=True, exist_ok=True)
+        self.files: list[Path] = []
+
+    def _links(self, count: int) -> list[Path]:
+        while len(self.files) < count:
+            link = self.folder / f"f{len(self.files):03d}{self.source.suffix}"
+            if not link.exists():
+                os.link(self.source, link)  # same inode: page-cached once, no copies
+            self.files.append(link)
+        return self.files[:count]
+
+    def impl(self) -> Impl:
+        if peers.vipsthumbnail_binary() is None:
+            return Impl(unavailable="vipsthumbnail is not installed: run `make bench-peers`")
+        count = [2]  # per case: calibrated by the first (warm-up) batch
+
+        def run(data: bytes, boxes: tuple[int, ...], fmt: str, q: int) -> tuple[float, list[bytes]]:
+            files = self._links(count[0])
+            out = self.folder / "out"
+            per_image = peers.vipsthumbnail_batch(files, out, boxes, fmt, q) / len(files)
+            count[0] = max(2, min(self.MAX_FILES, int(self.TARGET_SECONDS / per_image)))
+            ext = "jpg" if fmt == "jpeg" else fmt
+            return per_image, [(out / f"{files[0].stem}_{box}.{ext}").read_bytes() for box in boxes]
+
+        return Impl(run)
+
+
+class Imgproxy:
+    """imgproxy over loopback HTTP, one worker, GOMAXPROCS=1 (started once for the run)."""
+
+    def __init__(self, base: str, root: Path) -> None:
+        self.base, self.root = base, root
+
+    def get(self, filename: str, box: int, fmt: str, quality: int) -> bytes:
+        url = peers.imgproxy_url(self.base, filename, box, box, fmt, quality)
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return bytes(response.read())
+
+    def impl(self, path: Path) -> Impl:
+        def thumbs(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> list[bytes]:
+            return [self.get(path.name, box, fmt, quality) for box in boxes]
+
+        return Impl(timed(thumbs))
+
+    def overhead_ms(self) -> float:
+        """Median time for a 16x16 JPEG to 8 px: the HTTP + request handling cost."""
+        import pyvips
+
+        tiny = self.root / "tiny.jpg"
+        tiny.write_bytes(pyvips.Image.black(16, 16, bands=3).jpegsave_buffer())
+        samples = []
+        for _ in bounded(50, 3.0):
+            started = time.perf_counter()
+            self.get(tiny.name, 8, "jpeg", 80)
+            samples.append(time.perf_counter() - started)
+        return summary(samples)["median"] * 1e3
+
+
+@contextlib.contextmanager
+def imgproxy_server(root: Path) -> Iterator[Imgproxy | str]:
+    """The running server, or the one-line reason it is not available."""
+    if peers.imgproxy_binary() is None:
+        yield peers.imgproxy_unavailable_reason()
+        return
+    with peers.run_imgproxy(root, workers=1) as base:
+        yield Imgproxy(base, root)
+
+
+def vipsthumbnail_startup_ms() -> float:
+    """Process start-up + one 16x16 thumbnail (what a per-image invocation would add)."""
+    import pyvips
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tiny = Path(tmp) / "tiny.jpg"
+        tiny.write_bytes(pyvips.Image.black(16, 16, bands=3).jpegsave_buffer())
+        samples = []
+        for _ in bounded(10, 3.0):
+            samples.append(peers.vipsthumbnail_batch([tiny], Path(tmp), (8,), "jpeg", 80))
+    return summary(samples)["median"] * 1e3
+
+
+# --- measurement ---------------------------------------------------------------------------
+def time_case(
+    data: bytes,
+    job: Job,
+    impls: dict[str, Impl],
+    rounds: int,
+    budget: float,
+) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:
+    """Warm up each implementation once, then interleave them (rotating the order)."""
+    live = [name for name, impl in impls.items() if impl.unavailable is None]
+    outputs = {name: impls[name].run(data, job.boxes, job.fmt, QUALITY)[1] for name in live}
+    samples: dict[str, list[float]] = {name: [] for name in live}
+    for index in bounded(rounds, budget):
+        shift = index % max(1, len(live))
+        for name in live[shift:] + live[:shift]:
+            seconds, _ = impls[name].run(data, job.boxes, job.fmt, QUALITY)
+            samples[name].append(seconds)
+    return samples, outputs
+
+
+def best_peer(medians: dict[str, float], impls: dict[str, Impl]) -> str | None:
+    timed_peers = {k: v for k, v in medians.items() if impls[k].peer}
+    return min(timed_peers, key=timed_peers.__getitem__) if timed_peers else None
+
+
+@functools.cache
+def reference(megapixels: float, width: int, height: int) -> Any:
+    """Lanczos-3 resize of the uncompressed source: the quality yardstick for every output."""
+    source = corpus.photo(megapixels)
+    image = source.resize(width / source.width, vscale=height / source.height, kernel="lanczos3")
+    return image.copy_memory()
+
+
+def psnr(megapixels: float, encoded: bytes) -> float:
+    import pyvips
+
+    out = pyvips.Image.new_from_buffer(encoded, "")[0:3].cast("float")
+    ref = reference(megapixels, out.width, out.height)
+    mse = float(((out - ref.cast("float")) ** 2).avg())
+    return 99.0 if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def child_memory(name: str, path: str, boxes: str, fmt: str, quality: str) -> dict[str, float]:
+    """Runs in a fresh interpreter: peak RSS before (idle) and after two runs of one job."""
+    import pyvips
+
+    pyvips.concurrency_set(1)
+    thumbs = thumbs_by_name(name)
+    data = Path(path).read_bytes()
+    idle = peak_rss_mib()
+    for _ in range(2):
+        thumbs(data, tuple(int(b) for b in boxes.split(",")), fmt, int(quality))
+    return {"idle": idle, "peak": peak_rss_mib()}
+
+
+def _wait4_rss_mib(argv: list[str]) -> float:
+    """Peak RSS of one child process (wait4 gives that process's own rusage)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        proc.returncode = 0  # reaped by wait4; keep Popen from waiting again
+    if status != 0:
+        raise RuntimeError(f"{argv[0]} failed (status {status})")
+    return float(usage.ru_maxrss) / 1024
+
+
+def measure_memory(source: Input, path: Path, job: Job) -> list[dict[str, Any]]:
+    """Peak RSS per implementation, each in its own process (so nothing else is counted).
+
+    Python peers: a fresh `python -m bench.engine --child-memory` (idle = interpreter and
+    imports and the input bytes). vipsthumbnail: wait4 rusage of each per-size run, idle =
+    the same on a 16x16 image.
+    """
+    rows = []
+    boxes = ",".join(map(str, job.boxes))
+    for name in ("ours", "pillow", "thumbor", "pillow-once"):
+        argv = [sys.executable, "-m", "bench.engine", "--child-memory", name, str(path), boxes]
+        done = subprocess.run([*argv, job.fmt, str(QUALITY)], capture_output=True, text=True)
+        if done.returncode != 0:
+            rows.append({"input": source.name, "impl": name, "status": done.stderr[-200:]})
+            continue
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(_memory_row(source, name, found["peak"], found["idle"]))
+    tool = peers.vipsthumbnail_binary()
+    if tool is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            import pyvips
+
+            tiny = Path(tmp) / "tiny.jpg"
+            tiny.write_bytes(pyvips.Image.black(16, 16, bands=3).jpegsave_buffer())
+            out = f"{tmp}/%s_t.jpg[Q={QUALITY},optimize_coding,strip]"
+            idle = _wait4_rss_mib([str(tool), "-s", "8", "-o", out, str(tiny)])
+            peak = max(
+                _wait4_rss_mib([str(tool), "-s", f"{b}x{b}", "-o", out, str(path)])
+                for b in job.boxes
+            )
+        rows.append(_memory_row(source, "vipsthumbnail", peak, idle))
+    return rows
+
+
+def _memory_row(source: Input, name: str, peak: float, idle: float) -> dict[str, Any]:
+    return {
+        "input": source.name,
+        "impl": name,
+        "peak RSS MiB": peak,
+        "idle MiB": idle,
+        "work MiB": peak - idle,
+    }
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 3 rounds, 1.5 s a case")
+    parser.add_argument("--rounds", type=int, default=15, help="max timed rounds per case")
+    parser.add_argument("--budget", type=float, default=8.0, help="max seconds per case")
+    parser.add_argument("--core", type=int, default=None, help="CPU to pin to (default: last)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS children")
+    parser.add_argument("--only", default="", help="substring filter on 'input / job'")
+    parser.add_argument("--child-memory", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.budget = min(args.rounds, 3), min(args.budget, 1.5)
+    return args
+
+
+def versions() -> dict[str, str]:
+    import PIL
+    import pyvips
+
+    found = {
+        "ours (libvips of pyvips-binary)": ".".join(str(pyvips.version(i)) for i in range(3)),
+        "Pillow": PIL.__version__,
+        "thumbor": peers.thumbor_version() or "not installed",
+    }
+    tool = peers.vipsthumbnail_binary()
+    if tool:
+        out = subprocess.run([str(tool), "--vips-version"], capture_output=True, text=True)
+        found["vipsthumbnail"] = out.stdout.strip()
+    found["imgproxy"] = str(peers.imgproxy_binary() or "not available")
+    return found
+
+
+def run_case(
+    source: Input, job: Job, data: bytes, impls: dict[str, Impl], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    progress(f"{source.name} -> {job.name}")
+    samples, outputs = time_case(data, job, impls, args.rounds, args.budget)
+    medians = {name: summary(s)["median"] for name, s in samples.items() if s}
+    fastest = best_peer(medians, impls)
+    rows = []
+    for name, impl in impls.items():
+        row: dict[str, Any] = {"input": source.name, "job": job.name, "impl": name}
+        if impl.unavailable:
+            rows.append({**row, "status": f"not available: {impl.unavailable}"})
+            continue
+        stats = summary(samples[name])
+        made = outputs[name]
+        row |= {
+            "status": "ok",
+            "n": stats["n"],
+            "img/s/core": 1 / stats["median"],
+            "median ms": stats["median"] * 1e3,
+            "p95 ms": stats["p95"] * 1e3,
+            "vs fastest peer": stats["median"] / medians[fastest] if fastest else None,
+            "out KiB": sum(len(o) for o in made) / 1024,
+            "PSNR dB": min(psnr(source.megapixels, o) for o in made),
+        }
+        rows.append(row)
+    return rows
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per case: ours against the fastest peer of the same run, and whether the target holds."""
+    out = []
+    for source in INPUTS:
+        for job in JOBS:
+            case = [r for r in rows if r["input"] == source.name and r["job"] == job.name]
+            timed_ms = {r["impl"]: r["median ms"] for r in case if r["status"] == "ok"}
+            peer_ms = {k: v for k, v in timed_ms.items() if k != "ours"}
+            if "ours" not in timed_ms or not peer_ms:
+                continue
+            fastest = min(peer_ms, key=peer_ms.__getitem__)
+            ratio = timed_ms["ours"] / peer_ms[fastest]
+            need = CLEARLY_FASTER if job is MULTI else 1.0
+            out.append(
+                {
+                    "input": source.name,
+                    "job": job.name,
+                    "ours img/s": 1e3 / timed_ms["ours"],
+                    "fastest peer": fastest,
+                    "peer img/s": 1e3 / peer_ms[fastest],
+                    "ours/peer time": ratio,
+                    "target": f"<= {need:.2f}",
+                    "met": "yes" if ratio <= need else "NO",
+                }
+            )
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child_memory:
+        print(json.dumps(child_memory(*args.child_memory)))
+        return
+    core = args.core if args.core is not None else max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})  # children (vipsthumbnail, servers, RSS probes) inherit
+    os.environ.update(peers.one_core_env(1))
+    import pyvips
+
+    pyvips.concurrency_set(1)
+    facts: dict[str, Any] = {"versions": versions(), "corpus": corpus.source(), "cpu": core}
+    progress(f"pinned to CPU {core}; {facts['versions']}")
+    rows: list[dict[str, Any]] = []
+    memory: list[dict[str, Any]] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp,
+        imgproxy_server(Path(tmp)) as imgproxy,
+    ):
+        work = Path(tmp)
+        if isinstance(imgproxy, Imgproxy):
+            facts["imgproxy HTTP overhead ms"] = imgproxy.overhead_ms()
+        if peers.vipsthumbnail_binary():
+            facts["vipsthumbnail start-up ms"] = vipsthumbnail_startup_ms()
+        for number, source in enumerate(INPUTS):
+            progress(f"generating {source.name} ({corpus.source()})")
+            data = source.make()
+            path = work / f"input{number}{source.suffix}"
+            path.write_bytes(data)
+            progress(f"{source.name}: {len(data) / 1e6:.2f} MB")
+            batch = VipsBatch(path, work / f"vips{number}")
+            for job in JOBS:
+                if args.only.lower() not in f"{source.name} / {job.name}".lower():
+                    continue
+                impls = in_process_impls(multi=job is MULTI) | {"vipsthumbnail": batch.impl()}
+                impls["imgproxy"] = (
+                    imgproxy.impl(path)
+                    if isinstance(imgproxy, Imgproxy)
+                    else Impl(unavailable=imgproxy)
+                )
+                rows.extend(run_case(source, job, data, impls, args))
+            if not args.no_memory and not args.only:
+                progress(f"{source.name}: peak memory, one fresh process per implementation")
+                memory.extend(measure_memory(source, path, MULTI))
+    report(rows, memory, facts, args)
+
+
+def report(
+    rows: list[dict[str, Any]],
+    memory: list[dict[str, Any]],
+    facts: dict[str, Any],
+    args: argparse.Namespace,
+) -> None:
+    verdict = verdicts(rows)
+    columns = ["input", "job", "impl", "img/s/core", "median ms", "p95 ms", "vs fastest peer"]
+    columns += ["out KiB", "PSNR dB", "n", "status"]
+    print(f"\n{json.dumps(facts)}")
+    print("\n## Targets (median time ours / fastest peer; below 1 is faster)\n")
+    print(markdown_table(verdict, list(verdict[0]) if verdict else ["none"]))
+    print("\n## All implementations\n")
+    print(markdown_table(rows, columns))
+    if memory:
+        print("\n## Peak memory (fresh process per implementation, 3-size JPEG job)\n")
+        print(markdown_table(memory, ["input", "impl", "peak RSS MiB", "idle MiB", "work MiB"]))
+    write_results(
+        "engine" if not args.only else "engine-partial",
+        rows,
+        **facts,
+        quality=QUALITY,
+        quick=args.quick,
+        targets=verdict,
+        memory=memory,
+    )
+
+
+if __name__ == "__main__":
+    main()
