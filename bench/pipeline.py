@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -200,6 +200,7 @@ async def drive_pipeline(
     budget: float,
     job_timeout: float,
     label: str,
+    on_finished: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     pg = s.servers.postgres
     conn = await asyncpg.connect(
@@ -233,6 +234,8 @@ async def drive_pipeline(
                 if status != "succeeded":
                     raise RuntimeError(f"job {status}: {error}")
                 finished_at.append(finished)
+                if on_finished is not None:
+                    on_finished()
                 return finished - t_wall
 
             result = await closed_loop(

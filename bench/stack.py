@@ -52,7 +52,7 @@ def wait_for(probe: Callable[[], bool], *, timeout: float, what: str) -> None:
 # --- /proc accounting ---------------------------------------------------------------------
 
 
-def _children_map() -> dict[int, list[int]]:
+def children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -68,7 +68,7 @@ def _children_map() -> dict[int, list[int]]:
 
 def process_tree(root: int) -> list[int]:
     """`root` and every live descendant."""
-    children = _children_map()
+    children = children_map()
     out: list[int] = []
     todo = [root]
     while todo and len(out) < 10_000:

@@ -1,0 +1,199 @@
+"""Worker memory stability: RSS of the worker's process tree across >= 5,000 jobs.
+
+    python -m bench.worker_memory [--jobs 5000] [--budget 480] [--interval 1] [--quick]
+
+The real stack (API, Redis, one `thumbnail-worker` with production defaults: 2 threads,
+render isolation `process`, so 2 render children; MinIO, PostgreSQL) processes `--jobs` small
+JPEGs (the corpus photo at 320x213, three default presets) submitted by the bounded
+closed-loop generator. Every `--interval` seconds the RSS of every process of the worker tree
+is read from /proc and classified (Dramatiq main process, worker process, sweeper fork,
+render children). The trend: RSS after the first 500 jobs vs at the end, and least-squares
+slopes (KiB per 1,000 jobs) over jobs 500..end and over the second half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from bench.common import markdown_table, progress, write_results
+from bench.pipeline import drive_pipeline
+from bench.stack import Stack, children_map, cmdline, process_tree, rss_bytes, servers, stack
+
+MIB = 2**20
+
+
+def sample(root: int) -> dict[str, float]:
+    """RSS (MiB) of the worker tree by kind: the Dramatiq main process, its worker process
+    (the one whose children are render processes), the sweeper fork, the render children."""
+    children = children_map()
+    out: dict[str, float] = {}
+    tree = process_tree(root)
+    for pid in tree:
+        if "child_main" in cmdline(pid):
+            kind = "render children"
+        elif pid == root:
+            kind = "dramatiq main"
+        elif any("child_main" in cmdline(c) for c in children.get(pid, [])):
+            kind = "worker process"
+        else:
+            kind = "sweeper fork"
+        out[kind] = out.get(kind, 0.0) + rss_bytes(pid) / MIB
+    out["total"] = sum(out.values())
+    out["processes"] = float(len(tree))
+    return out
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope dy/dx (0 with fewer than 3 points)."""
+    if len(points) < 3:
+        return 0.0
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
+
+
+def small_jpeg(width: int) -> bytes:
+    from bench import corpus
+
+    photo = corpus.photo(2.0)
+    return bytes(photo.resize(width / photo.width).jpegsave_buffer(Q=85))
+
+
+async def run(s: Stack, image: bytes, args: argparse.Namespace) -> dict[str, Any]:
+    worker = s.workers[0]
+    done = 0
+    samples: list[dict[str, float]] = []
+    started = time.monotonic()
+
+    def finished() -> None:
+        nonlocal done
+        done += 1
+
+    async def sampler(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            row = sample(worker.pid)
+            row.update({"jobs": float(done), "seconds": time.monotonic() - started})
+            samples.append(row)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.interval)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(sampler(stop))
+    try:
+        result = await drive_pipeline(
+            s,
+            [image],
+            jobs=args.jobs,
+            window=args.window,
+            budget=args.budget,
+            job_timeout=60,
+            label="memory",
+            on_finished=finished,
+        )
+    finally:
+        stop.set()
+        await task
+    final = sample(worker.pid)
+    final.update({"jobs": float(done), "seconds": time.monotonic() - started})
+    samples.append(final)
+    result["samples"] = samples
+    return result
+
+
+def checkpoints(samples: list[dict[str, float]], total: int) -> list[dict[str, Any]]:
+    marks = [m for m in (0, 500, 1000, 2000, 3000, 4000, 5000, 7500, 10000) if m <= total]
+    if total not in marks:
+        marks.append(total)
+    rows = []
+    for mark in marks:
+        first = next((x for x in samples if x["jobs"] >= mark), samples[-1])
+        rows.append(
+            {
+                "jobs": int(first["jobs"]),
+                "seconds": round(first["seconds"], 1),
+                **{
+                    k: round(v, 1)
+                    for k, v in first.items()
+                    if k not in ("jobs", "seconds", "processes")
+                },
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--budget", type=float, default=480, help="max seconds of load")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument("--window", type=int, default=8, help="jobs in flight")
+    parser.add_argument("--width", type=int, default=320, help="input width (3:2 JPEG)")
+    parser.add_argument("--quick", action="store_true", help="600 jobs, 60 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.budget = min(args.jobs, 600), min(args.budget, 60)
+    image = small_jpeg(args.width)
+    progress(f"input: {args.width} px wide JPEG, {len(image) / 1e3:.1f} kB; {args.jobs} jobs")
+    with servers() as srv, stack(srv) as s:
+        s.start_worker()
+        result = asyncio.run(run(s, image, args))
+        if result["errors"]:
+            progress(f"errors: {result['errors']}")
+    samples = result.pop("samples")
+    done = int(samples[-1]["jobs"])
+    start = 500 if done > 1000 else done // 5
+    tail = [(x["jobs"], x["total"]) for x in samples if x["jobs"] >= start]
+    half = [(x["jobs"], x["total"]) for x in samples if x["jobs"] >= done / 2]
+    at_start = next(x for x in samples if x["jobs"] >= start)
+    at_end = samples[-1]
+    trend = {
+        "jobs": done,
+        "seconds": round(at_end["seconds"], 1),
+        "jobs_per_s": round(done / at_end["seconds"], 1),
+        "rss_at_start_mib": round(at_start["total"], 1),
+        "start_jobs": int(at_start["jobs"]),
+        "rss_at_end_mib": round(at_end["total"], 1),
+        "growth_mib": round(at_end["total"] - at_start["total"], 1),
+        "peak_mib": round(max(x["total"] for x in samples), 1),
+        "slope_kib_per_1000_jobs": round(slope(tail) * 1000 * 1024, 1),
+        "slope_second_half_kib_per_1000_jobs": round(slope(half) * 1000 * 1024, 1),
+        "processes": int(at_end["processes"]),
+    }
+    for kind in sorted(k for k in at_end if k not in ("total", "jobs", "seconds", "processes")):
+        points = [(x["jobs"], x.get(kind, 0.0)) for x in samples if x["jobs"] >= start]
+        trend[f"slope {kind} kib_per_1000_jobs"] = round(slope(points) * 1000 * 1024, 1)
+    rows = checkpoints(samples, done)
+    columns = [
+        "jobs",
+        "seconds",
+        "dramatiq main",
+        "worker process",
+        "sweeper fork",
+        "render children",
+        "total",
+    ]
+    print(f"\nWorker tree RSS (MiB) at job counts ({done} jobs, {trend['seconds']} s)\n")
+    print(markdown_table(rows, columns))
+    print("\nTrend\n")
+    print(
+        markdown_table([{"metric": k, "value": v} for k, v in trend.items()], ["metric", "value"])
+    )
+    write_results(
+        "memory",
+        rows,
+        trend=trend,
+        pipeline={k: v for k, v in result.items() if k != "cpu"},
+        image_bytes=len(image),
+        width=args.width,
+        samples=[{k: round(v, 2) for k, v in x.items()} for x in samples],
+    )
+
+
+if __name__ == "__main__":
+    main()
