@@ -13,8 +13,8 @@ THUMBNAIL_RENDER_ISOLATION=process):
    JPEG with the three default presets; latency = submission start to `succeeded` (the
    job's `finished_at`, read by a watcher polling PostgreSQL);
 3. engine-only again (the machine is shared: the mean of the two runs is the reference);
-4. the HTTP peer (imgproxy, else thumbor) serving the same three sizes of the same files
-   with N workers, `--window` jobs (3 requests each) in flight.
+4. the HTTP peers (imgproxy, thumbor; a row says why one is not available) serving the
+   same three sizes of the same file with N workers, `--window` jobs (3 requests each) in flight.
 
 Efficiency = pipeline jobs/s (steady state) / engine-only jobs/s. CPU seconds of every
 component's process tree (from /proc) show where the two cores went.
@@ -375,17 +375,18 @@ def _peer(name: str, root: Path, workers: int) -> Iterator[tuple[str, Any]]:
             yield base, peers.thumbor_url
 
 
-def run_peer(images: list[bytes], workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    """The first peer that runs here (imgproxy, then thumbor) serving the same three sizes
-    of the same files; {"available": False, "reason": ...} when none does."""
+def run_peers(images: list[bytes], workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    """imgproxy and thumbor, each serving the same three sizes of the same file over HTTP
+    with `workers` workers: {name: result} or {name: {"available": False, "reason": ...}}."""
     try:
         from bench import peers
     except ImportError as exc:
-        return {"available": False, "reason": f"bench/peers.py not importable ({exc})"}
-    reasons = []
+        reason = f"bench/peers.py not importable ({exc})"
+        return {n: {"available": False, "reason": reason} for n in ("imgproxy", "thumbor")}
+    out: dict[str, Any] = {}
     for name in ("imgproxy", "thumbor"):
         if name == "imgproxy" and peers.imgproxy_binary() is None:
-            reasons.append("imgproxy: binary not found")
+            out[name] = {"available": False, "reason": peers.imgproxy_unavailable_reason()}
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
@@ -397,10 +398,10 @@ def run_peer(images: list[bytes], workers: int, args: argparse.Namespace) -> dic
                 with _peer(name, root, workers) as (base, url_for):
                     result = asyncio.run(_drive_peer(base, url_for, names, workers, args))
                     result.update({"available": True, "peer": name})
-                    return result
+                    out[name] = result
         except Exception as exc:  # PeerUnavailable or a peer that fails to start/serve
-            reasons.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-    return {"available": False, "reason": "; ".join(reasons)}
+            out[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"[:300]}
+    return out
 
 
 async def _drive_peer(
@@ -497,15 +498,16 @@ def main() -> None:
             progress(f"== N={n}: engine-only (after)")
             after = engine_only(images, n, settings, args.jobs, engine_budget)
             engine_rate = (before["jobs_per_s"] + after["jobs_per_s"]) / 2
-            peer: dict[str, Any] = {"available": False, "reason": "skipped (--no-peer)"}
+            skipped: dict[str, Any] = {"available": False, "reason": "skipped (--no-peer)"}
+            peers: dict[str, Any] = {"imgproxy": skipped, "thumbor": skipped}
             if not args.no_peer:
-                progress(f"== N={n}: HTTP peer")
-                peer = run_peer(images, n, args)
+                progress(f"== N={n}: HTTP peers")
+                peers = run_peers(images, n, args)
             details[f"N={n}"] = {
                 "engine_before": before,
                 "engine_after": after,
                 "pipeline": pipe,
-                "peer": peer,
+                "peers": peers,
             }
             lat = pipe["latency_ms"]
             rows.append(
@@ -536,23 +538,29 @@ def main() -> None:
                     "CPU ms/job": pipe["cpu_ms_per_job"],
                 }
             )
-            if peer.get("available"):
-                plat = peer["latency_ms"]
-                rows.append(
-                    {
-                        "N": n,
-                        "system": f"{peer['peer']} over HTTP (3 requests/job)",
-                        "jobs": peer["jobs"],
-                        "jobs/s": peer["jobs_per_s"],
-                        "thumbs/s": 3 * peer["jobs_per_s"],
-                        "p50 ms": plat.get("p50"),
-                        "p95 ms": plat.get("p95"),
-                        "p99 ms": plat.get("p99"),
-                        "ratio": peer["jobs_per_s"] / engine_rate,
-                    }
-                )
-            else:
-                rows.append({"N": n, "system": f"HTTP peer: not available: {peer['reason']}"})
+            for peer_name, peer in peers.items():
+                if peer.get("available"):
+                    plat = peer["latency_ms"]
+                    rows.append(
+                        {
+                            "N": n,
+                            "system": f"{peer['peer']} over HTTP (3 requests/job)",
+                            "jobs": peer["jobs"],
+                            "jobs/s": peer["jobs_per_s"],
+                            "thumbs/s": 3 * peer["jobs_per_s"],
+                            "p50 ms": plat.get("p50"),
+                            "p95 ms": plat.get("p95"),
+                            "p99 ms": plat.get("p99"),
+                            "ratio": peer["jobs_per_s"] / engine_rate,
+                        }
+                    )
+                else:
+                    rows.append(
+                        {
+                            "N": n,
+                            "system": f"{peer_name} over HTTP: not available: {peer['reason']}",
+                        }
+                    )
             print(f"\nCPU by component, pipeline N={n} (seconds over the measured window)\n")
             print(markdown_table(cpu_rows, ["component", "cpu_s", "cores", "share"]))
     columns = [

@@ -128,9 +128,18 @@ class JobRepository:
             )
 
     async def get(self, job_id: UUID) -> JobRecord | None:
+        """The job and its thumbnails in one round trip (the status read clients poll)."""
         async with self._connection() as conn:
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
-            return None if row is None else JobRecord.from_row(row, await _thumbnails(conn, job_id))
+            row = await conn.fetchrow(
+                """SELECT j.*, (SELECT jsonb_agg(to_jsonb(t) ORDER BY t.width * t.height, t.name)
+                                FROM thumbnails t WHERE t.job_id = j.id) AS thumbnail_rows
+                   FROM jobs j WHERE j.id = $1""",
+                job_id,
+            )
+        if row is None:
+            return None
+        thumbs = tuple(_thumbnail_from_row(t) for t in row["thumbnail_rows"] or ())
+        return JobRecord.from_row(row, thumbs)
 
     async def list_jobs(
         self, *, status: JobStatus | None, before: tuple[datetime, UUID] | None, limit: int
