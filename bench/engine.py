@@ -70,15 +70,23 @@ MULTI = JOBS[-1]
 
 
 # --- implementations ---------------------------------------------------------------------
-Run = Callable[[bytes, tuple[int, ...], str, int], tuple[float, list[bytes]]]
+Run = Callable[[bytes, tuple[int, ...], str, int], tuple["Cost", list[bytes]]]
 Thumbs = Callable[[bytes, tuple[int, ...], str, int], list[bytes]]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Per input image: wall-clock and CPU seconds (all threads of the process doing it)."""
+
+    wall: float
+    cpu: float
 
 
 @dataclass
 class Impl:
-    """run() -> (seconds per input image, outputs); `unavailable` holds the reason if any."""
+    """run() -> (cost per input image, outputs); `unavailable` holds the reason if any."""
 
-    run: Run = field(default=lambda *_: (math.nan, []))
+    run: Run = field(default=lambda *_: (Cost(math.nan, math.nan), []))
     unavailable: str | None = None
     peer: bool = True
 
@@ -86,10 +94,10 @@ class Impl:
 def timed(thumbs: Thumbs) -> Run:
     def run(
         data: bytes, boxes: tuple[int, ...], fmt: str, quality: int
-    ) -> tuple[float, list[bytes]]:
-        started = time.perf_counter()
+    ) -> tuple[Cost, list[bytes]]:
+        wall, cpu = time.perf_counter(), time.process_time()
         out = thumbs(data, boxes, fmt, quality)
-        return time.perf_counter() - started, out
+        return Cost(time.perf_counter() - wall, time.process_time() - cpu), out
 
     return run
 
@@ -161,13 +169,14 @@ class VipsBatch:
             return Impl(unavailable="vipsthumbnail is not installed: run `make bench-peers`")
         count = [2]  # per case: calibrated by the first (warm-up) batch
 
-        def run(data: bytes, boxes: tuple[int, ...], fmt: str, q: int) -> tuple[float, list[bytes]]:
+        def run(data: bytes, boxes: tuple[int, ...], fmt: str, q: int) -> tuple[Cost, list[bytes]]:
             files = self._links(count[0])
             out = self.folder / "out"
-            per_image = peers.vipsthumbnail_batch(files, out, boxes, fmt, q) / len(files)
-            count[0] = max(2, min(self.MAX_FILES, int(self.TARGET_SECONDS / per_image)))
+            wall, cpu = peers.vipsthumbnail_batch(files, out, boxes, fmt, q)
+            count[0] = max(2, min(self.MAX_FILES, int(self.TARGET_SECONDS * len(files) / wall)))
             ext = "jpg" if fmt == "jpeg" else fmt
-            return per_image, [(out / f"{files[0].stem}_{box}.{ext}").read_bytes() for box in boxes]
+            made = [(out / f"{files[0].stem}_{box}.{ext}").read_bytes() for box in boxes]
+            return Cost(wall / len(files), cpu / len(files)), made
 
         return Impl(run)
 
@@ -222,7 +231,7 @@ def vipsthumbnail_startup_ms() -> float:
         tiny.write_bytes(pyvips.Image.black(16, 16, bands=3).jpegsave_buffer())
         samples = []
         for _ in bounded(10, 3.0):
-            samples.append(peers.vipsthumbnail_batch([tiny], Path(tmp), (8,), "jpeg", 80))
+            samples.append(peers.vipsthumbnail_batch([tiny], Path(tmp), (8,), "jpeg", 80)[0])
     return summary(samples)["median"] * 1e3
 
 
@@ -233,16 +242,16 @@ def time_case(
     impls: dict[str, Impl],
     rounds: int,
     budget: float,
-) -> tuple[dict[str, list[float]], dict[str, list[bytes]]]:
+) -> tuple[dict[str, list[Cost]], dict[str, list[bytes]]]:
     """Warm up each implementation once, then interleave them (rotating the order)."""
     live = [name for name, impl in impls.items() if impl.unavailable is None]
     outputs = {name: impls[name].run(data, job.boxes, job.fmt, QUALITY)[1] for name in live}
-    samples: dict[str, list[float]] = {name: [] for name in live}
+    samples: dict[str, list[Cost]] = {name: [] for name in live}
     for index in bounded(rounds, budget):
         shift = index % max(1, len(live))
         for name in live[shift:] + live[:shift]:
-            seconds, _ = impls[name].run(data, job.boxes, job.fmt, QUALITY)
-            samples[name].append(seconds)
+            cost, _ = impls[name].run(data, job.boxes, job.fmt, QUALITY)
+            samples[name].append(cost)
     return samples, outputs
 
 
@@ -344,12 +353,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=8.0, help="max seconds per case")
     parser.add_argument("--core", type=int, default=None, help="CPU to pin to (default: last)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS children")
-    parser.add_argument("--only", default="", help="substring filter on 'input / job'")
+    parser.add_argument("--only", default="", help="comma-separated substrings of 'input / job'")
+    parser.add_argument("--results", default="engine", help="bench/results/<name>.json")
     parser.add_argument("--child-memory", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.budget = min(args.rounds, 3), min(args.budget, 1.5)
     return args
+
+
+def selected(only: str, case: str) -> bool:
+    return not only or any(part.strip().lower() in case.lower() for part in only.split(","))
 
 
 def versions() -> dict[str, str]:
@@ -374,7 +388,7 @@ def run_case(
 ) -> list[dict[str, Any]]:
     progress(f"{source.name} -> {job.name}")
     samples, outputs = time_case(data, job, impls, args.rounds, args.budget)
-    medians = {name: summary(s)["median"] for name, s in samples.items() if s}
+    medians = {name: summary([c.cpu for c in s])["median"] for name, s in samples.items() if s}
     fastest = best_peer(medians, impls)
     rows = []
     for name, impl in impls.items():
@@ -382,15 +396,17 @@ def run_case(
         if impl.unavailable:
             rows.append({**row, "status": f"not available: {impl.unavailable}"})
             continue
-        stats = summary(samples[name])
+        cpu = summary([c.cpu for c in samples[name]])
+        wall = summary([c.wall for c in samples[name]])
         made = outputs[name]
         row |= {
             "status": "ok",
-            "n": stats["n"],
-            "img/s/core": 1 / stats["median"],
-            "median ms": stats["median"] * 1e3,
-            "p95 ms": stats["p95"] * 1e3,
-            "vs fastest peer": stats["median"] / medians[fastest] if fastest else None,
+            "n": cpu["n"],
+            "img/s/core": 1 / cpu["median"],
+            "cpu ms": cpu["median"] * 1e3,
+            "wall ms": wall["median"] * 1e3,
+            "wall p95 ms": wall["p95"] * 1e3,
+            "vs fastest peer": cpu["median"] / medians[fastest] if fastest else None,
             "out KiB": sum(len(o) for o in made) / 1024,
             "PSNR dB": min(psnr(source.megapixels, o) for o in made),
         }
@@ -404,7 +420,7 @@ def verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for source in INPUTS:
         for job in JOBS:
             case = [r for r in rows if r["input"] == source.name and r["job"] == job.name]
-            timed_ms = {r["impl"]: r["median ms"] for r in case if r["status"] == "ok"}
+            timed_ms = {r["impl"]: r["cpu ms"] for r in case if r["status"] == "ok"}
             peer_ms = {k: v for k, v in timed_ms.items() if k != "ours"}
             if "ours" not in timed_ms or not peer_ms:
                 continue
@@ -451,15 +467,16 @@ def main() -> None:
         if peers.vipsthumbnail_binary():
             facts["vipsthumbnail start-up ms"] = vipsthumbnail_startup_ms()
         for number, source in enumerate(INPUTS):
+            jobs = [j for j in JOBS if selected(args.only, f"{source.name} / {j.name}")]
+            if not jobs:
+                continue
             progress(f"generating {source.name} ({corpus.source()})")
             data = source.make()
             path = work / f"input{number}{source.suffix}"
             path.write_bytes(data)
             progress(f"{source.name}: {len(data) / 1e6:.2f} MB")
             batch = VipsBatch(path, work / f"vips{number}")
-            for job in JOBS:
-                if args.only.lower() not in f"{source.name} / {job.name}".lower():
-                    continue
+            for job in jobs:
                 impls = in_process_impls(multi=job is MULTI) | {"vipsthumbnail": batch.impl()}
                 impls["imgproxy"] = (
                     imgproxy.impl(path)
@@ -480,10 +497,11 @@ def report(
     args: argparse.Namespace,
 ) -> None:
     verdict = verdicts(rows)
-    columns = ["input", "job", "impl", "img/s/core", "median ms", "p95 ms", "vs fastest peer"]
+    columns = ["input", "job", "impl", "img/s/core", "cpu ms", "wall ms", "wall p95 ms"]
+    columns += ["vs fastest peer"]
     columns += ["out KiB", "PSNR dB", "n", "status"]
     print(f"\n{json.dumps(facts)}")
-    print("\n## Targets (median time ours / fastest peer; below 1 is faster)\n")
+    print("\n## Targets (median CPU time ours / fastest peer; below 1 is faster)\n")
     print(markdown_table(verdict, list(verdict[0]) if verdict else ["none"]))
     print("\n## All implementations\n")
     print(markdown_table(rows, columns))
@@ -491,7 +509,7 @@ def report(
         print("\n## Peak memory (fresh process per implementation, 3-size JPEG job)\n")
         print(markdown_table(memory, ["input", "impl", "peak RSS MiB", "idle MiB", "work MiB"]))
     write_results(
-        "engine" if not args.only else "engine-partial",
+        args.results,
         rows,
         **facts,
         quality=QUALITY,
