@@ -290,30 +290,44 @@ def child_memory(name: str, path: str, boxes: str, fmt: str, quality: str) -> di
     return {"idle": idle, "peak": peak_rss_mib()}
 
 
-def _wait4_rss_mib(argv: list[str]) -> float:
-    """Peak RSS of one child process (wait4 gives that process's own rusage)."""
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        proc.returncode = 0  # reaped by wait4; keep Popen from waiting again
-    if status != 0:
-        raise RuntimeError(f"{argv[0]} failed (status {status})")
-    return float(usage.ru_maxrss) / 1024
+GNU_TIME = Path("/usr/bin/time")  # Debian package `time` (bench/setup-peers.sh installs it)
+
+
+def _small_parent(argv: list[str], report: Path) -> list[str]:
+    """Run `argv` as the child of GNU time, which writes the child's peak RSS (KiB).
+
+    Linux carries a process's RSS high-water mark across fork+exec, so anything started
+    straight from this (large) process would report at least our own peak; time is tiny.
+    """
+    return [str(GNU_TIME), "-f", "%M", "-o", str(report), *argv]
+
+
+def _peak_rss_of(argv: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "rss"
+        subprocess.run(_small_parent(argv, report), check=True, capture_output=True)
+        return int(report.read_text().split()[-1]) / 1024
 
 
 def measure_memory(source: Input, path: Path, job: Job) -> list[dict[str, Any]]:
-    """Peak RSS per implementation, each in its own process (so nothing else is counted).
+    """Peak RSS per implementation, each in its own fresh process (nothing else counted).
 
-    Python peers: a fresh `python -m bench.engine --child-memory` (idle = interpreter and
-    imports and the input bytes). vipsthumbnail: wait4 rusage of each per-size run, idle =
-    the same on a 16x16 image.
+    Python peers: `python -m bench.engine --child-memory` reports peak_rss_mib() after the
+    imports and reading the input (idle) and after running the job twice (peak).
+    vipsthumbnail: peak over its per-size runs; idle = the same on a 16x16 image.
+    Every child runs under GNU time (see `_small_parent`).
     """
+    if not GNU_TIME.is_file():
+        return [{"input": source.name, "impl": "all", "status": f"{GNU_TIME} missing"}]
     rows = []
     boxes = ",".join(map(str, job.boxes))
     for name in ("ours", "pillow", "thumbor", "pillow-once"):
         argv = [sys.executable, "-m", "bench.engine", "--child-memory", name, str(path), boxes]
-        done = subprocess.run([*argv, job.fmt, str(QUALITY)], capture_output=True, text=True)
+        argv += [job.fmt, str(QUALITY)]
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run(
+                _small_parent(argv, Path(tmp) / "rss"), capture_output=True, text=True
+            )
         if done.returncode != 0:
             rows.append({"input": source.name, "impl": name, "status": done.stderr[-200:]})
             continue
@@ -327,10 +341,9 @@ def measure_memory(source: Input, path: Path, job: Job) -> list[dict[str, Any]]:
             tiny = Path(tmp) / "tiny.jpg"
             tiny.write_bytes(pyvips.Image.black(16, 16, bands=3).jpegsave_buffer())
             out = f"{tmp}/%s_t.jpg[Q={QUALITY},optimize_coding,strip]"
-            idle = _wait4_rss_mib([str(tool), "-s", "8", "-o", out, str(tiny)])
+            idle = _peak_rss_of([str(tool), "-s", "8", "-o", out, str(tiny)])
             peak = max(
-                _wait4_rss_mib([str(tool), "-s", f"{b}x{b}", "-o", out, str(path)])
-                for b in job.boxes
+                _peak_rss_of([str(tool), "-s", f"{b}x{b}", "-o", out, str(path)]) for b in job.boxes
             )
         rows.append(_memory_row(source, "vipsthumbnail", peak, idle))
     return rows

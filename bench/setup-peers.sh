@@ -18,7 +18,7 @@ MODULE="$ROOT/bench/peers-go/imgproxy"
 
 # --- Debian packages ------------------------------------------------------------------
 missing=()
-for pkg in libvips-tools libvips-dev pkg-config; do
+for pkg in libvips-tools libvips-dev pkg-config time; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -27,7 +27,7 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  echo "==> apt: libvips-tools, libvips-dev, pkg-config already installed"
+  echo "==> apt: libvips-tools, libvips-dev, pkg-config, time already installed"
 fi
 echo "    vipsthumbnail: $(command -v vipsthumbnail) ($(vipsthumbnail --vips-version))"
 
