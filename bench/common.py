@@ -8,6 +8,7 @@ in docs/benchmarks.md can be traced back to a file and a command.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import resource
@@ -68,7 +69,7 @@ def bounded(rounds: int, budget_seconds: float) -> Iterator[int]:
 def percentile(samples: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty sample."""
     ordered = sorted(samples)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
