@@ -249,12 +249,27 @@ class Bench:
                 f"p95 {tns_s['p95']:.2f} vs {bare_s['p95']:.2f}",
             }
         )
+        time.sleep(2)  # the audit log is written when responses complete
+        paths = [critical_path(self.audit, ns) for ns in namespaces[: len(tns)]]
+        medians = {
+            mark: round(statistics.median(p[mark] for p in paths if mark in p), 3)
+            for mark in CRITICAL_MARKS
+            if any(mark in p for p in paths)
+        }
+        self.rows.append(
+            {
+                "measure": "where one apply->Ready goes (median s after the create)",
+                "notes": ", ".join(f"{mark} {value:.2f}" for mark, value in medians.items()),
+            }
+        )
         self.facts["latency"] = {
             "tns_seconds": tns,
             "bare_seconds": bare,
             "tns": tns_s,
             "bare": bare_s,
             "bare_replicas": replicas,
+            "critical_path_median": medians,
+            "critical_paths": paths,
         }
 
     # -- 2. many at once ----------------------------------------------------------------------
@@ -462,6 +477,53 @@ class Bench:
             self.facts["operator_final_memory"] = self.operator.memory()
             self.operator.stop()
         self.admin.close()
+
+
+CRITICAL_MARKS = (
+    "operator first write",
+    "operator last child write",
+    "last Pod status",
+    "last StatefulSet status",
+    "last Deployment status",
+    "last Job status",
+    "Ready written",
+)
+_CHILD_RESOURCES = {"configmaps", "secrets", "services", "deployments", "statefulsets", "jobs"}
+
+
+def critical_path(audit: AuditLog, namespace: str) -> dict[str, float]:
+    """Seconds from the ThumbnailService's create to each step that led to Ready (audit log;
+    the bare Deployment sharing the namespace is left out)."""
+    writes = [
+        w
+        for w in audit.refresh()
+        if w.namespace == namespace and w.name != "bare" and not w.name.startswith("bare-")
+    ]
+    created = [w.at for w in writes if w.resource == "thumbnailservices" and w.verb == "create"]
+    ready = [w.at for w in writes if w.resource == "thumbnailservices/status"]
+    if not created or not ready:
+        return {}
+    start, end = created[0], ready[-1]
+
+    def offset(moment: Any) -> float:
+        return float((moment - start).total_seconds())
+
+    ours = [w for w in writes if w.user == OPERATOR_USER and w.resource in _CHILD_RESOURCES]
+    marks: dict[str, float] = {}
+    if ours:
+        marks["operator first write"] = offset(ours[0].at)
+        marks["operator last child write"] = offset(ours[-1].at)
+    for resource, mark in (
+        ("pods/status", "last Pod status"),
+        ("statefulsets/status", "last StatefulSet status"),
+        ("deployments/status", "last Deployment status"),
+        ("jobs/status", "last Job status"),
+    ):
+        moments = [w.at for w in writes if w.resource == resource and w.at <= end]
+        if moments:
+            marks[mark] = offset(moments[-1])
+    marks["Ready written"] = offset(end)
+    return marks
 
 
 def _what(write: Any) -> str:

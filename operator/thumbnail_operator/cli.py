@@ -26,6 +26,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="liveness probe port, served at /healthz (0 disables)")
     parser.add_argument("--resync-seconds", type=float, default=60.0,
                         help="revisit every resource at least this often")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="reconcile passes running at once, each for a different resource "
+                        "(they mostly wait for the API server)")
     parser.add_argument("--peering", metavar="NAME",
                         help="coordinate replicas through this ClusterKopfPeering (needs "
                         "operator/kopf-peering.yaml); without it the operator runs standalone")
@@ -47,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = RunOptions(
         namespaces=args.namespace,
         resync_seconds=args.resync_seconds,
+        workers=args.workers,
         liveness_port=args.liveness_port or None,
         peering=args.peering,
         priority=args.priority,

@@ -8,6 +8,7 @@ hand-edited child triggers a reconcile of its owner within a second.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -69,7 +70,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         await runtime.queue.stop()
-        runtime.kube.close()
+        await asyncio.to_thread(runtime.close)  # waits for passes and queued Events
 
     @kopf.on.probe(id="reconcile_passes", registry=registry)
     def passes(**_: Any) -> int:

@@ -7,6 +7,7 @@ wraps `ApiClient` for the few verbs it needs, including server-side apply.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,17 @@ def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
 
 
 class KubeClient:
-    def __init__(self, configuration: client.Configuration, timeout: float = 30.0) -> None:
+    def __init__(
+        self, configuration: client.Configuration, timeout: float = 30.0,
+        pool_size: int | None = None,
+    ) -> None:
+        """`pool_size`: connections kept for reuse, at least one per thread using this
+        client (the library's default is 5 per CPU; beyond it urllib3 discards connections
+        and every further request pays a new TLS handshake)."""
         self.configuration = configuration
+        if pool_size is not None:
+            configuration = copy.deepcopy(configuration)
+            configuration.connection_pool_maxsize = pool_size
         self._api = client.ApiClient(configuration)
         self._timeout = timeout
 
@@ -107,6 +117,18 @@ class KubeClient:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
+        return self._call(method, path, body=body, query=query, content_type=content_type)[1]
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, Obj]:
+        """(HTTP status, decoded body); ApiError for anything but 2xx."""
         if query:
             path = f"{path}?{urlencode(query)}"
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -122,7 +144,7 @@ class KubeClient:
             raise _api_error(err.status or 0, err.body) from None
         if not 200 <= response.status <= 299:
             raise _api_error(response.status, raw)
-        return json.loads(raw) if raw else {}
+        return response.status, (json.loads(raw) if raw else {})
 
     # Generic verbs -----------------------------------------------------------------------
 
@@ -145,14 +167,20 @@ class KubeClient:
 
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply under the operator's field manager, taking over conflicts."""
+        return self.apply_reporting(obj)[0]
+
+    def apply_reporting(self, obj: Obj) -> tuple[Obj, bool]:
+        """`apply`, and whether it created the object (201): one request instead of a GET
+        to find out first."""
         meta = obj["metadata"]
-        return self.request(
+        status, applied = self._call(
             "PATCH",
             kind_of(obj).path(meta["namespace"], meta["name"]),
             body=obj,
             query={"fieldManager": c.FIELD_MANAGER, "force": "true"},
             content_type="application/apply-patch+yaml",
         )
+        return applied, status == 201
 
     def create(self, obj: Obj) -> Obj:
         meta = obj["metadata"]

@@ -162,20 +162,22 @@ class _Pass:
     def _converge(self, child: Obj, observed: dict[Key, Obj]) -> None:
         key = (child["kind"], child["metadata"]["name"])
         label = f"{key[0]}/{key[1]}"
-        current = observed.get(key) or self.kube.get(
-            kind_of(child), self.namespace, child["metadata"]["name"]
-        )
+        # Children come from the labelled list (and the credentials Secret by name, see run);
+        # one that is missing there is applied at once: server-side apply creates it, or
+        # takes over an unlabelled leftover of the same name (whose labels drifted anyway).
+        # No GET by name first: that was one more request per child in every first pass.
+        current = observed.get(key)
         drift: list[str] = []
         if current is not None:
             drift = drifted_paths(child, current)
             if not drift:
-                observed[key] = current
                 return
+        created = False
         try:
             if current is None and child["kind"] == "Secret":
-                observed[key] = self._create_credentials(child)
+                observed[key], created = self._create_credentials(child), True
             else:
-                observed[key] = self.kube.apply(child)
+                observed[key], created = self.kube.apply_reporting(child)
         except ApiError as err:
             message = f"applying {label} failed: {err.message}"
             self.outcome.errors.append(message)  # reported once, by the Degraded transition
@@ -183,13 +185,14 @@ class _Pass:
             log.warning("%s/%s: %s", self.namespace, self.owner.name, message)
             return
         self.outcome.written.append(label)
-        if current is None:
+        if created:
             metrics.CHILD_WRITES.labels(kind=key[0], action="created").inc()
             self.events.record(self.cr, "Normal", "Created", f"created {label}")
         else:
             metrics.CHILD_WRITES.labels(kind=key[0], action="updated").inc()
             fields = ", ".join(drift[:5]) + (" ..." if len(drift) > 5 else "")
-            self.events.record(self.cr, "Normal", "Updated", f"updated {label} ({fields})")
+            detail = fields or "adopted an existing object of that name"
+            self.events.record(self.cr, "Normal", "Updated", f"updated {label} ({detail})")
 
     def _create_credentials(self, secret: Obj) -> Obj:
         # Create, never apply, a new credentials Secret: if another operator replica won the

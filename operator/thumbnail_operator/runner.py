@@ -20,6 +20,7 @@ from thumbnail_operator.runtime import Runtime
 class RunOptions:
     namespaces: Sequence[str] = ()
     resync_seconds: float = 60.0
+    workers: int = 16  # reconcile passes at once (each for a different resource)
     liveness_port: int | None = None
     peering: str | None = None
     priority: int | None = None
@@ -35,7 +36,9 @@ async def run_operator(
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
 ) -> None:
-    runtime = runtime or Runtime(configuration, resync_seconds=options.resync_seconds)
+    runtime = runtime or Runtime(
+        configuration, resync_seconds=options.resync_seconds, workers=options.workers
+    )
     settings = kopf.OperatorSettings()
     configure(settings)
     # kopf logs every handler success at INFO; ours logs what was actually done.

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from kubernetes import client
@@ -25,22 +26,39 @@ class Runtime:
 
     configuration: client.Configuration
     resync_seconds: float = 60.0
+    # Passes mostly wait for the API server, so more of them run at once than there are
+    # cores (asyncio.to_thread's default pool has cpu_count + 4 threads: 6 on 2 cores, which
+    # bounded how fast 100 new resources got their children; docs/bench/operator.md).
+    workers: int = 16
     kube: KubeClient = field(init=False)
+    events: EventRecorder = field(init=False)
     reconciler: Reconciler = field(init=False)
     queue: WorkQueue = field(init=False)
     passes: int = 0
     passes_by_key: Counter[Key] = field(default_factory=Counter)
+    _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.kube = KubeClient(self.configuration)
-        self.reconciler = Reconciler(self.kube, EventRecorder(self.kube))
+        # One pooled connection per worker thread, the event thread and kopf's own calls.
+        self.kube = KubeClient(self.configuration, pool_size=self.workers + 4)
+        self.events = EventRecorder(self.kube, background=True)
+        self.reconciler = Reconciler(self.kube, self.events)
         self.queue = WorkQueue(self.reconcile, resync_seconds=self.resync_seconds)
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="reconcile")
+
+    def close(self) -> None:
+        """After the queue stopped: finish posting Events, release threads and connections."""
+        self._executor.shutdown(wait=True)
+        self.events.close()
+        self.kube.close()
 
     async def reconcile(self, key: Key) -> None:
         namespace, name = key
         started = time.monotonic()
         try:
-            outcome = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.reconciler.reconcile, namespace, name
+            )
         except RetryNeeded:
             metrics.RECONCILES.labels(result="retry").inc()
             raise

@@ -27,7 +27,8 @@ from thumbnail_operator.runtime import Runtime
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
-SAMPLE_FILE = ROOT / "crds" / "samples" / "thumbnailservice.yaml"
+# The tests write v1alpha1 (THUMBNAIL_SERVICE) with spec overrides in its layout.
+SAMPLE_FILE = ROOT / "crds" / "samples" / "thumbnailservice-v1alpha1.yaml"
 PEERING_FILE = ROOT / "operator" / "kopf-peering.yaml"
 OPERATOR_NAMESPACE = "thumbnail-system"
 OPERATOR_ACCOUNT = "thumbnail-operator"

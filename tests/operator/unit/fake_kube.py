@@ -16,6 +16,7 @@ class FakeKube:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.events: list[Obj] = []
+        self.gets: list[tuple[str, str]] = []  # (kind, name) of every GET by name
         self._versions = itertools.count(1)
 
     def put(self, obj: Obj) -> Obj:
@@ -28,6 +29,10 @@ class FakeKube:
         return copy.deepcopy(obj)
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        self.gets.append((kind.kind, name))
+        return self._get(kind, namespace, name)
+
+    def _get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         found = self.objects.get((kind.kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
@@ -39,10 +44,13 @@ class FakeKube:
         ]
 
     def apply(self, obj: Obj) -> Obj:
+        return self.apply_reporting(obj)[0]
+
+    def apply_reporting(self, obj: Obj) -> tuple[Obj, bool]:
         self.writes.append(("apply", obj["kind"], obj["metadata"]["name"]))
-        current = self.get(kind_of(obj), obj["metadata"]["namespace"], obj["metadata"]["name"])
+        current = self._get(kind_of(obj), obj["metadata"]["namespace"], obj["metadata"]["name"])
         merged = _merge(current or {}, obj)
-        return self.put(merged)
+        return self.put(merged), current is None
 
     def create(self, obj: Obj) -> Obj:
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])

@@ -36,6 +36,39 @@ def test_first_pass_creates_everything_and_reports_status() -> None:
     assert {e["reason"] for e in kube.events} >= {"Created", "ComponentsNotReady"}
 
 
+def test_first_pass_reads_no_child_by_name() -> None:
+    """One request per new child: no GET by name before applying it (only the resource and
+    the credentials Secret, which is created, never applied, are read by name)."""
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    assert kube.gets == [(c.KIND, "demo"), ("Secret", "demo-credentials")]
+
+
+def test_unlabelled_leftover_is_adopted_by_apply() -> None:
+    kube, reconciler = setup()
+    kube.put({"apiVersion": "v1", "kind": "ConfigMap",
+              "metadata": {"name": "demo-config", "namespace": NS}, "data": {"old": "1"}})
+    outcome = reconciler.reconcile(NS, "demo")
+    assert "ConfigMap/demo-config" in outcome.written
+    labels = kube.objects[("ConfigMap", NS, "demo-config")]["metadata"]["labels"]
+    assert labels[c.LABEL_MANAGED_BY] == c.FIELD_MANAGER
+    messages = [e["message"] for e in kube.events if e["reason"] == "Updated"]
+    assert messages == ["updated ConfigMap/demo-config (adopted an existing object of that name)"]
+
+
+def test_background_events_keep_order_and_are_flushed_on_close() -> None:
+    kube = FakeKube()
+    recorder = EventRecorder(kube, background=True)  # type: ignore[arg-type]
+    owner = {"apiVersion": c.API_VERSION,
+             "metadata": {"name": "demo", "namespace": NS, "uid": "u"}}
+    for index in range(20):
+        recorder.record(owner, "Normal", "Created", f"event {index}")
+    recorder.close()
+    assert [e["message"] for e in kube.events] == [f"event {i}" for i in range(20)]
+    recorder.record(owner, "Normal", "Created", "after close")  # dropped, never raises
+    assert len(kube.events) == 20
+
+
 def test_second_pass_writes_nothing() -> None:
     kube, reconciler = setup()
     reconciler.reconcile(NS, "demo")
