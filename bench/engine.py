@@ -198,6 +198,17 @@ class Imgproxy:
 
         return Impl(timed(thumbs))
 
+    def peak_rss_mib(self) -> float | None:
+        """VmHWM of the server process (found by its executable), for the whole run."""
+        binary = peers.imgproxy_binary()
+        for exe in Path("/proc").glob("[0-9]*/exe"):
+            with contextlib.suppress(OSError):
+                if binary is not None and exe.resolve() == binary.resolve():
+                    for line in (exe.parent / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            return int(line.split()[1]) / 1024
+        return None
+
     def overhead_ms(self) -> float:
         """Median time for a 16x16 JPEG to 8 px: the HTTP + request handling cost."""
         import pyvips
@@ -466,7 +477,7 @@ def main() -> None:
     import pyvips
 
     pyvips.concurrency_set(1)
-    facts: dict[str, Any] = {"versions": versions(), "corpus": corpus.source(), "cpu": core}
+    facts: dict[str, Any] = {"versions": versions(), "corpus": corpus.source(), "pinned_cpu": core}
     progress(f"pinned to CPU {core}; {facts['versions']}")
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
@@ -500,6 +511,9 @@ def main() -> None:
             if not args.no_memory and not args.only:
                 progress(f"{source.name}: peak memory, one fresh process per implementation")
                 memory.extend(measure_memory(source, path, MULTI))
+        if isinstance(imgproxy, Imgproxy):
+            peak = imgproxy.peak_rss_mib()
+            memory.append({"input": "every case", "impl": "imgproxy", "peak RSS MiB": peak})
     report(rows, memory, facts, args)
 
 
