@@ -32,6 +32,7 @@ from bench import corpus, peers
 from bench.common import bounded, markdown_table, peak_rss_mib, progress, summary, write_results
 
 QUALITY = 80
+BASELINE = "ours@baseline"  # --baseline: our engine from another tree, not a peer
 CLEARLY_FASTER = 0.8  # "clearly faster": at most 80 % of the fastest peer's time
 
 
@@ -103,14 +104,37 @@ def timed(thumbs: Thumbs) -> Run:
 
 
 def ours(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> list[bytes]:
-    from thumbnail_service.imaging import ImageFormat, OutputFormat, RenderOptions, SizeSpec, render
+    from thumbnail_service import imaging
 
-    sizes = tuple(SizeSpec(f"s{box}", box, box) for box in boxes)
-    options = RenderOptions(sizes, format=OutputFormat(fmt), quality=quality)
-    thumbs = render(
-        data, options, allowed=frozenset(ImageFormat), max_pixels=10**9, timeout_seconds=300
+    return render_with(imaging, data, boxes, fmt, quality)
+
+
+def render_with(
+    imaging: Any, data: bytes, boxes: tuple[int, ...], fmt: str, quality: int
+) -> list[bytes]:
+    sizes = tuple(imaging.SizeSpec(f"s{box}", box, box) for box in boxes)
+    options = imaging.RenderOptions(sizes, format=imaging.OutputFormat(fmt), quality=quality)
+    thumbs = imaging.render(
+        data, options, allowed=frozenset(imaging.ImageFormat), max_pixels=10**9, timeout_seconds=300
     )
     return [t.data for t in thumbs]
+
+
+def baseline_impl(package: Path) -> Thumbs:
+    """Another copy of thumbnail_service/imaging (e.g. from an older commit), imported under
+    its own name, so before/after tuning is timed interleaved in one run (--baseline)."""
+    import importlib.util
+
+    name = "imaging_baseline"
+    spec = importlib.util.spec_from_file_location(
+        name, package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline: no package at {package}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return functools.partial(render_with, module)
 
 
 @functools.cache
@@ -134,9 +158,9 @@ def thumbs_by_name(name: str) -> Thumbs:
     return engine.thumbnails
 
 
-def in_process_impls(multi: bool) -> dict[str, Impl]:
+def in_process_impls(multi: bool, baseline: Thumbs | None = None) -> dict[str, Impl]:
     names = ["ours", "pillow", "thumbor"] + (["pillow-once"] if multi else [])
-    impls = {}
+    impls = {} if baseline is None else {BASELINE: Impl(timed(baseline), peer=False)}
     for name in names:
         try:
             impls[name] = Impl(timed(thumbs_by_name(name)), peer=name != "ours")
@@ -379,6 +403,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS children")
     parser.add_argument("--only", default="", help="comma-separated substrings of 'input / job'")
     parser.add_argument("--results", default="engine", help="bench/results/<name>.json")
+    parser.add_argument(
+        "--baseline", type=Path, help="also time this imaging package dir as ours@baseline"
+    )
     parser.add_argument("--child-memory", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -445,7 +472,7 @@ def verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for job in JOBS:
             case = [r for r in rows if r["input"] == source.name and r["job"] == job.name]
             timed_ms = {r["impl"]: r["cpu ms"] for r in case if r["status"] == "ok"}
-            peer_ms = {k: v for k, v in timed_ms.items() if k != "ours"}
+            peer_ms = {k: v for k, v in timed_ms.items() if k not in ("ours", BASELINE)}
             if "ours" not in timed_ms or not peer_ms:
                 continue
             fastest = min(peer_ms, key=peer_ms.__getitem__)
@@ -479,6 +506,9 @@ def main() -> None:
     pyvips.concurrency_set(1)
     facts: dict[str, Any] = {"versions": versions(), "corpus": corpus.source(), "pinned_cpu": core}
     progress(f"pinned to CPU {core}; {facts['versions']}")
+    baseline = baseline_impl(args.baseline) if args.baseline else None
+    if args.baseline:
+        facts["baseline"] = str(args.baseline)
     rows: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
     with (
@@ -501,7 +531,7 @@ def main() -> None:
             progress(f"{source.name}: {len(data) / 1e6:.2f} MB")
             batch = VipsBatch(path, work / f"vips{number}")
             for job in jobs:
-                impls = in_process_impls(multi=job is MULTI) | {"vipsthumbnail": batch.impl()}
+                impls = in_process_impls(job is MULTI, baseline) | {"vipsthumbnail": batch.impl()}
                 impls["imgproxy"] = (
                     imgproxy.impl(path)
                     if isinstance(imgproxy, Imgproxy)
