@@ -45,7 +45,15 @@ import httpx
 
 from bench.common import markdown_table, progress, summary, write_results
 from bench.load import closed_loop
-from bench.stack import CpuMeter, Servers, Stack, servers, stack
+from bench.stack import (
+    CpuMeter,
+    SchedMeter,
+    Servers,
+    Stack,
+    render_children,
+    servers,
+    stack,
+)
 from thumbnail_service import imaging
 from thumbnail_service.imaging.isolated import IsolatedRenderer
 from thumbnail_service.jobs import JobOptions, Size
@@ -108,6 +116,8 @@ def engine_only(
         for i in range(2 * workers):  # warm-up: children started, first render done
             one(i)
         meter = CpuMeter({"engine (this process + render children)": os.getpid()}, False)
+        sched = SchedMeter(renderer.pids)
+        sched.start()
         deadline = time.monotonic() + budget
 
         def loop() -> None:
@@ -127,6 +137,7 @@ def engine_only(
         for thread in threads:
             thread.join()
         meter.stop()
+        render_sched = sched.stop()
     rate = len(done) / meter.wall
     lat = summary([d * 1000 for d in done])
     cpu = sum(meter.used.values())
@@ -140,6 +151,7 @@ def engine_only(
         "jobs_per_s": rate,
         "latency_ms": lat,
         "cpu_ms_per_job": cpu / len(done) * 1000,
+        "render_processes": render_sched,
     }
 
 
@@ -294,6 +306,8 @@ def run_pipeline(
             )
         )
         meter = CpuMeter(s.component_roots())
+        sched = SchedMeter(render_children(s.workers[0].pid))
+        sched.start()
         profilers = start_profilers(s, args.profile, args.budget) if args.profile else []
         meter.start()
         result = asyncio.run(
@@ -308,6 +322,7 @@ def run_pipeline(
             )
         )
         meter.stop()
+        result["render_processes"] = sched.stop()
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait(timeout=30)
@@ -489,80 +504,104 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
     engine_budget = min(args.budget, 20)
+    # Engine-only runs before the servers start and after they stop, so neither run shares
+    # the cores with them (an idle MinIO or PostgreSQL still does background work).
+    engine: dict[int, list[dict[str, Any]]] = {}
+    for n in counts:
+        progress(f"== N={n}: engine-only (before)")
+        engine[n] = [engine_only(images, n, settings, args.jobs, engine_budget)]
+    pipelines: dict[int, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
     with servers() as srv:
         for n in counts:
-            progress(f"== N={n}: engine-only (before)")
-            before = engine_only(images, n, settings, args.jobs, engine_budget)
             progress(f"== N={n}: pipeline")
-            pipe, cpu_rows = run_pipeline(srv, images, n, args, overrides)
-            progress(f"== N={n}: engine-only (after)")
-            after = engine_only(images, n, settings, args.jobs, engine_budget)
-            engine_rate = (before["jobs_per_s"] + after["jobs_per_s"]) / 2
-            skipped: dict[str, Any] = {"available": False, "reason": "skipped (--no-peer)"}
-            peers: dict[str, Any] = {"imgproxy": skipped, "thumbor": skipped}
-            if not args.no_peer:
-                progress(f"== N={n}: HTTP peers")
-                peers = run_peers(images, n, args)
-            details[f"N={n}"] = {
-                "engine_before": before,
-                "engine_after": after,
-                "pipeline": pipe,
-                "peers": peers,
+            pipelines[n] = run_pipeline(srv, images, n, args, overrides)
+    for n in counts:
+        progress(f"== N={n}: engine-only (after)")
+        engine[n].append(engine_only(images, n, settings, args.jobs, engine_budget))
+    sched_rows: list[dict[str, Any]] = []
+    for n in counts:
+        before, after = engine[n]
+        pipe, cpu_rows = pipelines[n]
+        engine_rate = (before["jobs_per_s"] + after["jobs_per_s"]) / 2
+        skipped: dict[str, Any] = {"available": False, "reason": "skipped (--no-peer)"}
+        peers: dict[str, Any] = {"imgproxy": skipped, "thumbor": skipped}
+        if not args.no_peer:
+            progress(f"== N={n}: HTTP peers")
+            peers = run_peers(images, n, args)
+        for label, measured in (
+            ("engine-only (before)", before),
+            ("pipeline", pipelines[n][0]),
+            ("engine-only (after)", after),
+        ):
+            stats = measured["render_processes"]
+            sched_rows.append(
+                {
+                    "N": n,
+                    "run": label,
+                    "on a CPU": f"{100 * stats['running']:.0f} %",
+                    "runnable, waiting for a CPU": f"{100 * stats['waiting_for_cpu']:.0f} %",
+                }
+            )
+        details[f"N={n}"] = {
+            "engine_before": before,
+            "engine_after": after,
+            "pipeline": pipe,
+            "peers": peers,
+        }
+        lat = pipe["latency_ms"]
+        rows.append(
+            {
+                "N": n,
+                "system": "engine-only (IsolatedRenderer, no I/O)",
+                "jobs": before["jobs"] + after["jobs"],
+                "jobs/s": engine_rate,
+                "thumbs/s": 3 * engine_rate,
+                "p50 ms": before["latency_ms"]["p50"],
+                "p95 ms": before["latency_ms"]["p95"],
+                "p99 ms": before["latency_ms"]["p99"],
+                "ratio": 1.0,
+                "CPU ms/job": before["cpu_ms_per_job"],
             }
-            lat = pipe["latency_ms"]
-            rows.append(
-                {
-                    "N": n,
-                    "system": "engine-only (IsolatedRenderer, no I/O)",
-                    "jobs": before["jobs"] + after["jobs"],
-                    "jobs/s": engine_rate,
-                    "thumbs/s": 3 * engine_rate,
-                    "p50 ms": before["latency_ms"]["p50"],
-                    "p95 ms": before["latency_ms"]["p95"],
-                    "p99 ms": before["latency_ms"]["p99"],
-                    "ratio": 1.0,
-                    "CPU ms/job": before["cpu_ms_per_job"],
-                }
-            )
-            rows.append(
-                {
-                    "N": n,
-                    "system": "pipeline (API+Redis+worker+MinIO+PG)",
-                    "jobs": pipe["jobs"],
-                    "jobs/s": pipe["jobs_per_s"],
-                    "thumbs/s": 3 * pipe["jobs_per_s"],
-                    "p50 ms": lat.get("p50"),
-                    "p95 ms": lat.get("p95"),
-                    "p99 ms": lat.get("p99"),
-                    "ratio": pipe["jobs_per_s"] / engine_rate,
-                    "CPU ms/job": pipe["cpu_ms_per_job"],
-                }
-            )
-            for peer_name, peer in peers.items():
-                if peer.get("available"):
-                    plat = peer["latency_ms"]
-                    rows.append(
-                        {
-                            "N": n,
-                            "system": f"{peer['peer']} over HTTP (3 requests/job)",
-                            "jobs": peer["jobs"],
-                            "jobs/s": peer["jobs_per_s"],
-                            "thumbs/s": 3 * peer["jobs_per_s"],
-                            "p50 ms": plat.get("p50"),
-                            "p95 ms": plat.get("p95"),
-                            "p99 ms": plat.get("p99"),
-                            "ratio": peer["jobs_per_s"] / engine_rate,
-                        }
-                    )
-                else:
-                    rows.append(
-                        {
-                            "N": n,
-                            "system": f"{peer_name} over HTTP: not available: {peer['reason']}",
-                        }
-                    )
-            print(f"\nCPU by component, pipeline N={n} (seconds over the measured window)\n")
-            print(markdown_table(cpu_rows, ["component", "cpu_s", "cores", "share"]))
+        )
+        rows.append(
+            {
+                "N": n,
+                "system": "pipeline (API+Redis+worker+MinIO+PG)",
+                "jobs": pipe["jobs"],
+                "jobs/s": pipe["jobs_per_s"],
+                "thumbs/s": 3 * pipe["jobs_per_s"],
+                "p50 ms": lat.get("p50"),
+                "p95 ms": lat.get("p95"),
+                "p99 ms": lat.get("p99"),
+                "ratio": pipe["jobs_per_s"] / engine_rate,
+                "CPU ms/job": pipe["cpu_ms_per_job"],
+            }
+        )
+        for peer_name, peer in peers.items():
+            if peer.get("available"):
+                plat = peer["latency_ms"]
+                rows.append(
+                    {
+                        "N": n,
+                        "system": f"{peer['peer']} over HTTP (3 requests/job)",
+                        "jobs": peer["jobs"],
+                        "jobs/s": peer["jobs_per_s"],
+                        "thumbs/s": 3 * peer["jobs_per_s"],
+                        "p50 ms": plat.get("p50"),
+                        "p95 ms": plat.get("p95"),
+                        "p99 ms": plat.get("p99"),
+                        "ratio": peer["jobs_per_s"] / engine_rate,
+                    }
+                )
+            else:
+                rows.append(
+                    {
+                        "N": n,
+                        "system": f"{peer_name} over HTTP: not available: {peer['reason']}",
+                    }
+                )
+        print(f"\nCPU by component, pipeline N={n} (seconds over the measured window)\n")
+        print(markdown_table(cpu_rows, ["component", "cpu_s", "cores", "share"]))
     columns = [
         "N",
         "system",
@@ -580,6 +619,10 @@ def main() -> None:
         "succeeded, engine-only: one render)\n"
     )
     print(markdown_table(rows, columns))
+    print(
+        "\nRender processes: share of wall time on a CPU and waiting for one (mean per process)\n"
+    )
+    print(markdown_table(sched_rows, ["N", "run", "on a CPU", "runnable, waiting for a CPU"]))
     write_results(
         "pipeline",
         rows,

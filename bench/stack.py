@@ -367,3 +367,54 @@ class CpuMeter:
             }
         )
         return rows
+
+
+def schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process so far, summed
+    over its threads (/proc/PID/task/*/schedstat)."""
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0, 0.0
+    for tid in tasks:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+        except OSError:
+            continue
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
+class SchedMeter:
+    """How busy a set of processes was between start() and stop(): the fraction of wall time
+    each spent on a CPU and runnable-but-waiting (CPU contention), averaged over them."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self._start: dict[int, tuple[float, float]] = {}
+        self._t0 = 0.0
+        self.running = 0.0
+        self.waiting = 0.0
+
+    def start(self) -> None:
+        self._start = {pid: schedstat(pid) for pid in self.pids}
+        self._t0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self._t0
+        runs, waits = [], []
+        for pid, (run0, wait0) in self._start.items():
+            run1, wait1 = schedstat(pid)
+            if run1 or wait1:
+                runs.append((run1 - run0) / wall)
+                waits.append((wait1 - wait0) / wall)
+        self.running = sum(runs) / len(runs) if runs else 0.0
+        self.waiting = sum(waits) / len(waits) if waits else 0.0
+        return {"running": self.running, "waiting_for_cpu": self.waiting, "processes": len(runs)}
+
+
+def render_children(root: int) -> list[int]:
+    """Render processes (IsolatedRenderer children) in a process tree."""
+    return [pid for pid in process_tree(root) if "child_main" in cmdline(pid)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import time
 from typing import Any
 
@@ -107,7 +108,9 @@ async def run(s: Stack, image: bytes, args: argparse.Namespace) -> dict[str, Any
 
 
 def checkpoints(samples: list[dict[str, float]], total: int) -> list[dict[str, Any]]:
-    marks = [m for m in (0, 500, 1000, 2000, 3000, 4000, 5000, 7500, 10000) if m <= total]
+    marks = [
+        m for m in (0, 500, 1000, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000) if m <= total
+    ]
     if total not in marks:
         marks.append(total)
     rows = []
@@ -168,6 +171,23 @@ def main() -> None:
     for kind in sorted(k for k in at_end if k not in ("total", "jobs", "seconds", "processes")):
         points = [(x["jobs"], x.get(kind, 0.0)) for x in samples if x["jobs"] >= start]
         trend[f"slope {kind} kib_per_1000_jobs"] = round(slope(points) * 1000 * 1024, 1)
+    # Slope per quarter of the run (after the first `start` jobs): a leak keeps its slope,
+    # allocator and cache warm-up flattens out.
+    bounds = [start + (done - start) * q / 4 for q in range(5)]
+    segments = []
+    for lo, hi in itertools.pairwise(bounds):
+        points = [(x["jobs"], x["total"]) for x in samples if lo <= x["jobs"] <= hi]
+        first = next((x for x in samples if x["jobs"] >= lo), samples[-1])
+        last = [x for x in samples if x["jobs"] <= hi][-1]
+        segments.append(
+            {
+                "jobs": f"{int(lo)}-{int(hi)}",
+                "RSS at start MiB": round(first["total"], 1),
+                "RSS at end MiB": round(last["total"], 1),
+                "slope KiB/1000 jobs": round(slope(points) * 1000 * 1024, 1),
+            }
+        )
+    trend["segments"] = segments
     rows = checkpoints(samples, done)
     columns = [
         "jobs",
