@@ -254,7 +254,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="max requests per case")
     parser.add_argument("--budget", type=float, default=12, help="max seconds per case")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per case")
+    parser.add_argument("--cases", default="small,large,status", help="any of small,large,status")
     parser.add_argument("--quick", action="store_true", help="1 round, 300 requests, 5 s")
+    parser.add_argument("--results", default="api", help="bench/results/NAME.json")
     parser.add_argument("--serve-bare", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -283,6 +285,8 @@ def main() -> None:
                 "bare": (bare_url, {}, {"bare": bare.pid}),
             }
             cases: list[tuple[str, bytes]] = [*uploads.items(), ("status", b"")]
+            wanted = {"small": 0, "large": 1, "status": 2}
+            cases = [cases[wanted[c]] for c in args.cases.split(",")]
             for case, payload in cases:
                 runs: dict[str, list[dict[str, Any]]] = {"ours": [], "bare": []}
                 for rnd in range(args.rounds):
@@ -337,7 +341,7 @@ def main() -> None:
         print(f"\nCPU by component, ours, {case} (last round)\n")
         print(markdown_table(table, ["component", "cpu_s", "cores", "share"]))
     write_results(
-        "api",
+        args.results,
         rows,
         concurrency=args.concurrency,
         rounds=args.rounds,
