@@ -53,6 +53,9 @@ dir="$CACHE/imgproxy-$key"
 out="$dir/imgproxy"
 version="$(awk '$1 == "require" && $2 ~ /imgproxy/ {print $3}' "$MODULE/go.mod")"
 mkdir -p "$dir"
+for stale in "$CACHE"/imgproxy-*; do  # one pin at a time, like tools/build-tools.sh
+  [[ "$stale" == "$dir" ]] || { echo "==> pruning stale $stale"; rm -rf "$stale"; }
+done
 unavailable() { echo "$1" > "$dir/unavailable.txt"; echo "==> imgproxy $version: not available: $1"; }
 if [[ -x "$out" ]]; then
   echo "==> imgproxy $version: cached ($out)"
