@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import markdown_table, progress, write_results
@@ -48,6 +49,39 @@ def sample(root: int) -> dict[str, float]:
     return out
 
 
+def smaps_breakdown(pid: int) -> dict[str, float]:
+    """RSS (MiB) of one process by kind of mapping: the brk heap, glibc thread arenas
+    (anonymous regions of 60+ MiB), 1 MiB anonymous regions (CPython's object arenas), other
+    anonymous memory, thread stacks, and file-backed pages (code, libraries)."""
+    out: dict[str, float] = {}
+    kind = "file-backed"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            size = end - start
+            name = head[5] if len(head) > 5 else ""
+            if name == "[heap]":
+                kind = "brk heap"
+            elif name.startswith("[stack"):
+                kind = "stacks"
+            elif name:
+                kind = "file-backed"
+            elif size >= 60 * MIB:
+                kind = "thread arenas (64 MiB regions)"
+            elif size == MIB:
+                kind = "1 MiB regions (CPython arenas)"
+            else:
+                kind = "other anonymous"
+        elif head[0] == "Rss:":
+            out[kind] = out.get(kind, 0.0) + int(head[1]) / 1024
+    return {k: round(v, 2) for k, v in sorted(out.items())}
+
+
 def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope dy/dx (0 with fewer than 3 points)."""
     if len(points) < 3:
@@ -76,8 +110,20 @@ async def run(s: Stack, image: bytes, args: argparse.Namespace) -> dict[str, Any
         nonlocal done
         done += 1
 
+    smaps: dict[str, dict[str, dict[str, float]]] = {}
+
+    def snapshot(label: str) -> None:
+        children = children_map()
+        for pid in process_tree(worker.pid):
+            if any("child_main" in cmdline(c) for c in children.get(pid, [])):
+                smaps[label] = {"worker process": smaps_breakdown(pid)}
+                kids = [c for c in children.get(pid, []) if "child_main" in cmdline(c)]
+                smaps[label]["first render child"] = smaps_breakdown(kids[0])
+
     async def sampler(stop: asyncio.Event) -> None:
         while not stop.is_set():
+            if done >= 500 and "after 500 jobs" not in smaps:
+                snapshot("after 500 jobs")
             row = sample(worker.pid)
             row.update({"jobs": float(done), "seconds": time.monotonic() - started})
             samples.append(row)
@@ -100,10 +146,12 @@ async def run(s: Stack, image: bytes, args: argparse.Namespace) -> dict[str, Any
     finally:
         stop.set()
         await task
+    snapshot("at the end")
     final = sample(worker.pid)
     final.update({"jobs": float(done), "seconds": time.monotonic() - started})
     samples.append(final)
     result["samples"] = samples
+    result["smaps"] = smaps
     return result
 
 
@@ -137,18 +185,23 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     parser.add_argument("--window", type=int, default=8, help="jobs in flight")
     parser.add_argument("--width", type=int, default=320, help="input width (3:2 JPEG)")
+    parser.add_argument(
+        "--env", action="append", default=[], help="VAR=VALUE for the stack's processes"
+    )
     parser.add_argument("--quick", action="store_true", help="600 jobs, 60 s")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.budget = min(args.jobs, 600), min(args.budget, 60)
     image = small_jpeg(args.width)
     progress(f"input: {args.width} px wide JPEG, {len(image) / 1e3:.1f} kB; {args.jobs} jobs")
-    with servers() as srv, stack(srv) as s:
+    overrides = dict(item.split("=", 1) for item in args.env)
+    with servers() as srv, stack(srv, overrides) as s:
         s.start_worker()
         result = asyncio.run(run(s, image, args))
         if result["errors"]:
             progress(f"errors: {result['errors']}")
     samples = result.pop("samples")
+    smaps = result.pop("smaps")
     done = int(samples[-1]["jobs"])
     start = 500 if done > 1000 else done // 5
     tail = [(x["jobs"], x["total"]) for x in samples if x["jobs"] >= start]
@@ -202,8 +255,22 @@ def main() -> None:
     print(markdown_table(rows, columns))
     print("\nTrend\n")
     print(
-        markdown_table([{"metric": k, "value": v} for k, v in trend.items()], ["metric", "value"])
+        markdown_table(
+            [{"metric": k, "value": v} for k, v in trend.items() if k != "segments"],
+            ["metric", "value"],
+        )
     )
+    print("\nSlope by quarter of the run (total worker tree RSS)\n")
+    print(markdown_table(segments, list(segments[0])))
+    kinds = sorted({k for snap in smaps.values() for v in snap.values() for k in v})
+    smaps_rows = [
+        {"when": when, "process": proc, **{k: v.get(k) for k in kinds}}
+        for when, snap in smaps.items()
+        for proc, v in snap.items()
+    ]
+    if smaps_rows:
+        print("\nRSS by kind of mapping (MiB, /proc/PID/smaps)\n")
+        print(markdown_table(smaps_rows, ["when", "process", *kinds]))
     write_results(
         "memory",
         rows,
@@ -211,6 +278,7 @@ def main() -> None:
         pipeline={k: v for k, v in result.items() if k != "cpu"},
         image_bytes=len(image),
         width=args.width,
+        smaps=smaps_rows,
         samples=[{k: round(v, 2) for k, v in x.items()} for x in samples],
     )
 
