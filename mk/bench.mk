@@ -7,9 +7,9 @@
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation
 
-bench: bench-engine bench-pipeline bench-api bench-operator bench-memory ## run every benchmark (minutes; see docs/benchmarks.md)
+bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation ## run every benchmark (minutes; see docs/benchmarks.md)
 
 bench-peers: system-deps venv tools ## install/build the peers the benchmarks compare against
 	@bench/setup-peers.sh
@@ -28,3 +28,9 @@ bench-operator: system-deps venv tools ## operator: apply->Ready vs a bare Deplo
 
 bench-memory: system-deps venv tools ## worker RSS across >= 5,000 jobs
 	@$(BENCH_PY) bench.worker_memory $(BENCH_ARGS)
+
+bench-imaging: venv ## decode-once multi-size render vs one thumbnail_buffer per size
+	@$(BIN)/python bench/bench_imaging.py $(BENCH_ARGS)
+
+bench-isolation: venv ## render in a child process vs inline (cost of render isolation)
+	@$(BIN)/python bench/bench_isolation.py $(BENCH_ARGS)
