@@ -34,8 +34,9 @@ from fastapi import FastAPI, Request, Response
 
 from bench.common import markdown_table, progress, summary, write_results
 from bench.load import closed_loop
-from bench.stack import CpuMeter, ServiceProcess, Stack, servers, stack, wait_for
+from bench.stack import CpuMeter, Stack, servers, stack, wait_for
 from thumbnail_substrate.process import free_port
+from thumbnail_substrate.service_process import ServiceProcess
 
 # --- the bare app -------------------------------------------------------------------------
 

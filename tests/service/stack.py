@@ -6,9 +6,6 @@ everything it forked, exactly like a node losing a pod.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
+from thumbnail_substrate.service_process import ServiceProcess
 
 BIN = Path(sys.executable).parent
 
@@ -41,60 +40,6 @@ def wait_for(
             return last  # type: ignore[no-any-return]
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-class ServiceProcess:
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log = logdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no cleanup, no acks, no goodbyes."""
-        self._signal_group(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=10)
-
-    def stop(self, timeout: float = 15) -> None:
-        if not self.alive:
-            self._signal_group(signal.SIGKILL)  # reap leftovers of the group, if any
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)  # like the kubelet: the leader forwards it
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self._signal_group(signal.SIGKILL)
-
-    def tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
 
 class Stack:
