@@ -198,7 +198,8 @@ def pillow_thumbnails(data: bytes, boxes: tuple[int, ...], fmt: str, quality: in
     out = []
     for box in boxes:
         with Image.open(BytesIO(data)) as image:
-            image.draft("RGB", fitted(*image.size, box))  # JPEG DCT scaling: tightest that fits
+            width, height = image.size
+            image.draft("RGB", fitted(width, height, box))  # JPEG DCT scaling: tightest that fits
             pixels = ImageOps.exif_transpose(image).convert("RGB")
         pixels.thumbnail((box, box), Image.Resampling.LANCZOS)  # reducing_gap=2 (default)
         buffer = BytesIO()
@@ -214,7 +215,8 @@ def pillow_once(data: bytes, boxes: tuple[int, ...], fmt: str, quality: int) -> 
     from PIL import Image, ImageOps
 
     with Image.open(BytesIO(data)) as image:
-        image.draft("RGB", fitted(*image.size, max(boxes)))
+        width, height = image.size
+        image.draft("RGB", fitted(width, height, max(boxes)))
         base = ImageOps.exif_transpose(image).convert("RGB")
     out = []
     for box in boxes:
