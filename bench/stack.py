@@ -11,8 +11,6 @@ the two cores went.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,9 +26,8 @@ from thumbnail_substrate.minio import MinioServer
 from thumbnail_substrate.postgres import PostgresServer
 from thumbnail_substrate.process import free_port
 from thumbnail_substrate.redis import RedisServer
-from thumbnail_substrate.service_process import ServiceProcess
+from thumbnail_substrate.service_process import ServiceStack
 
-BIN = Path(sys.executable).parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -133,19 +130,17 @@ def servers() -> Iterator[Servers]:
         yield Servers(postgres, redis, minio)
 
 
-class Stack:
+class Stack(ServiceStack):
     """API + worker(s) on one private database, queue and bucket pair of `servers`."""
 
     API_KEY = "bench-" + uuid.uuid4().hex[:8]
 
     def __init__(self, srv: Servers, logdir: Path, overrides: dict[str, str] | None = None):
         self.servers = srv
-        self.logdir = logdir
         suffix = uuid.uuid4().hex[:10]
         self.database = f"bench_{suffix}"
         srv.postgres.create_database(self.database)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBNAIL_")}
         env.update(srv.postgres.env())
         env.update(srv.redis.env())
@@ -158,67 +153,27 @@ class Stack:
                 "THUMBNAIL_BUCKET_THUMBNAILS": f"thumbnails-{suffix}",
                 "THUMBNAIL_API_KEYS": self.API_KEY,
                 "THUMBNAIL_HOST": "127.0.0.1",
-                "THUMBNAIL_PORT": str(self.port),
+                "THUMBNAIL_PORT": str(port),
                 "THUMBNAIL_LOG_LEVEL": "WARNING",
                 "PYTHONUNBUFFERED": "1",
             }
         )
         env.update(overrides or {})
-        self.env = env
-        self.api: ServiceProcess | None = None
-        self.workers: list[ServiceProcess] = []
+        super().__init__(env, logdir, port)
 
     @property
     def headers(self) -> dict[str, str]:
         return {"X-API-Key": self.API_KEY}
 
-    def migrate(self) -> None:
-        result = subprocess.run(
-            [str(BIN / "thumbnail-migrate")],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    def migrate_or_fail(self) -> None:
+        result = self.migrate()
         if result.returncode != 0:
             raise RuntimeError(f"thumbnail-migrate failed:\n{result.stdout}{result.stderr}")
-
-    def start_api(self) -> ServiceProcess:
-        self.api = ServiceProcess("api", [str(BIN / "thumbnail-api")], self.env, self.logdir)
-        self.api.start()
-        api = self.api
-
-        def ready() -> bool:
-            if not api.alive:
-                raise RuntimeError(f"API exited:\n{api.tail()}")
-            return httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200
-
-        wait_for(ready, timeout=30, what=f"API on {self.base_url}")
-        return api
-
-    def start_worker(self, extra_env: dict[str, str] | None = None) -> ServiceProcess:
-        worker = ServiceProcess(
-            f"worker{len(self.workers)}",
-            [str(BIN / "thumbnail-worker")],
-            {**self.env, **(extra_env or {})},
-            self.logdir,
-        )
-        self.workers.append(worker.start())
-        return worker
 
     def stop_workers(self) -> None:
         for worker in self.workers:
             worker.stop()
         self.workers.clear()
-
-    def stop(self) -> None:
-        for proc in [*self.workers, self.api]:
-            if proc is not None:
-                proc.stop()
-
-    def logs(self) -> str:
-        parts = [f"--- {p.name} ---\n{p.tail()}" for p in [self.api, *self.workers] if p]
-        return "\n".join(parts)
 
     def component_roots(self) -> dict[str, int]:
         """Root pid of each component's process tree, for CPU accounting."""
@@ -245,7 +200,7 @@ def stack(
     """A migrated private stack with the API running (workers are started by the caller)."""
     logdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     s = Stack(srv, logdir, overrides)
-    s.migrate()
+    s.migrate_or_fail()
     try:
         if api:
             s.start_api()

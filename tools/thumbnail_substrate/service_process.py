@@ -11,7 +11,14 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import urllib.request
 from pathlib import Path
+
+from thumbnail_substrate.errors import SubstrateError
+from thumbnail_substrate.process import wait_until
+
+BIN = Path(sys.executable).parent
 
 
 class ServiceProcess:
@@ -74,3 +81,54 @@ class ServiceProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+class ServiceStack:
+    """The service's own processes on one environment: `thumbnail-migrate`, one
+    `thumbnail-api` on `port` and any number of `thumbnail-worker`s, all from the running
+    Python's environment (the tests and the benchmarks build `env` their own way)."""
+
+    def __init__(self, env: dict[str, str], logdir: Path, port: int) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.api: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
+
+    def migrate(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "thumbnail-migrate")], env=self.env, capture_output=True, text=True,
+            timeout=60,
+        )
+
+    def start_api(self, timeout: float = 30) -> ServiceProcess:
+        api = ServiceProcess("api", [str(BIN / "thumbnail-api")], self.env, self.logdir).start()
+        self.api = api
+
+        def healthy() -> bool:
+            if not api.alive:
+                raise SubstrateError(f"thumbnail-api exited:\n{api.tail()}")
+            with urllib.request.urlopen(f"{self.base_url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+
+        wait_until(healthy, timeout=timeout, what=f"thumbnail-api on {self.base_url}",
+                   log=api.log)
+        return api
+
+    def start_worker(self, extra_env: dict[str, str] | None = None) -> ServiceProcess:
+        worker = ServiceProcess(
+            f"worker{len(self.workers)}", [str(BIN / "thumbnail-worker")],
+            {**self.env, **(extra_env or {})}, self.logdir,
+        )
+        self.workers.append(worker.start())
+        return worker
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.api]:
+            if proc is not None:
+                proc.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {p.name} ---\n{p.tail()}" for p in [self.api, *self.workers] if p]
+        return "\n".join(parts)
