@@ -565,7 +565,8 @@ def test_webhook_outage_is_reported_and_recovers(
             assert v1_error.status == 500 and "conversion webhook" in v1_error.message
     finally:
         _set_webhook_address(kube, {"url": config.get("url"), "service": config.get("service")})
-    assert wait_for(lambda: _get(kube, ALPHA, namespace, "shop"), timeout=30,
+    # The API server picks up the restored address within moments; retry until it has.
+    assert wait_for(lambda: _get_alpha_or_none(kube, namespace, "shop"), timeout=30,
                     what="reads after the webhook returned")["apiVersion"] == V1ALPHA1
 
 

@@ -270,9 +270,12 @@ def test_a_killed_job_does_not_disturb_concurrent_ones(
 
 
 def test_memory_limit_applies_to_children_and_a_blown_limit_is_a_clean_failure() -> None:
-    limit = 150 * 1024 * 1024
-    # A 9000x9000 cover thumbnail needs a 308 MB buffer: above the limit whatever else runs.
-    huge = RenderOptions((SizeSpec("huge", 9000, 9000),), fit=FitMode.COVER)
+    # Address space, not RSS: a child reserves ~300 MB for a tiny image (thread stacks, glibc
+    # arenas of libvips' threads and the deadline watchdog), so 150 MB was flaky ("Error
+    # creating thread"). A 10000x10000 cover thumbnail (the largest output LIMIT allows)
+    # needs a 300 MB buffer on top of that: above 450 MB.
+    limit = 450 * 1024 * 1024
+    huge = RenderOptions((SizeSpec("huge", 10000, 10000),), fit=FitMode.COVER)
     with IsolatedRenderer(1, memory_limit_bytes=limit) as pool:
         [pid] = pool.pids
         pool.render(samples.jpeg(64, 64), OPTIONS, allowed=ALL, max_pixels=LIMIT, timeout_seconds=9)
