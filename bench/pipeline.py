@@ -462,6 +462,21 @@ async def _drive_peer(
 # --- main ---------------------------------------------------------------------------------
 
 
+
+def _row(
+    n: int, system: str, jobs: int, rate: float, latency: dict[str, float], engine_rate: float,
+    *, cpu_ms_per_job: float | None = None,
+) -> dict[str, Any]:
+    """One line of the results table: throughput, latency percentiles, ratio to engine-only."""
+    row: dict[str, Any] = {
+        "N": n, "system": system, "jobs": jobs, "jobs/s": rate, "thumbs/s": 3 * rate,
+        "p50 ms": latency.get("p50"), "p95 ms": latency.get("p95"),
+        "p99 ms": latency.get("p99"), "ratio": rate / engine_rate,
+    }
+    if cpu_ms_per_job is not None:
+        row["CPU ms/job"] = cpu_ms_per_job
+    return row
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
@@ -548,50 +563,20 @@ def main() -> None:
             "pipeline": pipe,
             "peers": peers,
         }
-        lat = pipe["latency_ms"]
         rows.append(
-            {
-                "N": n,
-                "system": "engine-only (IsolatedRenderer, no I/O)",
-                "jobs": before["jobs"] + after["jobs"],
-                "jobs/s": engine_rate,
-                "thumbs/s": 3 * engine_rate,
-                "p50 ms": before["latency_ms"]["p50"],
-                "p95 ms": before["latency_ms"]["p95"],
-                "p99 ms": before["latency_ms"]["p99"],
-                "ratio": 1.0,
-                "CPU ms/job": before["cpu_ms_per_job"],
-            }
+            _row(n, "engine-only (IsolatedRenderer, no I/O)", before["jobs"] + after["jobs"],
+                 engine_rate, before["latency_ms"], engine_rate,
+                 cpu_ms_per_job=before["cpu_ms_per_job"])
         )
         rows.append(
-            {
-                "N": n,
-                "system": "pipeline (API+Redis+worker+MinIO+PG)",
-                "jobs": pipe["jobs"],
-                "jobs/s": pipe["jobs_per_s"],
-                "thumbs/s": 3 * pipe["jobs_per_s"],
-                "p50 ms": lat.get("p50"),
-                "p95 ms": lat.get("p95"),
-                "p99 ms": lat.get("p99"),
-                "ratio": pipe["jobs_per_s"] / engine_rate,
-                "CPU ms/job": pipe["cpu_ms_per_job"],
-            }
+            _row(n, "pipeline (API+Redis+worker+MinIO+PG)", pipe["jobs"], pipe["jobs_per_s"],
+                 pipe["latency_ms"], engine_rate, cpu_ms_per_job=pipe["cpu_ms_per_job"])
         )
         for peer_name, peer in peers.items():
             if peer.get("available"):
-                plat = peer["latency_ms"]
                 rows.append(
-                    {
-                        "N": n,
-                        "system": f"{peer['peer']} over HTTP (3 requests/job)",
-                        "jobs": peer["jobs"],
-                        "jobs/s": peer["jobs_per_s"],
-                        "thumbs/s": 3 * peer["jobs_per_s"],
-                        "p50 ms": plat.get("p50"),
-                        "p95 ms": plat.get("p95"),
-                        "p99 ms": plat.get("p99"),
-                        "ratio": peer["jobs_per_s"] / engine_rate,
-                    }
+                    _row(n, f"{peer['peer']} over HTTP (3 requests/job)", peer["jobs"],
+                         peer["jobs_per_s"], peer["latency_ms"], engine_rate)
                 )
             else:
                 rows.append(
