@@ -61,5 +61,6 @@ build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$K8S_LDFLA
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
+build mc mc github.com/minio/mc
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
