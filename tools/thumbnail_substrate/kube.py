@@ -32,11 +32,15 @@ from thumbnail_substrate.kube_objects import (
     kwok_node,
     pool_volume,
 )
-from thumbnail_substrate.pki import write_service_account_keys
+from thumbnail_substrate.netns import Forward, NetworkNamespace
+from thumbnail_substrate.pki import write_service_account_keys, write_serving_cert
 from thumbnail_substrate.process import ManagedProcess, ensure_port_free, free_port, wait_until
 
 NODE_COUNT = 2
 PV_POOL_SIZE = 40
+# Inside a network namespace the API server has the node's address and the usual port.
+NETNS_APISERVER_PORT = 6443
+KUBERNETES_SERVICE_IP = "10.96.0.1"
 
 
 class KubeCluster(Component):
@@ -52,24 +56,37 @@ class KubeCluster(Component):
         pv_pool: int = PV_POOL_SIZE,
         audit: bool = False,
         client_qps: float | None = None,
+        netns: NetworkNamespace | None = None,
     ) -> None:
         """`nodes` kwok nodes of `node_pods` pods each; `pv_pool` pre-created volumes;
         `audit` writes every write request to `audit_log` (JSON lines, see
         `kube_objects.audit_policy`); `client_qps` raises the client rate limit of the
         controller manager and the scheduler (their defaults: 20 and 50 requests/s, burst
-        1.5x and 2x), which otherwise bounds how fast hundreds of pods appear."""
+        1.5x and 2x), which otherwise bounds how fast hundreds of pods appear.
+
+        With `netns`, every process runs inside that network namespace, the API server on the
+        node's address, and the host reaches it through a forward on 127.0.0.1:`port`;
+        `nodes=0` then leaves the nodes to a real kubelet (`node.RealCluster`)."""
         super().__init__(workdir)
-        if nodes < 1 or node_pods < 1 or pv_pool < 0:
+        if nodes < (0 if netns else 1) or node_pods < 1 or pv_pool < 0:
             raise ValueError("nodes and node_pods must be >= 1 and pv_pool >= 0")
         self.nodes = nodes
         self.node_pods = node_pods
         self.pv_pool = pv_pool
         self.audit = audit
         self.client_qps = client_qps
+        self.netns = netns
         self.audit_log = self.workdir / "audit.log"
         self.port = port or free_port()
         self.server = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.workdir / "kubeconfig"
+        # What processes inside the namespace use (the same file without a namespace).
+        self.internal_kubeconfig = (
+            self.workdir / "kubeconfig-internal" if netns else self.kubeconfig
+        )
+        self.internal_server = (
+            f"https://{netns.node_ip}:{NETNS_APISERVER_PORT}" if netns else self.server
+        )
         self.token = secrets.token_urlsafe(32)
         self._etcd_port, self._etcd_peer_port = free_port(), free_port()
         self._kwok_port = free_port()
@@ -89,7 +106,7 @@ class KubeCluster(Component):
         with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as resp:
             return yaml.safe_load(resp.read() or b"null")
 
-    def _create(self, path: str, body: dict[str, Any]) -> None:
+    def create(self, path: str, body: dict[str, Any]) -> None:
         try:
             self.request("POST", path, body)
         except urllib.error.HTTPError as err:
@@ -102,8 +119,23 @@ class KubeCluster(Component):
         self._certs.mkdir(exist_ok=True)
         if not (self._certs / "sa.key").exists():
             write_service_account_keys(self._certs / "sa.key", self._certs / "sa.pub")
+        if self.netns:
+            write_serving_cert(
+                self._certs / "apiserver.crt",
+                self._certs / "apiserver.key",
+                ips=["127.0.0.1", self.netns.node_ip, KUBERNETES_SERVICE_IP],
+                dns_names=["localhost", "kubernetes", "kubernetes.default",
+                           "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+            )
         (self.workdir / "tokens.csv").write_text(f'{self.token},admin,admin,"system:masters"\n')
-        self.kubeconfig.write_text(
+        self._write_kubeconfig(self.kubeconfig, self.server)
+        if self.internal_kubeconfig != self.kubeconfig:
+            self._write_kubeconfig(self.internal_kubeconfig, self.internal_server)
+        if self.audit:
+            (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(audit_policy()))
+
+    def _write_kubeconfig(self, path: Path, server: str) -> None:
+        path.write_text(
             yaml.safe_dump(
                 {
                     "apiVersion": "v1",
@@ -112,7 +144,7 @@ class KubeCluster(Component):
                         {
                             "name": "substrate",
                             "cluster": {
-                                "server": self.server,
+                                "server": server,
                                 "certificate-authority": str(self._certs / "apiserver.crt"),
                             },
                         }
@@ -132,9 +164,7 @@ class KubeCluster(Component):
                 }
             )
         )
-        self.kubeconfig.chmod(0o600)
-        if self.audit:
-            (self.workdir / "audit-policy.yaml").write_text(yaml.safe_dump(audit_policy()))
+        path.chmod(0o600)
 
     def _audit_flags(self) -> list[str | Path]:
         if not self.audit:
@@ -167,6 +197,8 @@ class KubeCluster(Component):
                     yield event
 
     def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
+        if self.netns:
+            argv = self.netns.wrap(argv)
         proc = ManagedProcess(name, argv, log=self.workdir / f"{name}.log", cwd=self.workdir)
         proc.start()
         self.processes.append(proc)
@@ -182,10 +214,8 @@ class KubeCluster(Component):
     def start(self) -> Self:
         for port in (self.port, self._etcd_port, self._etcd_peer_port):
             ensure_port_free(port, self.name)
-        binaries = {
-            n: go_tool(n)
-            for n in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-        }
+        names = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+        binaries = {n: go_tool(n) for n in [*names, *(["kwok"] if self.nodes else [])]}
         self._write_files()
         self.processes = []
         started = time.monotonic()
@@ -229,14 +259,7 @@ class KubeCluster(Component):
                 binaries["kube-apiserver"],
                 "--etcd-servers",
                 etcd_url,
-                "--bind-address",
-                "127.0.0.1",
-                "--advertise-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(self.port),
-                "--cert-dir",
-                self._certs,
+                *self._serving_flags(),
                 "--token-auth-file",
                 self.workdir / "tokens.csv",
                 "--authorization-mode",
@@ -257,6 +280,13 @@ class KubeCluster(Component):
                 *self._audit_flags(),
             ],
         )
+        if self.netns:
+            forward = Forward(
+                self.netns, NETNS_APISERVER_PORT, host_port=self.port,
+                log=self.workdir / "forward-apiserver.log",
+            )
+            forward.start()
+            self.processes.append(forward)
         wait_until(
             lambda: apiserver.check_alive() and self._ready("/readyz"),
             timeout=90,
@@ -269,7 +299,7 @@ class KubeCluster(Component):
             [
                 binaries["kube-controller-manager"],
                 "--kubeconfig",
-                self.kubeconfig,
+                self.internal_kubeconfig,
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--controllers=*",
@@ -288,17 +318,53 @@ class KubeCluster(Component):
             [
                 binaries["kube-scheduler"],
                 "--kubeconfig",
-                self.kubeconfig,
+                self.internal_kubeconfig,
                 "--leader-elect=false",
                 "--secure-port=0",
                 "--v=1",
                 *self._client_flags(2),
             ],
         )
+        if self.nodes:
+            self._start_kwok(binaries["kwok"])
+        self._bootstrap_objects()
+        wait_until(
+            lambda: (
+                kcm.check_alive()
+                and self._ready("/api/v1/namespaces/default/serviceaccounts/default")
+            ),
+            timeout=60,
+            what="kube-controller-manager (default ServiceAccount)",
+            log=kcm.log,
+        )
+        if self.nodes:
+            wait_until(
+                self._nodes_ready, timeout=60, what="kwok nodes", log=self.workdir / "kwok.log"
+            )
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _serving_flags(self) -> list[str | Path]:
+        if self.netns:
+            return [
+                "--bind-address", "0.0.0.0",
+                "--advertise-address", self.netns.node_ip,
+                "--secure-port", str(NETNS_APISERVER_PORT),
+                "--tls-cert-file", self._certs / "apiserver.crt",
+                "--tls-private-key-file", self._certs / "apiserver.key",
+            ]
+        return [
+            "--bind-address", "127.0.0.1",
+            "--advertise-address", "127.0.0.1",
+            "--secure-port", str(self.port),
+            "--cert-dir", self._certs,
+        ]
+
+    def _start_kwok(self, binary: Path) -> None:
         self._spawn(
             "kwok",
             [
-                binaries["kwok"],
+                binary,
                 "--kubeconfig",
                 self.kubeconfig,
                 "--manage-all-nodes=false",
@@ -312,26 +378,15 @@ class KubeCluster(Component):
                 f"--server-address=127.0.0.1:{self._kwok_port}",
             ],
         )
-        self._bootstrap_objects()
-        wait_until(
-            lambda: (
-                kcm.check_alive()
-                and self._ready("/api/v1/namespaces/default/serviceaccounts/default")
-            ),
-            timeout=60,
-            what="kube-controller-manager (default ServiceAccount)",
-            log=kcm.log,
-        )
-        wait_until(self._nodes_ready, timeout=60, what="kwok nodes", log=self.workdir / "kwok.log")
-        self.startup_seconds = time.monotonic() - started
-        return self
 
     def _bootstrap_objects(self) -> None:
         for i in range(self.nodes):
-            self._create("/api/v1/nodes", kwok_node(f"kwok-node-{i}", self.node_pods))
-        self._create("/apis/storage.k8s.io/v1/storageclasses", default_storage_class())
+            self.create("/api/v1/nodes", kwok_node(f"kwok-node-{i}", self.node_pods))
+        if not self.nodes:
+            return  # a real node brings its own storage
+        self.create("/apis/storage.k8s.io/v1/storageclasses", default_storage_class())
         for i in range(self.pv_pool):
-            self._create("/api/v1/persistentvolumes", pool_volume(i))
+            self.create("/api/v1/persistentvolumes", pool_volume(i))
 
     def _nodes_ready(self) -> bool:
         for proc in self.processes:
