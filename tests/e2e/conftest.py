@@ -1,140 +1,189 @@
-"""Fixtures of the end-to-end test: a fresh Kind cluster (pytest-kind) running what
-`make k8s-all` installs, built and deployed by the same scripts.
+"""The end-to-end suite's cluster, as a fixture: the same tests run on real pods
 
-Skips (with the reason, at fixture time) unless Docker, kind and kubectl are usable; the
-default test command deselects these tests (`-m "not e2e"`), `make e2e` runs them.
+- on the **real node** of the substrate (default; part of `make test`): images built here
+  (`make images`), imported into its containerd, the ThumbnailService's image fields
+  pointed at them as a user of a private registry would;
+- on **Kind** (`E2E_CLUSTER=kind`, `make e2e`): images built with Docker and `kind load`ed;
+  skipped with a one-line reason where Docker is absent.
+
+Fixtures build up what a user does: `operator` installs it with `kubectl apply -k
+manifests/` (an overlay only swaps the image), `service` applies the documented sample
+and waits for READY True. Test modules run in file order and share them; the cluster lives
+as long as this package runs (package scope), so the rest of the suite does not share the
+machine with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import socket
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from pytest_kind import KindCluster
+
+from thumbnail_substrate.deploy import apply_sample, install_operator
+from thumbnail_substrate.testing import Obj, kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
-KIND_CONFIG = ROOT / "manifests" / "kind" / "cluster.yaml"
-SAMPLE = ROOT / "manifests" / "samples" / "thumbnailservice-full.yaml"
-CLUSTER_NAME = os.environ.get("E2E_CLUSTER_NAME", "thumbnail-e2e")
-IMAGE_TAG = os.environ.get("E2E_IMAGE_TAG", "e2e")
 NAMESPACE = "default"
+API_PORT, CONSOLE_PORT = 30000, 30001
+READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "420"))
+
+@dataclass
+class E2ECluster:
+    """What the tests need of a cluster, whichever it is."""
+
+    flavour: str
+    kubeconfig: Path
+    api_url: str
+    console_url: str
+    # component -> image reference; components missing here keep the sample's image.
+    images: dict[str, str]
+    retag: Any = None  # (component, new_ref) -> None: the image also under another name
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        return kubectl(self.kubeconfig, *args, stdin=stdin, timeout=timeout)
+
+    def get(self, *args: str) -> Obj:
+        obj: Obj = json.loads(self.kubectl("get", *args, "-o", "json"))
+        return obj
+
+
+# -- the clusters -----------------------------------------------------------------------
+
+
+def _real_node_cluster() -> Iterator[E2ECluster]:
+    from thumbnail_substrate.images import local_images
+
+    from thumbnail_substrate.errors import SubstrateError
+    from thumbnail_substrate.node import RealCluster
+
+    try:
+        images = local_images()
+    except SubstrateError as err:
+        pytest.fail(f"the real-node suite needs the local images: {err}")
+    with RealCluster(images=images, node_ports=(API_PORT, CONSOLE_PORT)) as cluster:
+
+        def retag(component: str, new_ref: str) -> None:
+            cluster.tag_image(images[component].ref, new_ref)
+
+        yield E2ECluster(
+            flavour="real-node",
+            kubeconfig=cluster.kubeconfig,
+            api_url=cluster.node_port_url(API_PORT),
+            console_url=cluster.node_port_url(CONSOLE_PORT),
+            images={name: image.ref for name, image in images.items()},
+            retag=retag,
+            extra={"node": cluster},
+        )
 
 
 def docker_problem() -> str | None:
-    """Why the e2e test cannot run here (one line), or None."""
+    """Why Kind cannot run here (one line), or None."""
     if shutil.which("docker") is None:
-        return "e2e needs Docker: the docker client is not in PATH"
+        return "Kind e2e needs Docker: the docker client is not in PATH"
     try:
         info = subprocess.run(
             ["docker", "info", "--format", "{{.ServerVersion}}"],
             capture_output=True, text=True, timeout=30, check=False,
         )
     except subprocess.TimeoutExpired:
-        return "e2e needs Docker: 'docker info' timed out"
+        return "Kind e2e needs Docker: 'docker info' timed out"
     if info.returncode != 0:
         reason = (info.stderr.strip().splitlines() or ["no daemon"])[-1]
-        return f"e2e needs a running Docker daemon: 'docker info' failed ({reason[:120]})"
-    for tool in ("kind", "kubectl"):
-        if shutil.which(tool) is None:
-            return f"e2e needs {tool}, which is not in PATH"
+        return f"Kind e2e needs a running Docker daemon: 'docker info' failed ({reason[:120]})"
+    if shutil.which("kind") is None:
+        return "Kind e2e needs kind, which is not in PATH"
     return None
 
 
-def host_port_busy(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """The deployed sample: its cluster, name and the API on the Kind host port."""
-
-    cluster: KindCluster
-    name: str
-    spec: dict[str, Any]
-    api_url: str
-
-    def kubectl(self, *args: str) -> str:
-        out: str = self.cluster.kubectl(*args)
-        return out
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig_path)}
-
-
-def _run_script(script: str, env: dict[str, str]) -> None:
-    """Run one of scripts/ exactly as the Makefile does; fail with its output."""
-    proc = subprocess.run(
-        [str(ROOT / "scripts" / script)], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=3600, check=False,
-    )
-    print(proc.stdout)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/{script} failed ({proc.returncode}):\n{proc.stdout[-4000:]}")
-
-
-@pytest.fixture(scope="session")
-def kind_cluster_e2e(request: pytest.FixtureRequest) -> Iterator[KindCluster]:
+def _kind_cluster(keep: bool) -> Iterator[E2ECluster]:
     problem = docker_problem()
     if problem:
         pytest.skip(problem)
-    ports = [
-        m["hostPort"]
-        for node in yaml.safe_load(KIND_CONFIG.read_text())["nodes"]
-        for m in node.get("extraPortMappings", [])
-    ]
-    busy = [p for p in ports if host_port_busy(p)]
-    existing = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True,
-                              check=False).stdout.split()
-    if busy and CLUSTER_NAME not in existing:
-        pytest.fail(f"host ports {busy} are in use (another Kind cluster? `make k8s-clean`)")
-    cluster = KindCluster(
-        CLUSTER_NAME,
-        kind_path=Path(shutil.which("kind") or "kind"),
-        kubectl_path=Path(shutil.which("kubectl") or "kubectl"),
-    )
-    cluster.create(config_file=KIND_CONFIG)
+    from pytest_kind import KindCluster
+
+    name = os.environ.get("E2E_CLUSTER_NAME", "thumbnail-e2e")
+    tag = os.environ.get("E2E_IMAGE_TAG", "e2e")
+    cluster = KindCluster(name, kind_path=Path(shutil.which("kind") or "kind"))
+    cluster.create(config_file=ROOT / "manifests" / "kind" / "cluster.yaml")
+    env = {**os.environ, "KIND_CLUSTER_NAME": name, "IMAGE_TAG": tag,
+           "KUBECONFIG": str(cluster.kubeconfig_path)}
+    for script in ("build.sh", "kind-load-images.sh"):
+        subprocess.run([str(ROOT / "scripts" / script)], cwd=ROOT, env=env, check=True,
+                       timeout=3600)
+
+    def retag(component: str, new_ref: str) -> None:
+        subprocess.run(["docker", "tag", f"thumbnail-{component}:{tag}", new_ref], check=True)
+        cluster.load_docker_image(new_ref)
+
     try:
-        yield cluster
+        yield E2ECluster(
+            flavour="kind",
+            kubeconfig=Path(cluster.kubeconfig_path),
+            api_url=f"http://127.0.0.1:{API_PORT}",
+            console_url=f"http://127.0.0.1:{CONSOLE_PORT}",
+            images={
+                "server": f"thumbnail-service-server:{tag}",
+                "worker": f"thumbnail-service-worker:{tag}",
+                "operator": f"thumbnail-operator:{tag}",
+            },
+            retag=retag,
+        )
     finally:
-        if not request.config.getoption("keep_cluster"):
+        if not keep:
             cluster.delete()
 
 
-@pytest.fixture(scope="session")
-def deployment(kind_cluster_e2e: KindCluster) -> Deployment:
-    """scripts/build.sh -> scripts/kind-load-images.sh -> scripts/deploy.sh (WAIT=1): the
-    `make k8s-all` flow, on the e2e cluster, with a dedicated image tag."""
-    env = {
-        **os.environ,
-        "KIND_CLUSTER_NAME": CLUSTER_NAME,
-        "KUBECONFIG": str(kind_cluster_e2e.kubeconfig_path),
-        "IMAGE_TAG": IMAGE_TAG,
-        "OPERATOR_IMAGE": f"thumbnail-operator:{IMAGE_TAG}",
-        "SAMPLE": str(SAMPLE),
-        "SAMPLE_NAMESPACE": NAMESPACE,
-        "WAIT": "1",
-        "WAIT_TIMEOUT": os.environ.get("E2E_WAIT_TIMEOUT", "900s"),
-    }
-    env.pop("KUBE_CONTEXT", None)
-    env.pop("REGISTRY", None)
-    for script in ("build.sh", "kind-load-images.sh", "deploy.sh"):
-        _run_script(script, env)
-    body = yaml.safe_load(SAMPLE.read_text())
-    node_port = body["spec"]["server"]["service"]["nodePort"]
-    assert node_port["enabled"], "the e2e sample must expose the API on a node port"
-    return Deployment(
-        cluster=kind_cluster_e2e,
-        name=body["metadata"]["name"],
-        spec=body["spec"],
-        api_url=f"http://127.0.0.1:{node_port['port']}",
+@pytest.fixture(scope="package")
+def e2e_cluster(request: pytest.FixtureRequest) -> Iterator[E2ECluster]:
+    flavour = os.environ.get("E2E_CLUSTER", "real-node")
+    if flavour == "kind":
+        yield from _kind_cluster(bool(request.config.getoption("keep_cluster")))
+    elif flavour == "real-node":
+        yield from _real_node_cluster()
+    else:
+        pytest.fail(f"E2E_CLUSTER={flavour!r}: expected real-node or kind")
+
+
+# -- what a user installs ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="package")
+def operator(e2e_cluster: E2ECluster) -> Iterator[str]:
+    """The operator, installed with `kubectl apply -k manifests/`; yields its image."""
+    image = e2e_cluster.images["operator"]
+    with tempfile.TemporaryDirectory(prefix="e2e-overlay-") as workdir:
+        started = time.monotonic()
+        install_operator(e2e_cluster.kubeconfig, image, Path(workdir), timeout=READY_TIMEOUT)
+        print(f"operator available in {time.monotonic() - started:.1f}s")
+        yield image
+
+
+@dataclass(frozen=True)
+class Service:
+    """The deployed sample."""
+
+    name: str
+    spec: Obj
+    ready_seconds: float
+
+
+@pytest.fixture(scope="package")
+def service(e2e_cluster: E2ECluster, operator: str) -> Service:
+    started = time.monotonic()
+    body = apply_sample(
+        e2e_cluster.kubeconfig, e2e_cluster.images, namespace=NAMESPACE, timeout=READY_TIMEOUT
+    )
+    return Service(
+        name=body["metadata"]["name"], spec=body["spec"],
+        ready_seconds=time.monotonic() - started,
     )

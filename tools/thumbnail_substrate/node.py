@@ -97,6 +97,12 @@ class RealCluster(Component):
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.control_plane.request(method, path, body)
 
+    def tag_image(self, ref: str, new_ref: str) -> None:
+        """Make an imported image available under another reference too (what a push of
+        a new tag to a registry would do)."""
+        if self._ctr("images", "tag", "--force", ref, new_ref) is None:
+            raise SubstrateError(f"ctr images tag {ref} {new_ref} failed")
+
     # -- lifecycle --
 
     def _say(self, message: str) -> None:

@@ -1,0 +1,68 @@
+"""The one set of helpers tests and benchmarks share: bounded polling, ports, YAML files and
+kubectl. Test packages import these instead of each other."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from thumbnail_substrate.binaries import go_tool
+from thumbnail_substrate.process import free_port
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.2,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll until `probe` returns something truthy; fail with the last value after `timeout`
+    seconds. Exceptions of the `ignore` types count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = probe()
+        except ignore as err:
+            last = err
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})"
+            )
+        time.sleep(interval)
+
+
+def load_documents(path: Path) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+class KubectlError(AssertionError):
+    def __init__(self, args: tuple[str, ...], stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} failed: {stderr.strip()}")
+        self.stderr = stderr
+
+
+def kubectl(
+    kubeconfig: Path | str, *args: str, stdin: str | None = None, timeout: float = 120
+) -> str:
+    """Run the pinned kubectl against `kubeconfig`; its stdout, or KubectlError."""
+    result = subprocess.run(
+        [str(go_tool("kubectl")), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    if result.returncode != 0:
+        raise KubectlError(args, result.stderr)
+    return result.stdout
+
+
+__all__ = ["KubectlError", "Obj", "free_port", "kubectl", "load_documents", "wait_for"]
