@@ -62,5 +62,9 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
 build mc mc github.com/minio/mc
+
+build kubernetes kubelet k8s.io/kubernetes/cmd/kubelet "$K8S_LDFLAGS"
+build kubernetes kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$K8S_LDFLAGS"
+
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
