@@ -17,25 +17,40 @@ if [[ "${1:-}" == "--bindir" ]]; then echo "$BINDIR"; exit 0; fi
 command -v go >/dev/null || { echo "error: Go is not installed; install Go >= 1.24 first" >&2; exit 1; }
 mkdir -p "$BINDIR"
 
-K8S_VERSION="$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$ROOT/tools/go/kubernetes/go.mod")"
-[[ "$K8S_VERSION" == v1.* ]] || { echo "error: cannot read the k8s.io/kubernetes version from tools/go/kubernetes/go.mod" >&2; exit 1; }
+# modver <module dir> <module path>: the version of <module path> pinned in tools/go/<module dir>/go.mod
+modver() {
+  local v
+  v="$(awk -v m="$2" '{sub(/^require[ \t]+/, "")} $1 == m {print $2; exit}' "$ROOT/tools/go/$1/go.mod")"
+  [[ "$v" == v* ]] || { echo "error: cannot read the $2 version from tools/go/$1/go.mod" >&2; exit 1; }
+  echo "$v"
+}
+
+K8S_VERSION="$(modver kubernetes k8s.io/kubernetes)"
 K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
  -X k8s.io/component-base/version.gitMajor=1 \
  -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2) \
  -X k8s.io/component-base/version.gitTreeState=clean"
+# Static containerd without the btrfs/devmapper/zfs snapshotters (they need C headers).
+CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=$(modver containerd github.com/containerd/containerd/v2)"
+  CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
 
-# build <module dir> <binary name> <package> [ldflags]
+# build <module dir> <binary name> <package> [ldflags] [VAR=value | -go-build-flag]...
 build() {
   local module="$1" name="$2" pkg="$3" ldflags="${4:--s -w}"
-  local key
-  key="$( (cat "$ROOT/tools/go/$module/go.mod" "$ROOT/tools/go/$module/go.sum"; echo "$ldflags") | sha256sum | cut -c1-12)"
+  local dir="$ROOT/tools/go/$module" arg key
+  local -a envs=() flags=()
+  for arg in "${@:5}"; do
+    if [[ "$arg" == -* ]]; then flags+=("$arg"); else envs+=("$arg"); fi
+  done
+  key="$( (cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags"
+    if (( $# > 4 )); then printf '%s\n' "${@:5}"; fi) | sha256sum | cut -c1-12)"
   local out="$CACHE/$module-$key/$name"
   if [[ -x "$out" ]]; then
     echo "==> $name: cached ($out)"
   else
     echo "==> $name: building $pkg (first run only; several minutes on 2 cores)"
     local start=$SECONDS
-    (cd "$ROOT/tools/go/$module" && GOFLAGS=-mod=mod go build -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg")
+    (cd "$dir" && env "${envs[@]}" GOFLAGS=-mod=mod go build -trimpath "${flags[@]}" -ldflags="$ldflags" -o "$out.tmp" "$pkg")
     mv "$out.tmp" "$out"
     echo "    built in $((SECONDS - start))s"
   fi
@@ -65,6 +80,9 @@ build mc mc github.com/minio/mc
 
 build kubernetes kubelet k8s.io/kubernetes/cmd/kubelet "$K8S_LDFLAGS"
 build kubernetes kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$K8S_LDFLAGS"
+build containerd containerd github.com/containerd/containerd/v2/cmd/containerd "${CONTAINERD_FLAGS[@]}"
+build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 "${CONTAINERD_FLAGS[@]}"
+build containerd ctr github.com/containerd/containerd/v2/cmd/ctr "${CONTAINERD_FLAGS[@]}"
 
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
