@@ -6,6 +6,9 @@
 #   tools/build-tools.sh --bindir   print the directory holding the binaries
 #
 # Modules (one per tool, pinned with go.sum) live in tools/go/<tool>/.
+# The CNI plugins (bridge, host-local, loopback, portmap) are linked into
+# <bindir>/cni/, a directory holding only plugins, to be containerd's and the
+# kubelet's CNI bin dir. runc is not built here (Debian package `runc`).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,8 +36,10 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
 # Static containerd without the btrfs/devmapper/zfs snapshotters (they need C headers).
 CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=$(modver containerd github.com/containerd/containerd/v2)"
   CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
+CNI_LDFLAGS="-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(modver cni-plugins github.com/containernetworking/plugins)"
 
 # build <module dir> <binary name> <package> [ldflags] [VAR=value | -go-build-flag]...
+# A name with a directory (cni/bridge) is linked into that subdirectory of the bindir.
 build() {
   local module="$1" name="$2" pkg="$3" ldflags="${4:--s -w}"
   local dir="$ROOT/tools/go/$module" arg key
@@ -44,7 +49,7 @@ build() {
   done
   key="$( (cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags"
     if (( $# > 4 )); then printf '%s\n' "${@:5}"; fi) | sha256sum | cut -c1-12)"
-  local out="$CACHE/$module-$key/$name"
+  local out="$CACHE/$module-$key/${name##*/}"
   if [[ -x "$out" ]]; then
     echo "==> $name: cached ($out)"
   else
@@ -54,6 +59,7 @@ build() {
     mv "$out.tmp" "$out"
     echo "    built in $((SECONDS - start))s"
   fi
+  mkdir -p "$(dirname "$BINDIR/$name")"
   ln -sfn "$out" "$BINDIR/$name"
   CURRENT["$module"]="$module-$key"
 }
@@ -83,6 +89,9 @@ build kubernetes kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$K8S_LDFLAGS"
 build containerd containerd github.com/containerd/containerd/v2/cmd/containerd "${CONTAINERD_FLAGS[@]}"
 build containerd containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 "${CONTAINERD_FLAGS[@]}"
 build containerd ctr github.com/containerd/containerd/v2/cmd/ctr "${CONTAINERD_FLAGS[@]}"
+for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
+  build cni-plugins "cni/${plugin#*/}" "github.com/containernetworking/plugins/plugins/$plugin" "$CNI_LDFLAGS"
+done
 
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
