@@ -36,6 +36,7 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
 # Static containerd without the btrfs/devmapper/zfs snapshotters (they need C headers).
 CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=$(modver containerd github.com/containerd/containerd/v2)"
   CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
+CRICTL_LDFLAGS="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(modver cri-tools sigs.k8s.io/cri-tools)"
 CNI_LDFLAGS="-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(modver cni-plugins github.com/containernetworking/plugins)"
 
 # build <module dir> <binary name> <package> [ldflags] [VAR=value | -go-build-flag]...
@@ -92,6 +93,7 @@ build containerd ctr github.com/containerd/containerd/v2/cmd/ctr "${CONTAINERD_F
 for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
   build cni-plugins "cni/${plugin#*/}" "github.com/containernetworking/plugins/plugins/$plugin" "$CNI_LDFLAGS"
 done
+build cri-tools crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_LDFLAGS"
 
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
