@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned test-substrate binaries from their own Go modules and caches
-# them outside git, keyed by the module's go.mod hash: only the first run pays.
+# them outside git, keyed by a hash of the module (go.mod, go.sum, any *.go) and
+# its build flags: only the first run pays.
 #
 #   tools/build-tools.sh            build what is missing (prints progress)
 #   tools/build-tools.sh --bindir   print the directory holding the binaries
@@ -49,7 +50,8 @@ build() {
     if [[ "$arg" == -* ]]; then flags+=("$arg"); else envs+=("$arg"); fi
   done
   key="$( (cat "$dir/go.mod" "$dir/go.sum"; echo "$ldflags"
-    if (( $# > 4 )); then printf '%s\n' "${@:5}"; fi) | sha256sum | cut -c1-12)"
+    if (( $# > 4 )); then printf '%s\n' "${@:5}"; fi
+    find "$dir" -maxdepth 1 -name '*.go' | sort | xargs -r cat) | sha256sum | cut -c1-12)"
   local out="$CACHE/$module-$key/${name##*/}"
   if [[ -x "$out" ]]; then
     echo "==> $name: cached ($out)"
@@ -94,6 +96,7 @@ for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
   build cni-plugins "cni/${plugin#*/}" "github.com/containernetworking/plugins/plugins/$plugin" "$CNI_LDFLAGS"
 done
 build cri-tools crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_LDFLAGS"
+build coredns coredns . # tools/go/coredns/main.go: CoreDNS with only the cluster-DNS plugins
 
 prune
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
