@@ -3,8 +3,11 @@
 # them outside git, keyed by a hash of the module (go.mod, go.sum, any *.go) and
 # its build flags: only the first run pays.
 #
-#   tools/build-tools.sh            build what is missing (prints progress)
-#   tools/build-tools.sh --bindir   print the directory holding the binaries
+#   tools/build-tools.sh                 build what is missing (prints progress)
+#   tools/build-tools.sh control-plane   only the control plane and servers (etcd, kube-*, kwok, ...)
+#   tools/build-tools.sh node            only what a real node runs (kubelet, kube-proxy,
+#                                        containerd, CNI plugins, crictl, coredns)
+#   tools/build-tools.sh --bindir        print the directory holding the binaries
 #
 # Modules (one per tool, pinned with go.sum) live in tools/go/<tool>/.
 # The CNI plugins (bridge, host-local, loopback, portmap) are linked into
@@ -16,7 +19,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${THUMBNAIL_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/thumbnail-platform/tools}"
 BINDIR="$CACHE/bin"
 
-if [[ "${1:-}" == "--bindir" ]]; then echo "$BINDIR"; exit 0; fi
+case "${1:-all}" in
+  --bindir) echo "$BINDIR"; exit 0 ;;
+  all | control-plane | node) ONLY="${1:-all}" ;;
+  *) echo "usage: $0 [all | control-plane | node | --bindir]" >&2; exit 2 ;;
+esac
 
 command -v go >/dev/null || { echo "error: Go is not installed; install Go >= 1.24 first" >&2; exit 1; }
 mkdir -p "$BINDIR"
@@ -37,12 +44,17 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
 # Static containerd without the btrfs/devmapper/zfs snapshotters (they need C headers).
 CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=$(modver containerd github.com/containerd/containerd/v2)"
   CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
-CRICTL_LDFLAGS="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(modver cri-tools sigs.k8s.io/cri-tools)"
 CNI_LDFLAGS="-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(modver cni-plugins github.com/containernetworking/plugins)"
+CRICTL_LDFLAGS="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(modver cri-tools sigs.k8s.io/cri-tools)"
+
+# section <name>: the builds that follow belong to <name> (control-plane or node)
+SECTION=""
+section() { SECTION="$1"; }
 
 # build <module dir> <binary name> <package> [ldflags] [VAR=value | -go-build-flag]...
 # A name with a directory (cni/bridge) is linked into that subdirectory of the bindir.
 build() {
+  [[ "$ONLY" == all || "$ONLY" == "$SECTION" ]] || return 0
   local module="$1" name="$2" pkg="$3" ldflags="${4:--s -w}"
   local dir="$ROOT/tools/go/$module" arg key
   local -a envs=() flags=()
@@ -78,6 +90,7 @@ prune() {
   done
 }
 
+section control-plane
 build etcd etcd go.etcd.io/etcd/server/v3
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
 build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$K8S_LDFLAGS"
@@ -87,6 +100,7 @@ build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
 build mc mc github.com/minio/mc
 
+section node
 build kubernetes kubelet k8s.io/kubernetes/cmd/kubelet "$K8S_LDFLAGS"
 build kubernetes kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$K8S_LDFLAGS"
 build containerd containerd github.com/containerd/containerd/v2/cmd/containerd "${CONTAINERD_FLAGS[@]}"
@@ -98,5 +112,6 @@ done
 build cri-tools crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_LDFLAGS"
 build coredns coredns . # tools/go/coredns/main.go: CoreDNS with only the cluster-DNS plugins
 
-prune
+# A partial run keeps the other set's binaries even if their pins went stale.
+if [[ "$ONLY" == all ]]; then prune; fi
 echo "==> tools ready in $BINDIR ($(du -sh "$CACHE" | cut -f1))"
