@@ -15,6 +15,7 @@ machine with it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -26,12 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from thumbnail_substrate.deploy import apply_sample, install_operator
-from thumbnail_substrate.testing import Obj, kubectl
+from thumbnail_substrate.testing import Obj, kubectl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+IMAGE = ROOT / "tests" / "data" / "sample.jpg"
 NAMESPACE = "default"
 API_PORT, CONSOLE_PORT = 30000, 30001
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "420"))
@@ -187,3 +190,36 @@ def service(e2e_cluster: E2ECluster, operator: str) -> Service:
         name=body["metadata"]["name"], spec=body["spec"],
         ready_seconds=time.monotonic() - started,
     )
+
+
+# -- helpers of the test modules --------------------------------------------------------
+
+
+def selector(service: Service, component: str) -> str:
+    return f"app.kubernetes.io/instance={service.name},app.kubernetes.io/component={component}"
+
+
+def pods(cluster: E2ECluster, selector: str, namespace: str = NAMESPACE) -> list[Obj]:
+    items: list[Obj] = cluster.get("-n", namespace, "pods", "-l", selector)["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def api_key(cluster: E2ECluster, service: Service) -> str:
+    encoded = cluster.kubectl(
+        "-n", NAMESPACE, "get", "secret", f"{service.name}-credentials",
+        "-o", "jsonpath={.data.THUMBNAIL_API_KEYS}",
+    )
+    return base64.b64decode(encoded).decode().split(",")[0].strip()
+
+
+def submit_and_wait(http: httpx.Client, data: bytes, timeout: float = 180) -> dict[str, Any]:
+    submitted = http.post("/v1/jobs", files={"file": ("sample.jpg", data, "image/jpeg")})
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
+        return job if job["status"] in {"succeeded", "failed"} else None
+
+    return wait_for(finished, timeout=timeout, what=f"job {job_id}", interval=0.5,
+                    ignore=(httpx.HTTPError,))

@@ -5,49 +5,28 @@ the bucket-init Job's buckets, one migration, and the hardening the operator pro
 
 from __future__ import annotations
 
-import base64
 import re
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import pyvips
 
-from tests.e2e.conftest import NAMESPACE, OPERATOR_NAMESPACE, E2ECluster, Service
-from thumbnail_substrate.testing import KubectlError, Obj, wait_for
+from tests.e2e.conftest import (
+    IMAGE,
+    NAMESPACE,
+    ROOT,
+    E2ECluster,
+    Service,
+    api_key,
+    pods,
+    submit_and_wait,
+)
+from thumbnail_substrate.deploy import OPERATOR_NAMESPACE
+from thumbnail_substrate.testing import KubectlError, wait_for
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = ROOT / "tests" / "data" / "sample.jpg"
 MIGRATIONS = ROOT / "service" / "thumbnail_service" / "migrations"
-
-
-def pods(cluster: E2ECluster, selector: str, namespace: str = NAMESPACE) -> list[Obj]:
-    items: list[Obj] = cluster.get("-n", namespace, "pods", "-l", selector)["items"]
-    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
-
-
-def api_key(cluster: E2ECluster, service: Service) -> str:
-    encoded = cluster.kubectl(
-        "-n", NAMESPACE, "get", "secret", f"{service.name}-credentials",
-        "-o", "jsonpath={.data.THUMBNAIL_API_KEYS}",
-    )
-    return base64.b64decode(encoded).decode().split(",")[0].strip()
-
-
-def submit_and_wait(http: httpx.Client, data: bytes, timeout: float = 180) -> dict[str, Any]:
-    submitted = http.post("/v1/jobs", files={"file": ("sample.jpg", data, "image/jpeg")})
-    assert submitted.status_code == 202, submitted.text
-    job_id = submitted.json()["id"]
-
-    def finished() -> dict[str, Any] | None:
-        job: dict[str, Any] = http.get(f"/v1/jobs/{job_id}").json()
-        return job if job["status"] in {"succeeded", "failed"} else None
-
-    return wait_for(finished, timeout=timeout, what=f"job {job_id}", interval=0.5,
-                    ignore=(httpx.HTTPError,))
 
 
 def test_operator_runs_in_a_pod_under_its_service_account(
