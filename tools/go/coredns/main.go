@@ -10,6 +10,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
+	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/forward"
@@ -36,6 +37,7 @@ func init() {
 	dnsserver.Directives = []string{
 		"metadata",
 		"reload",
+		"bind",
 		"debug",
 		"ready",
 		"health",
