@@ -3,7 +3,8 @@
 Not a full BuildKit parser: enough of the syntax the images use (line continuations,
 comments, global ARG defaults, stages, exec-form ENTRYPOINT/CMD, COPY flags) to check what
 matters: COPY sources exist and survive .dockerignore, entry points are installed console
-scripts, the final stage runs as a numeric non-root user and carries no compiler.
+scripts, the final stage runs as a numeric non-root user and carries no compiler, and no pip
+or venv command runs through a virtualenv that PATH already points at.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ INSTALL_COMMAND = re.compile(
     r"\b(apt-get|apt|apk|dnf|yum|microdnf)\s+(?:[^;&|]*?\s)?(install|add)\s+([^;&|]*)"
 )
 COPY_FLAGS = ("--chown", "--chmod", "--link", "--parents", "--exclude", "--from", "--checksum")
+# A command word (start of the RUN or after a shell operator) that runs pip or makes a venv
+# through whatever `python`/`pip` PATH finds first.
+BARE_PIP = re.compile(
+    r"(?:^|&&|\|\||[;|(]|\bthen\b|\bdo\b|\belse\b)\s*(?:exec\s+)?"
+    r"((?:pip[0-9.]*)|(?:python[0-9.]*\s+-m\s+(?:pip|venv)))(?=\s|$)"
+)
+VENV_CREATE = re.compile(r"-m\s+venv\s+(?:-\S+\s+)*([^\s;&|]+)")
 REQUIRED_LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.source")
 
 
@@ -105,6 +113,44 @@ def exec_form(args: str) -> list[str] | None:
     except ValueError:
         return None
     return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
+
+
+def env_pairs(args: str) -> dict[str, str]:
+    """The variables one ENV sets (`ENV A=1 B="x y"` or the legacy `ENV KEY value`)."""
+    words = shlex.split(args)
+    if words and "=" not in words[0]:
+        return {words[0]: " ".join(words[1:])}
+    return {key: value for key, _, value in (w.partition("=") for w in words)}
+
+
+def venv_shadowing(stage: Stage) -> list[tuple[int, str, str]]:
+    """(line, command, venv) of each RUN that calls a bare pip (or `python -m pip|venv`) while
+    PATH starts with a virtualenv's bin/: PATH lookup, and Python's own prefix search from
+    argv[0], then run the venv's interpreter, which has no pip when it was made --without-pip
+    ("/opt/venv/bin/python: No module named pip")."""
+    venvs = {
+        m.group(1).rstrip("/") for i in stage.all("RUN") for m in VENV_CREATE.finditer(i.args)
+    }
+    venvs |= {
+        env_pairs(i.args)["VIRTUAL_ENV"].rstrip("/")
+        for i in stage.all("ENV") if "VIRTUAL_ENV" in env_pairs(i.args)
+    }
+    env: dict[str, str] = {}
+    shadow: str | None = None
+    found: list[tuple[int, str, str]] = []
+    for instr in stage.instructions:
+        if instr.keyword == "ENV":
+            pairs = env_pairs(instr.args)
+            if "PATH" in pairs:
+                entries = expand(pairs["PATH"], {**env, **pairs, "PATH": ""}).split(":")
+                shadow = next(
+                    (v for v in venvs for e in entries if e.rstrip("/") == f"{v}/bin"), None
+                )
+            env.update(pairs)
+        elif instr.keyword == "RUN" and shadow is not None:
+            command = re.sub(r"^(?:--\S+\s+)*", "", instr.args)
+            found += [(instr.line, m.group(1), shadow) for m in BARE_PIP.finditer(command)]
+    return found
 
 
 def copy_parts(args: str) -> tuple[dict[str, str], list[str], str]:
@@ -242,6 +288,14 @@ def problems(
                     )
                 else:
                     copied.append(source.strip("/"))
+
+    for stage in stages:
+        for line, command, venv in venv_shadowing(stage):
+            found.append(
+                f"{name}:{line}: `{command}` runs while {venv}/bin is on PATH, so it resolves "
+                f"into the venv (no pip there): call the base interpreter by absolute path or "
+                f"set PATH after this step"
+            )
 
     final = dockerfile.final
     users = final.all("USER")

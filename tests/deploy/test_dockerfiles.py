@@ -149,6 +149,9 @@ ENTRYPOINT ["thumbnail-api"]
         (("--from=builder", "--from=bulder"), "no such stage"),
         (("org.opencontainers.image.source", "org.example"), "lacks the label"),
         (("ARG VERSION=", "ARG VERSION=9.9.9#"), "pyproject says"),
+        (("USER 10001:10001", "ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n"
+          "RUN python -m venv --without-pip /opt/venv && python -m pip install x\n"
+          "USER 10001:10001"), "resolves into the venv"),
     ],
 )
 def test_checker_rejects(mutation: tuple[str, str], expected: str) -> None:
@@ -160,3 +163,35 @@ def test_checker_rejects(mutation: tuple[str, str], expected: str) -> None:
     assert old in good
     found = _problems(path, good.replace(old, new, 1))
     assert any(expected in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    "body,flagged",
+    [
+        # The bug every runtime stage had: the venv is on PATH before pip runs.
+        ("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\n"
+         "RUN --mount=type=bind,from=b,source=/w,target=/w python -m venv --without-pip "
+         "/opt/venv && python -m pip --python /opt/venv/bin/python install x",
+         ["python -m venv", "python -m pip"]),
+        ("ENV PATH /opt/venv/bin:$PATH\nRUN python3 -m venv /opt/venv\nRUN pip install x",
+         ["python3 -m venv", "pip"]),
+        ("ENV PATH=/opt/venv/bin:$PATH\nRUN python3 -m venv /opt/venv; pip3 install x",
+         ["python3 -m venv", "pip3"]),
+        # Fine: PATH after the install, the base interpreter by absolute path, or the venv's
+        # python used for something other than pip.
+        ("RUN python -m venv --without-pip /opt/venv && python -m pip --python "
+         "/opt/venv/bin/python install x\nENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH",
+         []),
+        ("ENV VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH\nRUN /usr/local/bin/python -m venv "
+         "--without-pip /opt/venv && /usr/local/bin/python -m pip install x", []),
+        ("RUN python3 -m venv /opt/venv\nENV PATH=/opt/venv/bin:$PATH\n"
+         "RUN python -c 'import x' && thumbnail-api --help", []),
+    ],
+)
+def test_checker_finds_pip_run_through_the_venv_on_path(body: str, flagged: list[str]) -> None:
+    """The regression check for "/opt/venv/bin/python: No module named pip", which broke every
+    runtime stage: a bare python/pip resolves through PATH (and argv[0]) into the venv."""
+    stage = lint.parse(IMAGES / "x" / "Dockerfile", f"FROM python:3.11.14-slim-bookworm\n{body}\n")
+    found = lint.venv_shadowing(stage.final)
+    assert [command for _, command, _ in found] == flagged
+    assert all(venv == "/opt/venv" for _, _, venv in found)
