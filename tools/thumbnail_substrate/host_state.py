@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thumbnail_substrate.netns import namespaces
+from thumbnail_substrate.netns import NETNS_DIR, namespaces
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Global (not per network namespace) sysctls the kubelet sets on start.
@@ -106,6 +106,9 @@ class HostState:
 
     def restore(self, cgroup_name: str) -> None:
         """Undo what the node changed outside its work directory (idempotent)."""
+        # `ip netns add` bind-mounts /run/netns on first use; undo that once it is empty.
+        if str(NETNS_DIR) not in self.mounts and str(NETNS_DIR) in mounts() and not namespaces():
+            subprocess.run(["umount", str(NETNS_DIR)], capture_output=True, check=False)
         for key, value in self.sysctls.items():
             if read_sysctl(key) != value:
                 write_sysctl(key, value)

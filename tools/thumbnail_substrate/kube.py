@@ -111,7 +111,8 @@ class KubeCluster(Component):
             self.request("POST", path, body)
         except urllib.error.HTTPError as err:
             if err.code != 409:  # already exists: restarts reuse the work directory
-                raise
+                detail = err.read().decode(errors="replace")[:500]
+                raise SubstrateError(f"creating {path} failed ({err.code}): {detail}") from err
 
     # -- lifecycle --
 
@@ -246,12 +247,15 @@ class KubeCluster(Component):
                 "warn",
             ],
         )
-        wait_until(
-            lambda: etcd.check_alive() and _http_ok(f"{etcd_url}/health"),
-            timeout=30,
-            what="etcd",
-            log=etcd.log,
-        )
+        # Inside a namespace etcd's loopback is not ours to reach: the API server's own
+        # readiness (which needs etcd) is the check there.
+        if not self.netns:
+            wait_until(
+                lambda: etcd.check_alive() and _http_ok(f"{etcd_url}/health"),
+                timeout=30,
+                what="etcd",
+                log=etcd.log,
+            )
 
         apiserver = self._spawn(
             "kube-apiserver",

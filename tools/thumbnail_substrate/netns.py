@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from thumbnail_substrate.binaries import system_binary
 from thumbnail_substrate.errors import SubstrateError
 from thumbnail_substrate.process import ManagedProcess, ensure_port_free, free_port, tcp_open
 
@@ -57,7 +58,7 @@ class NetworkNamespace:
 
     def wrap(self, argv: list[str | Path]) -> list[str | Path]:
         """`argv` run inside the namespace (network only; mounts and PIDs stay the host's)."""
-        return ["nsenter", f"--net={self.path}", "--", *argv]
+        return [_nsenter(), f"--net={self.path}", "--", *argv]
 
     def run(self, *argv: str, what: str = "command in the node namespace") -> str:
         return _run([str(a) for a in self.wrap(list(argv))], what)
@@ -120,9 +121,11 @@ class Forward(ManagedProcess):
 
 
 def _socat() -> str:
-    from thumbnail_substrate.binaries import system_binary
-
     return str(system_binary("socat", "socat"))
+
+
+def _nsenter() -> str:
+    return str(system_binary("nsenter", "util-linux"))
 
 
 def delete_quietly(name: str) -> None:
