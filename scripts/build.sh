@@ -11,7 +11,9 @@
 #   BUILDER     docker | buildah | auto             (default: auto, see below)
 #   PYTHON_IMAGE  base image build arg              (default: the Dockerfiles' ARG, the official
 #                                                    python:3.11.14-slim-bookworm)
-#   BUILDAH_BUILD_ARGS extra flags for `buildah bud`, e.g. "--layers"
+#   BUILDAH_BUILD_ARGS extra flags for `buildah bud`, e.g. "--volume /ca.crt:/etc/ssl/certs/ca-certificates.crt:ro"
+#                      (not "--layers": buildah 1.28 then fails the `RUN --mount=...,from=builder`
+#                      of a cached builder stage, "couldn't find .../wheels on host to bind mount")
 #
 # auto: docker when its daemon answers; else buildah when it is installed and PYTHON_IMAGE is
 # in its local storage (buildah builds never pull: on a machine without a registry the base is
