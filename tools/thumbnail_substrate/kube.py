@@ -356,6 +356,8 @@ class KubeCluster(Component):
                 "--secure-port", str(NETNS_APISERVER_PORT),
                 "--tls-cert-file", self._certs / "apiserver.crt",
                 "--tls-private-key-file", self._certs / "apiserver.key",
+                # The node's name resolves nowhere; its address is what the kubelet reports.
+                "--kubelet-preferred-address-types", "InternalIP",
             ]
         return [
             "--bind-address", "127.0.0.1",
