@@ -46,7 +46,7 @@ step() { echo "==> $*"; }
 note() { echo "    $*"; }
 
 [[ "$(id -u)" == 0 ]] || die "building images with buildah/debootstrap needs root"
-for tool in buildah debootstrap go git python3 sha256sum; do
+for tool in buildah go git python3 sha256sum; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required but not in PATH (Debian: apt-get install ${tool/go/golang})"
 done
 
@@ -177,7 +177,8 @@ build_base() {
     buildah tag "$BASE_REF" "$BASE_REPO:$BASE_TAG"
     return
   fi
-  step "base $BASE_REF: building (first run only; about 3 minutes)"
+  step "base $BASE_REF: building (first run only; about a minute)"
+  command -v debootstrap >/dev/null 2>&1 || die "debootstrap is required to build the base (Debian: apt-get install debootstrap)"
   rm -rf "$work" && mkdir -p "$work"
   base_rootfs "$work/rootfs"
   note "packing the root filesystem ($(du -sh "$work/rootfs" | cut -f1))"
