@@ -10,20 +10,28 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv tools lint test test-unit dev dev-cluster clean
+.PHONY: help system-deps venv tools lint test test-unit dev dev-cluster dev-node clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
 
-system-deps: ## Debian packages: PostgreSQL, Redis, Go toolchain check
+# The real node and the image builds: runc, iptables and conntrack (kube-proxy), socat (host
+# forwards into the node's network namespace), buildah and debootstrap (images, no Docker).
+NODE_PACKAGES := runc:runc iptables:iptables conntrack:conntrack socat:socat buildah:buildah \
+  debootstrap:debootstrap nsenter:util-linux
+
+system-deps: ## Debian packages: PostgreSQL, Redis, the real node's runtime and image tools
 	@missing=""; \
 	  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	  command -v runuser >/dev/null || missing="$$missing util-linux"; \
+	  for pair in $(NODE_PACKAGES); do \
+	    command -v "$${pair%%:*}" >/dev/null || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; \
+	  done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "==> installing Debian packages:$$missing"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "==> system packages present (postgresql, redis-server)"; fi
+	  else echo "==> system packages present (postgresql, redis-server, runc, buildah, ...)"; fi
 	@command -v go >/dev/null || { echo "error: Go >= 1.24 is required to build the test tools (https://go.dev/dl)"; exit 1; }
 
 $(STAMP): pyproject.toml
@@ -42,17 +50,20 @@ lint: venv ## ruff and mypy
 	@echo "==> ruff"; $(BIN)/ruff check .
 	@echo "==> mypy"; $(BIN)/mypy
 
-test: system-deps venv tools lint ## everything CI runs: lint, unit, service and cluster tests
-	@echo "==> pytest"; $(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+test: system-deps venv tools images lint ## everything CI runs: lint, unit, service, cluster and real-node e2e tests
+	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv ## fast tests without servers
-	$(BIN)/pytest -m "not e2e" tests/unit tests/operator/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/operator/unit $(PYTEST_ARGS)
 
 dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Redis, MinIO, API, worker)
 	@scripts/dev.sh
 
 dev-cluster: system-deps venv tools ## run the local Kubernetes control plane (kwok nodes); prints the kubeconfig
 	@mkdir -p .dev && $(BIN)/thumbnail-substrate up --kube-only --env-file .dev/cluster.env
+
+dev-node: system-deps venv tools images ## a real Kubernetes node (real pods) with the operator and sample; prints how to reach it
+	@mkdir -p .dev && $(BIN)/thumbnail-substrate node --env-file .dev/node.env
 
 clean: ## remove the virtualenv and caches (keeps the Go tool cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .dev

@@ -15,13 +15,14 @@ cleaned by the next start (or `thumbnail-substrate node-clean`) from its state f
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from thumbnail_substrate import node_config as cfg
 from thumbnail_substrate.binaries import go_tool, system_binary, tools_bindir
@@ -43,6 +44,7 @@ NETNS_NAME = "thumbnail-node"
 CGROUP_NAME = "thumbnail-node"
 STATE_DIR = Path("/run/thumbnail-substrate")
 VOLUME_COUNT = 24
+LOCK_TIMEOUT = 1800.0
 
 
 def _log(message: str) -> None:
@@ -85,6 +87,7 @@ class RealCluster(Component):
         self.before: HostState | None = None
         self.timings: dict[str, float] = {}
         self._state_file = STATE_DIR / f"{netns_name}.json"
+        self._lock_file: IO[str] | None = None
 
     # -- public helpers --
 
@@ -113,9 +116,27 @@ class RealCluster(Component):
         self.timings[name] = round(time.monotonic() - started, 2)
         self._say(f"{name}: {self.timings[name]:.1f}s")
 
+    def _lock(self, timeout: float) -> None:
+        """One real node per machine (upstream fixes a few host paths): wait for the other."""
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(STATE_DIR / "node.lock", "w")  # noqa: SIM115 (held until stop)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SubstrateError(
+                        f"another real node held {STATE_DIR / 'node.lock'} for {timeout:.0f}s"
+                    ) from None
+                self._say("waiting for another real node on this machine to stop ...")
+                time.sleep(5)
+
     def start(self) -> Self:
         if os.geteuid() != 0:
             raise SubstrateError("the real node needs root (containerd, kubelet, namespaces)")
+        self._lock(timeout=LOCK_TIMEOUT)
         clean_stale(self._state_file)
         started = time.monotonic()
         self.before = HostState.capture(self.cgroup_name)
@@ -306,6 +327,9 @@ class RealCluster(Component):
         if self.before is not None:
             self.before.restore(self.cgroup_name)
         self._state_file.unlink(missing_ok=True)
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
         self.teardown_seconds = time.monotonic() - started
 
     def _remove_pods(self) -> None:
