@@ -341,6 +341,7 @@ component() {
     step "$c $ref: image cached, exporting"
   else
     [[ "$c" == pause ]] || build_base_once
+    start=$SECONDS  # the base's own time is reported by build_base
     step "$c $ref: building"
     case "$c" in
       server | worker | operator) build_project_image "$c" "$tag" "$inputs" ;;
