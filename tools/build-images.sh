@@ -178,6 +178,8 @@ build_base() {
     return
   fi
   step "base $BASE_REF: building (first run only; about a minute)"
+  local replaced
+  replaced="$(image_id "$BASE_REF")"
   command -v debootstrap >/dev/null 2>&1 || die "debootstrap is required to build the base (Debian: apt-get install debootstrap)"
   rm -rf "$work" && mkdir -p "$work"
   base_rootfs "$work/rootfs"
@@ -189,33 +191,55 @@ build_base() {
   buildah add --quiet "$ctr" "$work/rootfs.tar" / >/dev/null
   rm -f "$work/rootfs.tar"
   note "applying $SUITE-updates and $SUITE-security"
-  buildah run --isolation=chroot --network=host "$ctr" -- sh -c '
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get -y -qq -o Dpkg::Use-Pty=0 upgrade | grep -E "^(Setting up|[0-9]+ upgraded)" || true
-    apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/*' 2>&1 | sed 's/^/    /'
+  buildah run --isolation=chroot --network=host "$ctr" -- sh -c "$BASE_UPGRADE" 2>&1 | sed 's/^/    /'
   python="$(buildah run --isolation=chroot "$ctr" -- python3 -c 'import platform; print(platform.python_version())')"
-  buildah config \
-    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env LANG=C.UTF-8 \
-    --cmd '["python3"]' \
-    --label org.opencontainers.image.title=thumbnail-base-python \
-    --label "org.opencontainers.image.description=Debian $SUITE minbase (debootstrap) with Python $python, built by tools/build-images.sh" \
-    --label "org.opencontainers.image.version=$python" \
-    --label "thumbnail.inputs=$BASE_HASH" \
-    "$ctr"
+  base_config "$ctr" "$python"
   note "committing"
   buildah commit --quiet --rm "$ctr" "$BASE_REF" >/dev/null
   CONTAINERS=("${CONTAINERS[@]/$ctr}")
   buildah tag "$BASE_REF" "$BASE_REPO:$BASE_TAG"
+  drop_replaced "$replaced"
   rm -rf "$work"
   note "base built in $((SECONDS - start))s (Python $python, $(image_size "$BASE_REF"))"
   prune_tags "$BASE_REPO" "$BASE_TAG-$BASE_HASH" "$BASE_TAG"
 }
 
-# The base's inputs: the package list, the mirrors and the recipe (the two functions above).
+# Point releases and security fixes after the release debootstrap installed.
+BASE_UPGRADE='set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get -y -qq -o Dpkg::Use-Pty=0 upgrade >/tmp/upgrade.log || { cat /tmp/upgrade.log; exit 1; }
+grep -E "^(Setting up|[0-9]+ upgraded)" /tmp/upgrade.log || true
+apt-get clean
+rm -rf /tmp/upgrade.log /var/lib/apt/lists/* /var/log/*'
+
+base_config() {  # base_config <container> <python version>
+  buildah config \
+    --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env LANG=C.UTF-8 \
+    --cmd '["python3"]' \
+    --label org.opencontainers.image.title=thumbnail-base-python \
+    --label "org.opencontainers.image.description=Debian $SUITE minbase (debootstrap) with Python $2, built by tools/build-images.sh" \
+    --label "org.opencontainers.image.version=$2" \
+    --label "thumbnail.inputs=$BASE_HASH" \
+    "$1"
+}
+
+# The base's inputs: the package list, the mirrors and what shapes its content (base_rootfs,
+# BASE_UPGRADE, base_config); build_base only orchestrates, so its edits rebuild nothing.
 BASE_HASH="$( { echo "recipe $RECIPE suite $SUITE mirror $MIRROR $SECURITY_MIRROR"; echo "$PACKAGES";
-  declare -f base_rootfs build_base; } | digest)"
+  declare -f base_rootfs base_config; echo "$BASE_UPGRADE"; } | digest)"
 BASE_REF="$BASE_REPO:$BASE_TAG-$BASE_HASH"
+
+image_id() { buildah inspect --type image --format '{{.FromImageID}}' "$1" 2>/dev/null || true; }
+# drop_replaced <old image id>: after a rebuild moved its tags elsewhere, remove it (if nothing
+# else names it), so rebuilds do not pile up untagged images.
+drop_replaced() {
+  [[ -n "$1" ]] || return 0
+  if buildah images --filter dangling=true --format '{{.ID}}' --no-trunc 2>/dev/null | grep -q "$1"; then
+    buildah rmi "$1" >/dev/null 2>&1 || true
+  fi
+}
 
 image_size() { buildah images --format '{{.Size}}' "$1" 2>/dev/null | head -n1; }
 
@@ -343,11 +367,14 @@ component() {
     [[ "$c" == pause ]] || build_base_once
     start=$SECONDS  # the base's own time is reported by build_base
     step "$c $ref: building"
+    local replaced
+    replaced="$(image_id "$ref")"
     case "$c" in
       server | worker | operator) build_project_image "$c" "$tag" "$inputs" ;;
       *) build_dependency_image "$c" "$ref" "$inputs" ;;
     esac
     image_exists "$ref" || die "$c: the build did not produce $ref"
+    drop_replaced "$replaced"
   fi
   note "exporting to $archive"
   rm -f "$archive.tmp"
