@@ -65,6 +65,9 @@ k8s-sync-crds: ## copy crds/ into manifests/crds/ (kustomize cannot read outside
 	@echo "==> syncing crds/*.yaml -> manifests/crds/"
 	@cp crds/*.yaml manifests/crds/
 
-e2e: venv tools ## the end-to-end suite on a fresh Kind cluster (needs Docker and kind; skips with the reason otherwise)
+e2e: venv ## the end-to-end suite on a fresh Kind cluster (needs Docker and kind)
+	@$(call need-docker,make e2e)
+	@$(call need-kind,make e2e)
+	@$(MAKE) --no-print-directory tools
 	@echo "==> pytest tests/e2e on Kind (creates and deletes Kind cluster 'thumbnail-e2e')"
 	@E2E_CLUSTER=kind $(BIN)/pytest tests/e2e -p no:cacheprovider $(PYTEST_ARGS)

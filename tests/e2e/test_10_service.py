@@ -69,7 +69,10 @@ def test_api_health_and_thumbnails_through_node_port(
 ) -> None:
     presets = {p["name"]: p for p in service.spec["thumbnails"]["presets"]}
     with httpx.Client(base_url=e2e_cluster.api_url, timeout=30) as http:
-        assert http.get("/healthz").status_code == 200
+        # READY reflects the pods; kube-proxy may need a moment more for the NodePort.
+        health = wait_for(lambda: http.get("/healthz"), timeout=30, what="/healthz",
+                          ignore=(httpx.HTTPError,))
+        assert health.status_code == 200
         detailed = wait_for(
             lambda: http.get("/healthz/detailed"), timeout=60, what="/healthz/detailed",
             ignore=(httpx.HTTPError,),

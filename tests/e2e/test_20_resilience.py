@@ -10,13 +10,21 @@ from typing import Any
 
 import httpx
 import pytest
+import pyvips
 
 from tests.e2e.conftest import IMAGE, NAMESPACE, E2ECluster, Service, api_key, pods, selector
 from thumbnail_substrate.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 
-BATCH = 16
+BATCH = 24
+
+
+def heavy_png() -> bytes:
+    """42 megapixels (under the sample's 50 M limit), 1.7 MB: a few hundred ms per job, so
+    a batch is still in flight when the worker pod dies."""
+    stripes = (pyvips.Image.xyz(7000, 6000)[0] / 28).cast("uchar")
+    return bytes(stripes.bandjoin([128, 64]).pngsave_buffer(compression=6))
 
 
 def _client(cluster: E2ECluster, service: Service) -> httpx.Client:
@@ -40,11 +48,11 @@ def test_killing_a_worker_pod_mid_batch_loses_no_job(
     e2e_cluster: E2ECluster, service: Service
 ) -> None:
     presets = {p["name"] for p in service.spec["thumbnails"]["presets"]}
-    data = IMAGE.read_bytes()
+    data = heavy_png()
     with _client(e2e_cluster, service) as http:
         ids = []
         for _ in range(BATCH):
-            submitted = http.post("/v1/jobs", files={"file": ("a.jpg", data, "image/jpeg")})
+            submitted = http.post("/v1/jobs", files={"file": ("a.png", data, "image/png")})
             assert submitted.status_code == 202, submitted.text
             ids.append(submitted.json()["id"])
 

@@ -1,13 +1,19 @@
-"""An operator upgrade on real pods: a `v1alpha1` object goes through the conversion webhook
-served from the operator's pod, the operator image is bumped (a new operator pod), the
-stored-version migration runs, the object reads back losslessly in both versions, and the
-running service keeps answering throughout."""
+"""An operator upgrade on real pods, as a user does it: the previous release stored
+`v1alpha1` (the CRD's storage version is switched back to it to stand for that release) and
+a `v1alpha1` object is written through the conversion webhook served from the operator's pod;
+then the new release is applied (`kubectl apply -k`, new operator image, CRD storing `v1`):
+a new operator pod runs the stored-version migration, `storedVersions` ends as `["v1"]`,
+the object reads back losslessly in both versions, and the running service keeps
+answering throughout."""
 
 from __future__ import annotations
 
 import copy
+import json
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +21,11 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import NAMESPACE, ROOT, E2ECluster, Service, pods
-from thumbnail_substrate.deploy import OPERATOR_NAMESPACE, deployment_available
+from thumbnail_substrate.deploy import (
+    OPERATOR_NAMESPACE,
+    deployment_available,
+    install_operator,
+)
 from thumbnail_substrate.testing import load_documents, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +85,15 @@ class Availability:
         self._thread.join(10)
 
 
+def store_as(cluster: E2ECluster, version: str) -> None:
+    """Make `version` the CRD's storage version (what the previous release shipped)."""
+    crd = cluster.get("crd", CRD)
+    for served in crd["spec"]["versions"]:
+        served["storage"] = served["name"] == version
+    crd.pop("status", None)
+    cluster.kubectl("replace", "-f", "-", stdin=json.dumps(crd))
+
+
 def _read(cluster: E2ECluster, version: str) -> dict[str, Any]:
     obj = cluster.get("-n", NAMESPACE, f"thumbnailservices.{version}.thumbnails.platform.dev",
                       LEGACY)
@@ -84,8 +103,11 @@ def _read(cluster: E2ECluster, version: str) -> dict[str, Any]:
 def test_operator_upgrade_migrates_storage_and_keeps_serving(
     e2e_cluster: E2ECluster, service: Service, operator: str
 ) -> None:
+    store_as(e2e_cluster, "v1alpha1")
     legacy = legacy_object(e2e_cluster.images)
     e2e_cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(legacy))
+    stored = e2e_cluster.get("crd", CRD)["status"]["storedVersions"]
+    assert "v1alpha1" in stored, stored
     before_v1alpha1 = _read(e2e_cluster, "v1alpha1")
     before_v1 = _read(e2e_cluster, "v1")
     assert before_v1["apiVersion"].endswith("/v1")
@@ -98,10 +120,10 @@ def test_operator_upgrade_migrates_storage_and_keeps_serving(
     repository, _, tag = operator.rpartition(":")
     bumped = f"{repository}:{tag}-next"
     e2e_cluster.retag("operator", bumped)
-    with Availability(e2e_cluster.api_url) as availability:
+    with Availability(e2e_cluster.api_url) as availability, tempfile.TemporaryDirectory() as tmp:
         started = time.monotonic()
-        e2e_cluster.kubectl("-n", OPERATOR_NAMESPACE, "set", "image",
-                            "deployment/thumbnail-operator", f"operator={bumped}")
+        # The new release: CRD (storing v1 again), RBAC and the operator with the new image.
+        install_operator(e2e_cluster.kubeconfig, bumped, Path(tmp), timeout=240)
 
         def new_operator_running() -> dict[str, Any] | None:
             if not deployment_available(e2e_cluster.kubeconfig, OPERATOR_NAMESPACE,
@@ -124,7 +146,7 @@ def test_operator_upgrade_migrates_storage_and_keeps_serving(
         line = wait_for(migrated, timeout=120, what="the storage migration log line",
                         interval=1)
         print(f"operator upgraded in {time.monotonic() - started:.1f}s: {line}")
-        assert "failed 0" in line, line
+        assert "failed 0" in line and "re-stored 0" not in line, line
         stored = e2e_cluster.get("crd", CRD)["status"]["storedVersions"]
         assert stored == ["v1"], stored
         time.sleep(3)  # serving must also hold a moment after the new pod took over

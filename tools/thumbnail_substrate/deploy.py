@@ -78,7 +78,9 @@ def deployment_available(kubeconfig: Path, namespace: str, name: str) -> bool:
 
 def install_operator(kubeconfig: Path, image: str, workdir: Path, *, timeout: float) -> None:
     """`kubectl apply -k` the overlay; wait until the operator Deployment is available."""
-    kubectl(kubeconfig, "apply", "--server-side", "-k", str(operator_overlay(workdir, image)))
+    overlay = operator_overlay(workdir, image)
+    # --force-conflicts: an upgrade takes over fields other managers touched since.
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", str(overlay))
     wait_for(
         lambda: deployment_available(kubeconfig, OPERATOR_NAMESPACE, "thumbnail-operator"),
         timeout=timeout, what="the operator Deployment", interval=1, ignore=(AssertionError,),
