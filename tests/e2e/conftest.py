@@ -50,6 +50,7 @@ class E2ECluster:
     # component -> image reference; components missing here keep the sample's image.
     images: dict[str, str]
     retag: Any = None  # (component, new_ref) -> None: the image also under another name
+    crash: Any = None  # (pod object) -> None: SIGKILL its containers' processes at once
     extra: dict[str, Any] = field(default_factory=dict)
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
@@ -64,9 +65,8 @@ class E2ECluster:
 
 
 def _real_node_cluster() -> Iterator[E2ECluster]:
-    from thumbnail_substrate.images import local_images
-
     from thumbnail_substrate.errors import SubstrateError
+    from thumbnail_substrate.images import local_images
     from thumbnail_substrate.node import RealCluster
 
     try:
@@ -78,6 +78,10 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
         def retag(component: str, new_ref: str) -> None:
             cluster.tag_image(images[component].ref, new_ref)
 
+        def crash(pod: Obj) -> None:
+            for status in pod["status"]["containerStatuses"]:
+                cluster.kill_container(pod["metadata"]["uid"], status["containerID"])
+
         yield E2ECluster(
             flavour="real-node",
             kubeconfig=cluster.kubeconfig,
@@ -85,6 +89,7 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
             console_url=cluster.node_port_url(CONSOLE_PORT),
             images={name: image.ref for name, image in images.items()},
             retag=retag,
+            crash=crash,
             extra={"node": cluster},
         )
 
@@ -128,6 +133,16 @@ def _kind_cluster(keep: bool) -> Iterator[E2ECluster]:
         subprocess.run(["docker", "tag", f"thumbnail-{component}:{tag}", new_ref], check=True)
         cluster.load_docker_image(new_ref)
 
+    def crash(pod: Obj) -> None:
+        # The node is a Docker container: kill the pod's processes from inside it.
+        for status in pod["status"]["containerStatuses"]:
+            cid = status["containerID"].split("://")[-1]
+            script = (f"for f in $(find /sys/fs/cgroup -path '*{cid}*' -name cgroup.procs); "
+                      "do for p in $(cat $f); do kill -9 $p; done; done")
+            # Kind names each node's container after the node.
+            subprocess.run(["docker", "exec", pod["spec"]["nodeName"], "sh", "-c", script],
+                           check=True)
+
     try:
         yield E2ECluster(
             flavour="kind",
@@ -140,6 +155,7 @@ def _kind_cluster(keep: bool) -> Iterator[E2ECluster]:
                 "operator": f"thumbnail-operator:{tag}",
             },
             retag=retag,
+            crash=crash,
         )
     finally:
         if not keep:

@@ -100,6 +100,22 @@ class RealCluster(Component):
     def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.control_plane.request(method, path, body)
 
+    def kill_container(self, pod_uid: str, container_id: str) -> int:
+        """SIGKILL every process of one container at once, as a crash or the OOM killer
+        would (no SIGTERM, no grace period); returns how many were killed."""
+        cid = container_id.split("://")[-1]
+        top = CGROUP_ROOT / "pids" / self.cgroup_name
+        pattern = f"**/pod{pod_uid}/{cid}/cgroup.procs"
+        killed = 0
+        for procs in top.glob(pattern):
+            for pid in procs.read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), 9)
+                    killed += 1
+        if not killed:
+            raise SubstrateError(f"no processes of container {cid} in pod {pod_uid}")
+        return killed
+
     def tag_image(self, ref: str, new_ref: str) -> None:
         """Make an imported image available under another reference too (what a push of
         a new tag to a registry would do)."""
