@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -28,8 +27,8 @@ import yaml
 
 from thumbnail_operator.kube import ApiError, KubeClient
 from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_SERVICE
-from thumbnail_substrate.binaries import go_tool
 from thumbnail_substrate.process import free_port
+from thumbnail_substrate.testing import load_documents, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
@@ -43,38 +42,6 @@ TNS_PATH = "/apis/thumbnails.platform.dev/v1"
 
 Obj = dict[str, Any]
 T = TypeVar("T")
-
-
-def wait_for(
-    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
-) -> T:
-    """Poll until `probe` returns something truthy (bounded by `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def load_documents(path: Path) -> list[Obj]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
-    result = subprocess.run(
-        [str(go_tool("kubectl")), "--kubeconfig", str(kubeconfig), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 def create_namespace(admin: KubeClient, name: str, labels: dict[str, str] | None = None) -> None:

@@ -40,18 +40,17 @@ from bench.kube_helpers import (
     deployment_available,
     has_default_account,
     install,
-    kubectl,
     pods_of,
     service_account_kubeconfig,
     thumbnail_service,
     tns_ready,
     to_yaml,
     utc_now,
-    wait_for,
 )
 from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE_V1, KubeClient, load_configuration
 from thumbnail_substrate.kube import KubeCluster
 from thumbnail_substrate.process import free_port
+from thumbnail_substrate.testing import kubectl, wait_for
 
 Obj = dict[str, Any]
 NODE_PODS = 500

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from thumbnail_substrate import testing
 from thumbnail_substrate.minio import MinioServer
 from thumbnail_substrate.postgres import PostgresServer
 from thumbnail_substrate.process import free_port
@@ -33,16 +34,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def wait_for(probe: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            if probe():
-                return
-        except (httpx.HTTPError, OSError) as exc:
-            last = exc
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """The shared wait_for; an HTTP or socket error counts as "not yet"."""
+    testing.wait_for(probe, timeout=timeout, what=what, interval=0.1,
+                     ignore=(httpx.HTTPError, OSError))
 
 
 # --- /proc accounting ---------------------------------------------------------------------

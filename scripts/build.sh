@@ -88,34 +88,26 @@ base_args=()
 for component in $COMPONENTS; do
   name="${prefix}$(image_name "$component")"
   step "building ${name}:${IMAGE_TAG} (version ${VERSION}, revision ${REVISION}) from images/${component}/Dockerfile with ${BUILDER}"
+  # The same Dockerfile, tags and labels whichever builder runs.
+  common=(
+    --file "images/${component}/Dockerfile"
+    --tag "${name}:${IMAGE_TAG}"
+    --tag "${name}:${VERSION}"
+    --build-arg "VERSION=${VERSION}"
+    --build-arg "REVISION=${REVISION}"
+    --build-arg "SOURCE=${SOURCE}"
+    --build-arg "CREATED=${CREATED}"
+    ${base_args[@]+"${base_args[@]}"}
+  )
   if [ "$BUILDER" = docker ]; then
     # shellcheck disable=SC2086 # DOCKER_BUILD_ARGS is a list of flags
-    DOCKER_BUILDKIT=1 docker build \
-      --file "images/${component}/Dockerfile" \
-      --tag "${name}:${IMAGE_TAG}" \
-      --tag "${name}:${VERSION}" \
-      --build-arg "VERSION=${VERSION}" \
-      --build-arg "REVISION=${REVISION}" \
-      --build-arg "SOURCE=${SOURCE}" \
-      --build-arg "CREATED=${CREATED}" \
-      ${base_args[@]+"${base_args[@]}"} \
-      ${DOCKER_BUILD_ARGS:-} \
-      .
+    DOCKER_BUILDKIT=1 docker build "${common[@]}" ${DOCKER_BUILD_ARGS:-} .
   else
     # No pulls (the base is local); host network (no CNI here); chroot isolation and a nofile
     # limit within the sandbox's hard limit (buildah's default 1048576 is refused).
     # shellcheck disable=SC2086 # BUILDAH_BUILD_ARGS is a list of flags
     buildah bud --pull=never --network=host --isolation=chroot --ulimit nofile=1024:1024 \
-      --file "images/${component}/Dockerfile" \
-      --tag "${name}:${IMAGE_TAG}" \
-      --tag "${name}:${VERSION}" \
-      --build-arg "VERSION=${VERSION}" \
-      --build-arg "REVISION=${REVISION}" \
-      --build-arg "SOURCE=${SOURCE}" \
-      --build-arg "CREATED=${CREATED}" \
-      ${base_args[@]+"${base_args[@]}"} \
-      ${BUILDAH_BUILD_ARGS:-} \
-      .
+      "${common[@]}" ${BUILDAH_BUILD_ARGS:-} .
   fi
   if [ "${PUSH:-0}" = 1 ]; then
     [ -n "$REGISTRY" ] || die "PUSH=1 needs REGISTRY (e.g. REGISTRY=ghcr.io/acme)"

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from thumbnail_substrate.binaries import tools_bindir
+from thumbnail_substrate.testing import load_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -85,10 +86,6 @@ class Kubectl:
         if namespace:
             args += ["-n", namespace]
         return self.run(*args, "-f", "-", stdin=yaml.safe_dump_all(documents))
-
-
-def load_documents(path: Path) -> list[Obj]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 @cache

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from kubernetes import client
 
 from tests.upgrade.local_webhook import LOCAL_HOSTS
@@ -23,6 +20,8 @@ from thumbnail_operator.conversion.runtime import ConversionSettings
 from thumbnail_operator.kube import CHILD_KINDS, THUMBNAIL_SERVICE, ApiError, Kind, KubeClient
 from thumbnail_operator.runner import RunOptions, run_operator
 from thumbnail_operator.runtime import Runtime
+from thumbnail_substrate import testing
+from thumbnail_substrate.testing import free_port, load_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
@@ -41,25 +40,8 @@ def wait_for(
     probe: Callable[[], T | None], *, timeout: float = 30.0, what: str = "condition",
     interval: float = 0.2,
 ) -> T:
-    """Poll until `probe` returns something truthy; fail with the last value otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def load_documents(path: Path) -> list[Obj]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    """The shared wait_for with this package's defaults."""
+    return testing.wait_for(probe, timeout=timeout, what=what, interval=interval)
 
 
 def sample(name: str, **spec_overrides: Any) -> Obj:
@@ -158,16 +140,6 @@ def wait_quiet(
         elif time.monotonic() - stable_since >= quiet:
             return now
     raise AssertionError(f"{namespace}/{instance} never settled: {last}")
-
-
-def kubectl(kubeconfig: Path | str, *args: str) -> str:
-    result = subprocess.run(
-        ["kubectl", "--kubeconfig", str(kubeconfig), *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
-    return result.stdout
 
 
 def expect_api_error(call: Callable[[], object]) -> ApiError:

@@ -13,7 +13,6 @@ from tests.operator.support import (
     children,
     condition,
     get_tns,
-    kubectl,
     sample,
     wait_for,
     wait_quiet,
@@ -21,6 +20,7 @@ from tests.operator.support import (
 )
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import DEPLOYMENT, SECRET, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_substrate.testing import kubectl
 
 pytestmark = pytest.mark.cluster
 

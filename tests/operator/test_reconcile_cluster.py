@@ -12,7 +12,6 @@ from tests.operator.support import (
     children,
     condition,
     get_tns,
-    kubectl,
     patch_tns,
     resource_versions,
     sample,
@@ -22,6 +21,7 @@ from tests.operator.support import (
 )
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_substrate.testing import kubectl
 
 pytestmark = pytest.mark.cluster
 

@@ -25,6 +25,7 @@ from thumbnail_operator.conversion.certmanager import CertificateManager, Certif
 from thumbnail_operator.conversion.webhook import WebhookServer
 from thumbnail_operator.kube import ApiError, KubeClient, load_configuration
 from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_PORT, WEBHOOK_SERVICE
+from thumbnail_substrate.testing import free_port
 
 T = TypeVar("T")
 SHIPPED_PORT = WEBHOOK_PORT
@@ -74,12 +75,6 @@ class BackgroundWebhook:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self.server.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ensure_namespace(kube: KubeClient, name: str = WEBHOOK_NAMESPACE) -> None:

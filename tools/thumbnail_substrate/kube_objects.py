@@ -48,17 +48,21 @@ def default_storage_class() -> dict[str, Any]:
     }
 
 
-def pool_volume(index: int, size: str = "100Gi") -> dict[str, Any]:
+def pool_volume(
+    index: int, size: str = "100Gi", *, name: str = "pool-pv", **source: Any
+) -> dict[str, Any]:
+    """One pre-created volume of the pool; `source` is its volume source and placement
+    (default: a hostPath under /tmp, which kwok never touches)."""
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": f"pool-pv-{index:03d}", "labels": {"substrate/pool": "true"}},
+        "metadata": {"name": f"{name}-{index:03d}", "labels": {"substrate/pool": "true"}},
         "spec": {
             "capacity": {"storage": size},
             "accessModes": ["ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": STORAGE_CLASS,
-            "hostPath": {"path": f"/tmp/substrate-pv/{index:03d}"},
+            **(source or {"hostPath": {"path": f"/tmp/substrate-pv/{index:03d}"}}),
         },
     }
 

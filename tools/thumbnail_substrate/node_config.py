@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from thumbnail_substrate.kube_objects import STORAGE_CLASS, pool_volume
+
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -290,7 +292,7 @@ def local_storage_class() -> dict[str, Any]:
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
         "metadata": {
-            "name": "standard",
+            "name": STORAGE_CLASS,
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
         },
         "provisioner": "kubernetes.io/no-provisioner",
@@ -300,33 +302,12 @@ def local_storage_class() -> dict[str, Any]:
 
 
 def local_volume(index: int, path: Path, size: str = "10Gi") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"node-pv-{index:03d}", "labels": {"substrate/pool": "true"}},
-        "spec": {
-            "capacity": {"storage": size},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "standard",
-            "local": {"path": str(path)},
-            "nodeAffinity": {
-                "required": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": [NODE_NAME],
-                                }
-                            ]
-                        }
-                    ]
-                }
-            },
-        },
-    }
+    """A `local` volume on the node (a directory of its work tree)."""
+    on_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}
+    return pool_volume(
+        index, size, name="node-pv", local={"path": str(path)},
+        nodeAffinity={"required": {"nodeSelectorTerms": [{"matchExpressions": [on_node]}]}},
+    )
 
 
 def to_yaml(obj: dict[str, Any]) -> str:

@@ -8,15 +8,15 @@ import binascii
 import logging
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from .. import imaging
-from ..errors import DependencyUnavailable
-from ..jobs import JobOptions, JobRecord, JobStatus, NewJob
-from ..storage import ObjectNotFound, original_key, thumbnail_key
+from ..jobs import JobOptions, JobRecord, JobStatus
+from ..storage import ObjectNotFound, thumbnail_key
+from ..submission import IdempotencyConflict, Submitter
 from .auth import require_api_key
 from .errors import ApiError, responses
 from .schemas import JobList, JobOut
@@ -103,34 +103,23 @@ async def submit_job(
     ] = None,
 ) -> JobOut:
     upload, options, info = await _validated_submission(request, services)
-    request_fingerprint = fingerprint(upload.data, options)
-    if idempotency_key:
-        existing = await services.repository.find_by_idempotency_key(idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_fingerprint, request, response)
-
-    job_id = uuid4()
-    new_job = NewJob(
-        id=job_id,
-        idempotency_key=idempotency_key,
-        request_fingerprint=request_fingerprint,
-        options=options,
-        original_key=original_key(job_id),
-        original_format=info.format.value,
-        original_width=info.width,
-        original_height=info.height,
-        original_bytes=len(upload.data),
-    )
-    job, created = await _store(services, new_job, upload.data)
-    if not created:  # lost a race with a concurrent request carrying the same key
-        return _replay(job, request_fingerprint, request, response)
-    # Only now, with the row committed, may a worker hear about the job.
+    submitter = Submitter(services.repository, services.storage, services.queue)
     try:
-        await services.queue.enqueue(job.id)
-    except DependencyUnavailable as exc:
-        log.warning("job %s stored but not enqueued (%s); the sweeper will enqueue it", job.id, exc)
-    response.headers.update(_job_location(request, job))
-    return JobOut.from_record(job, request)
+        submission = await submitter.submit(
+            upload.data, options, info, fingerprint=fingerprint(upload.data, options),
+            idempotency_key=idempotency_key,
+        )
+    except IdempotencyConflict:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different upload or options",
+            field="Idempotency-Key",
+        ) from None
+    response.headers.update(_job_location(request, submission.job))
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobOut.from_record(submission.job, request)
 
 
 async def _validated_submission(
@@ -149,21 +138,6 @@ async def _validated_submission(
             415, "unsupported_format", f"{what}; allowed formats: {allowed}", field="file"
         )
     return upload, options, await _probe(upload.data, services)
-
-
-async def _store(services: Services, new_job: NewJob, data: bytes) -> tuple[JobRecord, bool]:
-    """Original first, then the row: a job row always has its original. A row that is not
-    created (database down, or an idempotency race lost) leaves no orphaned object."""
-    content_type = f"image/{new_job.original_format}"
-    await services.storage.put(services.storage.originals, new_job.original_key, data, content_type)
-    try:
-        job, created = await services.repository.create(new_job)
-    except DependencyUnavailable:
-        await _forget_original(services, new_job.original_key)
-        raise
-    if not created:
-        await _forget_original(services, new_job.original_key)
-    return job, created
 
 
 async def _probe(data: bytes, services: Services) -> imaging.ImageInfo:
@@ -185,28 +159,6 @@ async def _probe(data: bytes, services: Services) -> imaging.ImageInfo:
         raise ApiError(
             422, "unreadable_image", f"the image header cannot be read: {exc}", field="file"
         ) from None
-
-
-def _replay(
-    job: JobRecord, request_fingerprint: str, request: Request, response: Response
-) -> JobOut:
-    if job.request_fingerprint != request_fingerprint:
-        raise ApiError(
-            409,
-            "idempotency_key_reused",
-            "this Idempotency-Key was already used for a different upload or options",
-            field="Idempotency-Key",
-        )
-    response.headers.update(_job_location(request, job))
-    response.headers["Idempotent-Replayed"] = "true"
-    return JobOut.from_record(job, request)
-
-
-async def _forget_original(services: Services, key: str) -> None:
-    try:
-        await services.storage.delete(services.storage.originals, [key])
-    except DependencyUnavailable:
-        log.warning("could not remove orphaned original %s", key)
 
 
 @router.get(

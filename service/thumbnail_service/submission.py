@@ -1,0 +1,97 @@
+"""The submit use case, apart from HTTP: an accepted upload becomes a stored original, a job
+row and a queue message, in that order, idempotently.
+
+    validated upload -> (Idempotency-Key seen? replay) -> original -> row -> enqueue
+
+A row always has its original (stored first; removed again when the row is not created), and
+a worker hears about a job only once its row is committed. If the queue is down the job is
+still accepted: the sweeper enqueues it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from uuid import uuid4
+
+from .errors import DependencyUnavailable
+from .imaging import ImageInfo
+from .jobs import JobOptions, JobRecord, NewJob
+from .queue import JobQueue
+from .repository import JobRepository
+from .storage import Storage, original_key
+
+log = logging.getLogger(__name__)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used for a different upload or options."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: JobRecord
+    replayed: bool  # True: the earlier job of the same Idempotency-Key
+
+
+@dataclass(frozen=True)
+class Submitter:
+    repository: JobRepository
+    storage: Storage
+    queue: JobQueue
+
+    async def submit(
+        self, data: bytes, options: JobOptions, info: ImageInfo, *, fingerprint: str,
+        idempotency_key: str | None,
+    ) -> Submission:
+        if idempotency_key:
+            existing = await self.repository.find_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return _replay(existing, fingerprint)
+        job_id = uuid4()
+        new_job = NewJob(
+            id=job_id,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+            options=options,
+            original_key=original_key(job_id),
+            original_format=info.format.value,
+            original_width=info.width,
+            original_height=info.height,
+            original_bytes=len(data),
+        )
+        job, created = await self._store(new_job, data)
+        if not created:  # lost a race with a concurrent request carrying the same key
+            return _replay(job, fingerprint)
+        try:
+            await self.queue.enqueue(job.id)
+        except DependencyUnavailable as exc:
+            log.warning("job %s stored but not enqueued (%s); the sweeper will enqueue it",
+                        job.id, exc)
+        return Submission(job, replayed=False)
+
+    async def _store(self, new_job: NewJob, data: bytes) -> tuple[JobRecord, bool]:
+        """Original first, then the row; a row not created (database down, or an idempotency
+        race lost) leaves no orphaned object."""
+        content_type = f"image/{new_job.original_format}"
+        await self.storage.put(self.storage.originals, new_job.original_key, data, content_type)
+        try:
+            job, created = await self.repository.create(new_job)
+        except DependencyUnavailable:
+            await self._forget_original(new_job.original_key)
+            raise
+        if not created:
+            await self._forget_original(new_job.original_key)
+        return job, created
+
+    async def _forget_original(self, key: str) -> None:
+        try:
+            await self.storage.delete(self.storage.originals, [key])
+        except DependencyUnavailable:
+            log.warning("could not remove orphaned original %s", key)
+
+
+def _replay(job: JobRecord, fingerprint: str) -> Submission:
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyConflict
+    return Submission(job, replayed=True)
