@@ -7,7 +7,7 @@
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-real-node
 
 bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation ## run every benchmark (minutes; see docs/benchmarks.md)
 
@@ -34,3 +34,6 @@ bench-imaging: venv ## decode-once multi-size render vs one thumbnail_buffer per
 
 bench-isolation: venv ## render in a child process vs inline (cost of render isolation)
 	@$(BIN)/python bench/bench_isolation.py $(BENCH_ARGS)
+
+bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
+	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)
