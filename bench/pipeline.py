@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -203,8 +203,19 @@ class Watcher:
                 await asyncio.wait_for(stop.wait(), self.interval)
 
 
-async def drive_pipeline(
-    s: Stack,
+def steady_rate(finished_at: Sequence[float], submitted_at: Sequence[float], window: int) -> float:
+    """Steady state: completions from the first full window (the pipeline is full) to the
+    last submission (after it the window only drains), per second; 0 with too few."""
+    ends = sorted(finished_at)
+    last_submit = max(submitted_at) if submitted_at else 0.0
+    steady = [t for t in ends[window:] if t <= last_submit]
+    return (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0.0
+
+
+async def drive(
+    base_url: str,
+    headers: dict[str, str],
+    pg: dict[str, Any],
     images: list[bytes],
     *,
     jobs: int,
@@ -214,10 +225,9 @@ async def drive_pipeline(
     label: str,
     on_finished: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    pg = s.servers.postgres
-    conn = await asyncpg.connect(
-        host=pg.host, port=pg.port, user=pg.user, password=pg.password, database=s.database
-    )
+    """The closed loop of submissions against any API (`pg`: asyncpg.connect arguments of its
+    database, which the Watcher polls for completions)."""
+    conn = await asyncpg.connect(**pg)
     watcher = Watcher(conn, interval=0.02)
     stop = asyncio.Event()
     watch_task = asyncio.create_task(watcher.run(stop))
@@ -227,7 +237,7 @@ async def drive_pipeline(
     finished_at: list[float] = []
     try:
         async with httpx.AsyncClient(
-            base_url=s.base_url, headers=s.headers, timeout=60, limits=limits
+            base_url=base_url, headers=headers, timeout=60, limits=limits
         ) as http:
 
             async def one_job(index: int) -> float:
@@ -257,26 +267,32 @@ async def drive_pipeline(
         stop.set()
         await watch_task
         await conn.close()
-    # Steady state: from the completion of the first `window` jobs (the pipeline is full)
-    # to the last submission (after it the window only drains).
-    ends = sorted(finished_at)
-    last_submit = max(submitted_at) if submitted_at else 0.0
-    steady = [t for t in ends[window:] if t <= last_submit]
-    rate = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0.0
-    latencies = [o.value * 1000 for o in result.ok]
+
+    def ms(values: Sequence[float], scale: float = 1.0) -> dict[str, Any]:
+        return summary([v * scale for v in values]) if values else {"n": 0}
+
     return {
         "jobs": len(result.ok),
         "errors": dict(result.errors),
         "seconds": result.wall_seconds,
         "jobs_per_s_overall": result.rate(),
-        "jobs_per_s": rate,
-        "steady_jobs": len(steady),
-        "latency_ms": summary(latencies) if latencies else {"n": 0},
-        "submit_ms": summary(submit_ms) if submit_ms else {"n": 0},
-        "queue_wait_ms": summary([q * 1000 for q in watcher.queue_wait]),
-        "processing_ms": summary([q * 1000 for q in watcher.processing]),
+        "jobs_per_s": steady_rate(finished_at, submitted_at, window),
+        "latency_ms": ms([o.value for o in result.ok], 1000),
+        "submit_ms": ms(submit_ms),
+        "queue_wait_ms": ms(watcher.queue_wait, 1000),
+        "processing_ms": ms(watcher.processing, 1000),
         "watcher_queries": watcher.queries,
     }
+
+
+async def drive_pipeline(
+    s: Stack, images: list[bytes], **loop: Any
+) -> dict[str, Any]:
+    """`drive` against the loopback stack."""
+    pg = s.servers.postgres
+    connect = {"host": pg.host, "port": pg.port, "user": pg.user, "password": pg.password,
+               "database": s.database}
+    return await drive(s.base_url, s.headers, connect, images, **loop)
 
 
 def run_pipeline(

@@ -44,16 +44,13 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import asyncpg
 import httpx
 import yaml
 
 from bench.common import markdown_table, progress, summary, write_results
 from bench.kube_helpers import deployment_available, tns_ready
-from bench.load import closed_loop
-from bench.pipeline import Watcher, make_images
+from bench.pipeline import drive, make_images
 from bench.stack import cpu_seconds
 from thumbnail_substrate.deploy import SAMPLE, install_operator, with_images
 from thumbnail_substrate.host_state import CGROUP_ROOT
@@ -108,15 +105,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def parse_time(stamp: str | None) -> float | None:
     """An RFC 3339 timestamp of the API (`2026-12-04T03:40:39Z`) as a Unix time."""
     return datetime.fromisoformat(stamp).timestamp() if stamp else None
-
-
-def steady_rate(finished_at: Sequence[float], submitted_at: Sequence[float], window: int) -> float:
-    """bench.pipeline's steady state: completions from the first full window to the last
-    submission (after it the window only drains), per second; 0 with too few of them."""
-    ends = sorted(finished_at)
-    last_submit = max(submitted_at) if submitted_at else 0.0
-    steady = [t for t in ends[window:] if t <= last_submit]
-    return (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else 0.0
 
 
 def pod_timeline(pod: Obj, t0: float) -> dict[str, Any]:
@@ -532,63 +520,6 @@ def jobs_done_by(node: Node, namespace: str, pods: Sequence[Obj]) -> dict[str, i
     return out
 
 
-async def drive(
-    base_url: str, api_key: str, pg: dict[str, Any], images: list[bytes], *, jobs: int,
-    window: int, budget: float, job_timeout: float, label: str,
-) -> dict[str, Any]:
-    """bench.pipeline.drive_pipeline against the node: the same closed loop, watcher and
-    steady-state rule, through the NodePort."""
-    conn = await asyncpg.connect(**pg)
-    watcher = Watcher(conn, interval=0.02)
-    stop = asyncio.Event()
-    watch_task = asyncio.create_task(watcher.run(stop))
-    limits = httpx.Limits(max_connections=window, max_keepalive_connections=window)
-    submit_ms: list[float] = []
-    submitted_at: list[float] = []
-    finished_at: list[float] = []
-    try:
-        async with httpx.AsyncClient(base_url=base_url, headers={"X-API-Key": api_key},
-                                     timeout=60, limits=limits) as http:
-
-            async def one_job(index: int) -> float:
-                data = images[index % len(images)]
-                t_wall = time.time()
-                t0 = time.monotonic()
-                response = await http.post(
-                    "/v1/jobs", files={"file": (f"img{index}.jpg", data, "image/jpeg")})
-                if response.status_code != 202:
-                    raise RuntimeError(f"submit: HTTP {response.status_code} {response.text[:100]}")
-                submit_ms.append((time.monotonic() - t0) * 1000)
-                submitted_at.append(t_wall)
-                future = watcher.expect(UUID(response.json()["id"]))
-                status, finished, error = await asyncio.wait_for(future, job_timeout)
-                if status != "succeeded":
-                    raise RuntimeError(f"job {status}: {error}")
-                finished_at.append(finished)
-                return finished - t_wall
-
-            result = await closed_loop(one_job, total=jobs, concurrency=window,
-                                       budget_seconds=budget, label=label)
-    finally:
-        stop.set()
-        await watch_task
-        await conn.close()
-    latencies = [o.value * 1000 for o in result.ok]
-    return {
-        "jobs": len(result.ok),
-        "errors": dict(result.errors),
-        "seconds": result.wall_seconds,
-        "jobs_per_s_overall": result.rate(),
-        "jobs_per_s": steady_rate(finished_at, submitted_at, window),
-        "latency_ms": summary(latencies) if latencies else {"n": 0},
-        "submit_ms": summary(submit_ms) if submit_ms else {"n": 0},
-        "queue_wait_ms": summary([q * 1000 for q in watcher.queue_wait]) if watcher.queue_wait
-        else {"n": 0},
-        "processing_ms": summary([q * 1000 for q in watcher.processing]) if watcher.processing
-        else {"n": 0},
-    }
-
-
 def phase_throughput(node: Node, namespace: str, body: Obj, images: list[bytes],
                      workdir: Path) -> dict[str, Any]:
     args = node.args
@@ -621,9 +552,10 @@ def phase_throughput(node: Node, namespace: str, body: Obj, images: list[bytes],
             window = args.window or 4 * n
             progress(f"== N={n}: scaling to {n} worker pod(s)")
             pods = scale_workers(node, namespace, name, n)
+            headers = {"X-API-Key": api_key}
             # Warm-up until every worker pod has finished a job (bounded: 5 rounds).
             for attempt in range(5):
-                asyncio.run(drive(base_url, api_key, pg, images, jobs=4 * n, window=window,
+                asyncio.run(drive(base_url, headers, pg, images, jobs=4 * n, window=window,
                                   budget=60, job_timeout=60, label="warm-up"))
                 done = jobs_done_by(node, namespace, pods)
                 if all(done.values()):
@@ -635,7 +567,7 @@ def phase_throughput(node: Node, namespace: str, body: Obj, images: list[bytes],
             before = jobs_done_by(node, namespace, pods)
             meter = NodeCpu(node, [pg_forward])
             meter.start()
-            result = asyncio.run(drive(base_url, api_key, pg, images, jobs=args.jobs,
+            result = asyncio.run(drive(base_url, headers, pg, images, jobs=args.jobs,
                                        window=window, budget=args.budget, job_timeout=60,
                                        label=f"node N={n}"))
             meter.stop()

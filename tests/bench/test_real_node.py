@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bench import real_node
+from bench import pipeline, real_node
 
 T0 = datetime(2026, 12, 4, 3, 0, 0, tzinfo=UTC).timestamp()
 
@@ -13,9 +13,9 @@ def test_steady_rate_counts_from_the_first_full_window_to_the_last_submission() 
     submitted = [float(i) for i in range(10)]  # one submission a second, 0..9
     finished = [float(i) + 0.5 for i in range(12)]  # one completion a second
     # window 2: completions 2.5 .. 8.5 (<= last submission 9), 6 intervals over 6 s
-    assert real_node.steady_rate(finished, submitted, 2) == 1.0
-    assert real_node.steady_rate([1.0, 2.0], [0.0, 3.0], 0) == 0.0  # too few to tell
-    assert real_node.steady_rate([], [], 4) == 0.0
+    assert pipeline.steady_rate(finished, submitted, 2) == 1.0
+    assert pipeline.steady_rate([1.0, 2.0], [0.0, 3.0], 0) == 0.0  # too few to tell
+    assert pipeline.steady_rate([], [], 4) == 0.0
 
 
 def test_pod_timeline_is_relative_to_the_apply() -> None:

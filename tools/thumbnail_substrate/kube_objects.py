@@ -33,8 +33,9 @@ def kwok_node(name: str, pods: int = NODE_PODS) -> dict[str, Any]:
     }
 
 
-def default_storage_class() -> dict[str, Any]:
-    """Static provisioning: the PV controller binds claims to the pre-created pool."""
+def default_storage_class(binding: str = "Immediate") -> dict[str, Any]:
+    """Static provisioning: the PV controller binds claims to the pre-created pool (on a
+    real node `WaitForFirstConsumer`, so `local` volumes bind where the pod runs)."""
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -43,7 +44,7 @@ def default_storage_class() -> dict[str, Any]:
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
         },
         "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "Immediate",
+        "volumeBindingMode": binding,
         "reclaimPolicy": "Retain",
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from thumbnail_substrate.kube_objects import STORAGE_CLASS, pool_volume
+from thumbnail_substrate.kube_objects import default_storage_class, pool_volume
 
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
@@ -288,17 +288,7 @@ def dns_objects(node_ip: str) -> list[dict[str, Any]]:
 def local_storage_class() -> dict[str, Any]:
     """`local` volumes bound when a pod is scheduled; fsGroup applies to them (unlike
     hostPath), so non-root data stores can write their directories."""
-    return {
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {
-            "name": STORAGE_CLASS,
-            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
-        },
-        "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "WaitForFirstConsumer",
-        "reclaimPolicy": "Retain",
-    }
+    return default_storage_class("WaitForFirstConsumer")
 
 
 def local_volume(index: int, path: Path, size: str = "10Gi") -> dict[str, Any]:
