@@ -22,8 +22,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,8 @@ class E2ECluster:
     console_url: str
     # component -> image reference; components missing here keep the sample's image.
     images: dict[str, str]
-    retag: Any = None  # (component, new_ref) -> None: the image also under another name
-    crash: Any = None  # (pod object) -> None: SIGKILL its containers' processes at once
-    extra: dict[str, Any] = field(default_factory=dict)
+    retag: Callable[[str, str], None]  # (component, new_ref): the image under another name too
+    crash: Callable[[Obj], None]  # (pod): SIGKILL its containers' processes at once
 
     def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         return kubectl(self.kubeconfig, *args, stdin=stdin, timeout=timeout)
@@ -90,7 +89,6 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
             images={name: image.ref for name, image in images.items()},
             retag=retag,
             crash=crash,
-            extra={"node": cluster},
         )
 
 
