@@ -16,7 +16,6 @@ machine with it.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import subprocess
@@ -31,7 +30,7 @@ import httpx
 import pytest
 
 from thumbnail_substrate.deploy import apply_sample, install_operator
-from thumbnail_substrate.testing import Obj, kubectl, wait_for
+from thumbnail_substrate.testing import Obj, kubectl, kubectl_get, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "tests" / "data" / "sample.jpg"
@@ -56,8 +55,7 @@ class E2ECluster:
         return kubectl(self.kubeconfig, *args, stdin=stdin, timeout=timeout)
 
     def get(self, *args: str) -> Obj:
-        obj: Obj = json.loads(self.kubectl("get", *args, "-o", "json"))
-        return obj
+        return kubectl_get(self.kubeconfig, *args)
 
 
 # -- the clusters -----------------------------------------------------------------------
@@ -237,3 +235,12 @@ def submit_and_wait(http: httpx.Client, data: bytes, timeout: float = 180) -> di
 
     return wait_for(finished, timeout=timeout, what=f"job {job_id}", interval=0.5,
                     ignore=(httpx.HTTPError,))
+
+
+def ready_pods(cluster: E2ECluster, service: Service, component: str) -> list[Obj]:
+    """The component's running pods whose containers are all ready."""
+    return [
+        p for p in pods(cluster, selector(service, component))
+        if p["status"].get("phase") == "Running"
+        and all(s["ready"] for s in p["status"].get("containerStatuses", [{"ready": False}]))
+    ]

@@ -12,7 +12,16 @@ import httpx
 import pytest
 import pyvips
 
-from tests.e2e.conftest import IMAGE, NAMESPACE, E2ECluster, Service, api_key, pods, selector
+from tests.e2e.conftest import (
+    IMAGE,
+    NAMESPACE,
+    E2ECluster,
+    Service,
+    api_key,
+    pods,
+    ready_pods,
+    selector,
+)
 from thumbnail_substrate.testing import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -49,10 +58,9 @@ def _scale_workers(cluster: E2ECluster, service: Service, replicas: int) -> list
                     f"--replicas={replicas}")
 
     def settled() -> list[dict[str, Any]] | None:
-        now = pods(cluster, selector(service, "worker"))
-        ready = [p for p in now if all(
-            s["ready"] for s in p["status"].get("containerStatuses", [{"ready": False}]))]
-        return ready if len(now) == len(ready) == replicas else None
+        ready = ready_pods(cluster, service, "worker")
+        all_now = pods(cluster, selector(service, "worker"))
+        return ready if len(all_now) == len(ready) == replicas else None
 
     return wait_for(settled, timeout=180, what=f"{replicas} ready worker pods", interval=1)
 

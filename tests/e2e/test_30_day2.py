@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +15,7 @@ from tests.e2e.conftest import (
     E2ECluster,
     Service,
     api_key,
-    pods,
-    selector,
+    ready_pods,
     submit_and_wait,
 )
 from thumbnail_substrate.testing import wait_for
@@ -28,19 +26,11 @@ TINY = {"name": "tiny", "width": 48, "height": 48}
 
 
 
-def _ready_pods(cluster: E2ECluster, service: Service, component: str) -> list[dict[str, Any]]:
-    return [
-        p for p in pods(cluster, selector(service, component))
-        if p["status"].get("phase") == "Running"
-        and all(s["ready"] for s in p["status"].get("containerStatuses", [{"ready": False}]))
-    ]
-
-
 def test_new_preset_rolls_server_and_workers_and_is_used(
     e2e_cluster: E2ECluster, service: Service
 ) -> None:
     before = {
-        c: {p["metadata"]["uid"] for p in _ready_pods(e2e_cluster, service, c)}
+        c: {p["metadata"]["uid"] for p in ready_pods(e2e_cluster, service, c)}
         for c in ("server", "worker")
     }
     presets = [*service.spec["thumbnails"]["presets"], TINY]
@@ -52,7 +42,7 @@ def test_new_preset_rolls_server_and_workers_and_is_used(
 
     def rolled() -> bool:
         for component, count in expected.items():
-            now = {p["metadata"]["uid"] for p in _ready_pods(e2e_cluster, service, component)}
+            now = {p["metadata"]["uid"] for p in ready_pods(e2e_cluster, service, component)}
             if len(now) != count or now & before[component]:
                 return False
         return True
@@ -73,7 +63,7 @@ def test_scale_subresource_gives_three_working_worker_pods(
     e2e_cluster.kubectl("-n", NAMESPACE, "scale", f"thumbnailservice/{service.name}",
                         "--replicas=3")
     workers = wait_for(
-        lambda: (w := _ready_pods(e2e_cluster, service, "worker")) and len(w) == 3 and w,
+        lambda: (w := ready_pods(e2e_cluster, service, "worker")) and len(w) == 3 and w,
         timeout=300, what="three ready worker pods", interval=2,
     )
     names = [p["metadata"]["name"] for p in workers]

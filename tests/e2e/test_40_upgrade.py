@@ -59,7 +59,9 @@ class Availability:
     """Polls /healthz in the background; counts what did not answer 200."""
 
     def __init__(self, url: str) -> None:
-        self.url, self.ok, self.failed = url, 0, []  # type: ignore[var-annotated]
+        self.url = url
+        self.ok = 0
+        self.failed: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

@@ -23,6 +23,13 @@ class Component:
     def start(self) -> Self:
         raise NotImplementedError
 
+    def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
+        """Start `argv` as a managed process logging to <workdir>/<name>.log."""
+        proc = ManagedProcess(name, argv, log=self.workdir / f"{name}.log", cwd=self.workdir)
+        proc.start()
+        self.processes.append(proc)
+        return proc
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()

@@ -6,7 +6,6 @@ fields pointed at local images. Shared by the end-to-end tests and `make dev-nod
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import yaml
 
 from thumbnail_substrate.binaries import REPO_ROOT
-from thumbnail_substrate.testing import kubectl, load_documents, wait_for
+from thumbnail_substrate.testing import kubectl, kubectl_get, load_documents, wait_for
 
 Obj = dict[str, Any]
 OPERATOR_NAMESPACE = "thumbnail-system"
@@ -64,13 +63,8 @@ def operator_overlay(directory: Path, operator_image: str) -> Path:
     return directory
 
 
-def _get(kubeconfig: Path, *args: str) -> Obj:
-    obj: Obj = json.loads(kubectl(kubeconfig, "get", *args, "-o", "json"))
-    return obj
-
-
 def deployment_available(kubeconfig: Path, namespace: str, name: str) -> bool:
-    status = _get(kubeconfig, "-n", namespace, "deployment", name).get("status", {})
+    status = kubectl_get(kubeconfig, "-n", namespace, "deployment", name).get("status", {})
     return any(
         c["type"] == "Available" and c["status"] == "True" for c in status.get("conditions", [])
     ) and status.get("updatedReplicas") == status.get("replicas")
@@ -89,7 +83,7 @@ def install_operator(kubeconfig: Path, image: str, workdir: Path, *, timeout: fl
 
 def ready_condition(kubeconfig: Path, namespace: str, name: str) -> Obj | None:
     """The ThumbnailService's Ready condition when it is True, else None."""
-    cr = _get(kubeconfig, "-n", namespace, "thumbnailservice", name)
+    cr = kubectl_get(kubeconfig, "-n", namespace, "thumbnailservice", name)
     for condition in cr.get("status", {}).get("conditions", []):
         if condition["type"] == "Ready":
             return condition if condition["status"] == "True" else None

@@ -198,12 +198,7 @@ class KubeCluster(Component):
                     yield event
 
     def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
-        if self.netns:
-            argv = self.netns.wrap(argv)
-        proc = ManagedProcess(name, argv, log=self.workdir / f"{name}.log", cwd=self.workdir)
-        proc.start()
-        self.processes.append(proc)
-        return proc
+        return super()._spawn(name, self.netns.wrap(argv) if self.netns else argv)
 
     def _ready(self, path: str) -> bool:
         try:

@@ -119,8 +119,9 @@ class RealCluster(Component):
     def tag_image(self, ref: str, new_ref: str) -> None:
         """Make an imported image available under another reference too (what a push of
         a new tag to a registry would do)."""
-        if self._ctr("images", "tag", "--force", ref, new_ref) is None:
-            raise SubstrateError(f"ctr images tag {ref} {new_ref} failed")
+        proc = self._ctr("images", "tag", "--force", ref, new_ref)
+        if proc.returncode != 0:
+            raise SubstrateError(f"ctr images tag {ref} {new_ref} failed: {proc.stderr.strip()}")
 
     # -- lifecycle --
 
@@ -180,7 +181,7 @@ class RealCluster(Component):
             "containerd", [go_tool("containerd"), "--config", self.workdir / "containerd.toml"]
         )
         wait_until(
-            lambda: containerd.check_alive() and self._ctr("version") is not None,
+            lambda: containerd.check_alive() and self._ctr("version").returncode == 0,
             timeout=30, what="containerd", log=containerd.log,
         )
         self._step("containerd", t)
@@ -227,12 +228,7 @@ class RealCluster(Component):
         return self
 
     def _spawn(self, name: str, argv: list[str | Path]) -> ManagedProcess:
-        proc = ManagedProcess(
-            name, self.netns.wrap(argv), log=self.workdir / f"{name}.log", cwd=self.workdir
-        )
-        proc.start()
-        self.processes.append(proc)
-        return proc
+        return super()._spawn(name, self.netns.wrap(argv))
 
     def _write_files(self) -> None:
         p = self.paths
@@ -274,22 +270,16 @@ class RealCluster(Component):
         )
         _make_cgroup_root(self.cgroup_name)
 
-    def _ctr(self, *args: str | Path) -> str | None:
-        proc = subprocess.run(
+    def _ctr(self, *args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             [str(go_tool("ctr")), "--address", str(self.paths.containerd_socket),
              "--namespace", "k8s.io", *map(str, args)],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True, text=True, timeout=timeout, check=False,
         )
-        return proc.stdout if proc.returncode == 0 else None
 
     def _import_images(self) -> None:
         for name, image in sorted(self.images.items()):
-            proc = subprocess.run(
-                [str(go_tool("ctr")), "--address", str(self.paths.containerd_socket),
-                 "--namespace", "k8s.io", "images", "import", "--no-unpack=false",
-                 str(image.archive)],
-                capture_output=True, text=True, timeout=600, check=False,
-            )
+            proc = self._ctr("images", "import", image.archive, timeout=600)
             if proc.returncode != 0:
                 raise SubstrateError(
                     f"importing image {name} ({image.archive}) failed: {proc.stderr.strip()}"

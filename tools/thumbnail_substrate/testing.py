@@ -3,6 +3,7 @@ kubectl. Test packages import these instead of each other."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -65,4 +66,12 @@ def kubectl(
     return result.stdout
 
 
-__all__ = ["KubectlError", "Obj", "free_port", "kubectl", "load_documents", "wait_for"]
+def kubectl_get(kubeconfig: Path | str, *args: str) -> Obj:
+    """`kubectl get ARGS -o json`, parsed."""
+    obj: Obj = json.loads(kubectl(kubeconfig, "get", *args, "-o", "json"))
+    return obj
+
+
+__all__ = [
+    "KubectlError", "Obj", "free_port", "kubectl", "kubectl_get", "load_documents", "wait_for",
+]
