@@ -20,7 +20,7 @@ import pyvips
 
 from bench_imaging import ALL, Case, cases, photo
 from thumbnail_service.imaging import RenderOptions, SizeSpec, libvips_version, render
-from thumbnail_service.imaging.isolated import IsolatedRenderer
+from thumbnail_service.rendering.pool import IsolatedRenderer
 
 
 def time_case(

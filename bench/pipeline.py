@@ -55,8 +55,8 @@ from bench.stack import (
     stack,
 )
 from thumbnail_service import imaging
-from thumbnail_service.imaging.isolated import IsolatedRenderer
 from thumbnail_service.jobs import JobOptions, Size
+from thumbnail_service.rendering.pool import IsolatedRenderer
 from thumbnail_service.settings import Settings
 
 SIZES = [("large", 1024, 1024), ("medium", 512, 512), ("small", 128, 128)]

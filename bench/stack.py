@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from thumbnail_service.rendering.process import CHILD_MODULE
 from thumbnail_substrate import testing
 from thumbnail_substrate.minio import MinioServer
 from thumbnail_substrate.postgres import PostgresServer
@@ -308,6 +309,11 @@ class SchedMeter:
         return {"running": self.running, "waiting_for_cpu": self.waiting, "processes": len(runs)}
 
 
+def is_render_child(pid: int) -> bool:
+    """A render process (an IsolatedRenderer child): its command line names the child module."""
+    return CHILD_MODULE in cmdline(pid)
+
+
 def render_children(root: int) -> list[int]:
     """Render processes (IsolatedRenderer children) in a process tree."""
-    return [pid for pid in process_tree(root) if "child_main" in cmdline(pid)]
+    return [pid for pid in process_tree(root) if is_render_child(pid)]

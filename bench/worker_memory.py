@@ -23,7 +23,15 @@ from typing import Any
 
 from bench.common import markdown_table, progress, write_results
 from bench.pipeline import drive_pipeline
-from bench.stack import Stack, children_map, cmdline, process_tree, rss_bytes, servers, stack
+from bench.stack import (
+    Stack,
+    children_map,
+    is_render_child,
+    process_tree,
+    rss_bytes,
+    servers,
+    stack,
+)
 
 MIB = 2**20
 
@@ -35,11 +43,11 @@ def sample(root: int) -> dict[str, float]:
     out: dict[str, float] = {}
     tree = process_tree(root)
     for pid in tree:
-        if "child_main" in cmdline(pid):
+        if is_render_child(pid):
             kind = "render children"
         elif pid == root:
             kind = "dramatiq main"
-        elif any("child_main" in cmdline(c) for c in children.get(pid, [])):
+        elif any(is_render_child(c) for c in children.get(pid, [])):
             kind = "worker process"
         else:
             kind = "sweeper fork"
@@ -115,9 +123,9 @@ async def run(s: Stack, image: bytes, args: argparse.Namespace) -> dict[str, Any
     def snapshot(label: str) -> None:
         children = children_map()
         for pid in process_tree(worker.pid):
-            if any("child_main" in cmdline(c) for c in children.get(pid, [])):
+            if any(is_render_child(c) for c in children.get(pid, [])):
                 smaps[label] = {"worker process": smaps_breakdown(pid)}
-                kids = [c for c in children.get(pid, []) if "child_main" in cmdline(c)]
+                kids = [c for c in children.get(pid, []) if is_render_child(c)]
                 smaps[label]["first render child"] = smaps_breakdown(kids[0])
 
     async def sampler(stop: asyncio.Event) -> None:

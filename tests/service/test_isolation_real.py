@@ -14,10 +14,11 @@ import pytest
 from tests.service import images
 from tests.service.stack import Stack, wait_for
 from tests.service.test_processing_real import submit, wait_finished
+from thumbnail_service.rendering.process import CHILD_MODULE
 
 pytestmark = pytest.mark.services
 SERVICE_ENV = {"THUMBNAIL_JOB_TIMEOUT_SECONDS": "60", "THUMBNAIL_WORKER_THREADS": "2"}
-RENDERER_MARK = "thumbnail_service.imaging.isolated"
+RENDERER_MARK = CHILD_MODULE
 
 
 def descendants(root: int) -> list[int]:

@@ -6,9 +6,10 @@ import pytest
 
 from tests.unit.imaging import samples
 from thumbnail_service.imaging import RenderOptions, SizeSpec
-from thumbnail_service.imaging.isolated import IsolatedRenderer
+from thumbnail_service.rendering.factory import build_renderer
+from thumbnail_service.rendering.inline import InlineRenderer
+from thumbnail_service.rendering.pool import IsolatedRenderer
 from thumbnail_service.settings import Settings
-from thumbnail_service.worker.processor import InlineRenderer, build_renderer
 
 OPTIONS = RenderOptions((SizeSpec("t", 32, 32),))
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from thumbnail_service import cli
-from thumbnail_service.imaging.isolated import IsolatedRenderer
+from thumbnail_service.rendering.factory import build_renderer
+from thumbnail_service.rendering.pool import IsolatedRenderer
 from thumbnail_service.settings import Settings
-from thumbnail_service.worker.processor import build_renderer
 
 
 def test_render_processes_default_to_one_per_worker_thread() -> None:

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..settings import Settings
-from . import routes_jobs, routes_ops
+from .deps import Services
 from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
-from .services import Services
+from .routes import jobs, ops
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
-    app.include_router(routes_jobs.router)
-    app.include_router(routes_ops.router)
+    app.include_router(jobs.router)
+    app.include_router(ops.router)
     return app

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import DependencyUnavailable
 from ..jobs import JobStatus
-from .services import Services
+from .deps import Services
 
 log = logging.getLogger(__name__)
 

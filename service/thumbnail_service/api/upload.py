@@ -1,4 +1,5 @@
-"""POST /v1/jobs input: the multipart body read under a byte limit, and option parsing.
+"""POST /v1/jobs input: the multipart body read under a byte limit, option parsing, and the
+image checked from its own bytes (`validated_upload`).
 
 The body is counted while it streams in and abandoned as soon as it exceeds the limit, so
 an oversized upload is never buffered. The image is then checked from its own bytes
@@ -7,6 +8,7 @@ an oversized upload is never buffered. The image is then checked from its own by
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -20,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from .. import imaging
 from ..imaging import FitMode, OutputFormat
 from ..jobs import JobOptions, Size
 from ..settings import PRESET_NAME_PATTERN, Settings
@@ -147,6 +150,43 @@ async def read_upload(request: Request, settings: Settings) -> Upload:
     if not data:
         raise ApiError(422, "empty_file", "the uploaded file is empty", field="file")
     return Upload(data=data, fields=fields)
+
+
+async def validated_upload(
+    request: Request, settings: Settings
+) -> tuple[Upload, JobOptions, imaging.ImageInfo]:
+    """Body under the size limit (413), options (422), format from the bytes (415), pixel
+    count from the header (422): all before anything is stored."""
+    upload = await read_upload(request, settings)
+    options = parse_options(upload.fields, settings)
+    detected = imaging.sniff_format(upload.data)
+    if detected is None or detected not in settings.allowed_format_set:
+        allowed = ", ".join(sorted(settings.allowed_format_set))
+        what = "not a recognised image" if detected is None else f"{detected} is not allowed"
+        raise ApiError(
+            415, "unsupported_format", f"{what}; allowed formats: {allowed}", field="file"
+        )
+    return upload, options, await _probe(upload.data, settings)
+
+
+async def _probe(data: bytes, settings: Settings) -> imaging.ImageInfo:
+    try:
+        return await asyncio.to_thread(
+            imaging.probe,
+            data,
+            allowed=settings.allowed_format_set,
+            max_pixels=settings.max_pixels,
+        )
+    except imaging.UnsupportedFormatError as exc:
+        raise ApiError(415, "unsupported_format", str(exc), field="file") from None
+    except imaging.ImageTooLargeError as exc:
+        raise ApiError(
+            422, "image_too_large", f"{exc} (limit: {settings.max_pixels} pixels)", field="file"
+        ) from None
+    except imaging.ImagingError as exc:
+        raise ApiError(
+            422, "unreadable_image", f"the image header cannot be read: {exc}", field="file"
+        ) from None
 
 
 def parse_options(fields: dict[str, list[str]], settings: Settings) -> JobOptions:

@@ -11,8 +11,8 @@ Decisions callers can rely on:
 - Importing does not touch libvips' global state. The first probe/render blocks untrusted
   and non-allowed loaders and disables the libvips operation cache (see `policy`).
 - `render` stops libvips through its kill flag, which some encoders ignore (libheif's AVIF
-  encoder). `isolated.IsolatedRenderer` runs the same `render` in killable child processes:
-  a hard time limit, and decoder crashes stay out of the caller.
+  encoder). `thumbnail_service.rendering` runs the same `render` in killable child
+  processes: a hard time limit, and decoder crashes stay out of the caller.
 """
 
 from .errors import (
@@ -20,7 +20,6 @@ from .errors import (
     ImageTooLargeError,
     ImagingError,
     ProcessingTimeoutError,
-    RendererCrashedError,
     UnsupportedFormatError,
 )
 from .info import libvips_version, supported_formats
@@ -47,7 +46,6 @@ __all__ = [
     "OutputFormat",
     "ProcessingTimeoutError",
     "RenderOptions",
-    "RendererCrashedError",
     "SizeSpec",
     "Thumbnail",
     "UnsupportedFormatError",

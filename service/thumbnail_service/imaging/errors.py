@@ -20,6 +20,3 @@ class CorruptImageError(ImagingError):
 class ProcessingTimeoutError(ImagingError):
     """The per-job time limit was hit; libvips work was killed, not just abandoned."""
 
-
-class RendererCrashedError(ImagingError):
-    """The isolated renderer process died mid-job (segfault, abort, OOM kill): permanent."""

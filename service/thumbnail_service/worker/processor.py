@@ -11,17 +11,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Protocol
 from uuid import UUID
 
 from .. import imaging
 from ..errors import DependencyUnavailable
-from ..imaging.isolated import IsolatedRenderer
 from ..jobs import JobRecord, ThumbnailRecord
+from ..rendering.inline import InlineRenderer
+from ..rendering.protocol import Renderer, RendererCrashedError
 from ..repository import JobRepository
 from ..settings import Settings
 from ..storage import ObjectNotFound, Storage, thumbnail_key
@@ -30,55 +29,6 @@ log = logging.getLogger(__name__)
 
 # ImagingError subclasses are all permanent: the same bytes will fail the same way again.
 PERMANENT_ERRORS = (imaging.ImagingError, ObjectNotFound)
-
-
-class Renderer(Protocol):
-    """`imaging.render`'s signature; implemented inline or by `IsolatedRenderer`."""
-
-    def render(
-        self,
-        data: bytes,
-        options: imaging.RenderOptions,
-        *,
-        allowed: frozenset[imaging.ImageFormat],
-        max_pixels: int,
-        timeout_seconds: float,
-    ) -> list[imaging.Thumbnail]: ...
-
-    def close(self) -> None: ...
-
-
-class InlineRenderer:
-    """Render in the worker process: only libvips' cooperative kill enforces the limit."""
-
-    def render(
-        self,
-        data: bytes,
-        options: imaging.RenderOptions,
-        *,
-        allowed: frozenset[imaging.ImageFormat],
-        max_pixels: int,
-        timeout_seconds: float,
-    ) -> list[imaging.Thumbnail]:
-        return imaging.render(
-            data, options, allowed=allowed, max_pixels=max_pixels, timeout_seconds=timeout_seconds
-        )
-
-    def close(self) -> None:
-        pass
-
-
-def build_renderer(settings: Settings) -> Renderer:
-    """THUMBNAIL_RENDER_ISOLATION: `render_concurrency` child processes, or inline."""
-    if settings.render_isolation == "inline":
-        return InlineRenderer()
-    return IsolatedRenderer(
-        settings.render_concurrency,
-        kill_grace_seconds=settings.render_kill_grace_seconds,
-        memory_limit_bytes=settings.render_memory_limit_bytes,
-        # Children decode untrusted bytes: they get no THUMBNAIL_* variables (credentials).
-        env={k: v for k, v in os.environ.items() if not k.startswith("THUMBNAIL_")},
-    )
 
 
 def retry_delay_seconds(settings: Settings, attempts: int) -> float:
@@ -217,7 +167,7 @@ def _describe_permanent(exc: BaseException) -> str:
         return f"corrupt or truncated image: {exc}"
     if isinstance(exc, imaging.ProcessingTimeoutError):
         return f"processing exceeded the time limit: {exc}"
-    if isinstance(exc, imaging.RendererCrashedError):
+    if isinstance(exc, RendererCrashedError):
         return f"{exc}; the image was not processed"
     return str(exc) or type(exc).__name__
 

@@ -17,10 +17,11 @@ from dramatiq.middleware import AsyncIO
 
 from ..logs import configure_logging
 from ..queue import ACTOR_NAME, JobQueue, build_broker
+from ..rendering.factory import build_renderer
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
-from .processor import JobProcessor, build_renderer
+from .processor import JobProcessor
 
 settings = Settings()
 configure_logging(settings.log_level)

@@ -24,13 +24,14 @@ from thumbnail_service.imaging import (
     ImagingError,
     OutputFormat,
     ProcessingTimeoutError,
-    RendererCrashedError,
     RenderOptions,
     SizeSpec,
     UnsupportedFormatError,
     render,
 )
-from thumbnail_service.imaging.isolated import WATCHDOG_SLACK_SECONDS, IsolatedRenderer
+from thumbnail_service.rendering.pool import WATCHDOG_SLACK_SECONDS, IsolatedRenderer
+from thumbnail_service.rendering.protocol import RendererCrashedError
+from thumbnail_service.rendering.wire import child_error
 
 from . import samples
 
@@ -124,10 +125,10 @@ def test_child_errors_arrive_as_the_same_types_and_messages(
     assert renderer.pids == pids  # an ordinary error does not cost a child
 
 
-def test_value_errors_and_unexpected_errors_are_mapped(renderer: IsolatedRenderer) -> None:
-    value_error = renderer._child_error({"error": "ValueError", "message": "bad size"})
+def test_value_errors_and_unexpected_errors_are_mapped() -> None:
+    value_error = child_error({"error": "ValueError", "message": "bad size"}, 0)
     assert type(value_error) is ValueError and str(value_error) == "bad size"
-    other = renderer._child_error({"error": "unexpected", "type": "KeyError", "message": "'x'"})
+    other = child_error({"error": "unexpected", "type": "KeyError", "message": "'x'"}, 0)
     assert type(other) is RuntimeError and "KeyError" in str(other)  # transient for the worker
 
 
@@ -311,7 +312,7 @@ def test_children_exit_when_their_parent_is_killed() -> None:
     # A SIGKILLed worker runs no cleanup: its children see their socket close and exit.
     script = (
         "import sys, time\n"
-        "from thumbnail_service.imaging.isolated import IsolatedRenderer\n"
+        "from thumbnail_service.rendering.pool import IsolatedRenderer\n"
         "pool = IsolatedRenderer(2)\n"
         "print(*pool.pids, flush=True)\n"
         "time.sleep(60)\n"

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .. import imaging
-from ..errors import DependencyUnavailable
-from .auth import require_api_key
-from .errors import responses
-from .metrics import REGISTRY, refresh_gauges
-from .schemas import DependencyCheck, DetailedHealth, Liveness
-from .services import Services, get_services
+from ... import imaging
+from ...errors import DependencyUnavailable
+from ..auth import require_api_key
+from ..deps import Services, get_services
+from ..errors import responses
+from ..metrics import REGISTRY, refresh_gauges
+from ..schemas import DependencyCheck, DetailedHealth, Liveness
 
 router = APIRouter(tags=["operations"])
 ServicesDep = Annotated[Services, Depends(get_services)]

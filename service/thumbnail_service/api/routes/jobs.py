@@ -1,8 +1,8 @@
-"""/v1/jobs: submit, inspect, list, download, delete."""
+"""/v1/jobs: submit, inspect, list, download, delete. HTTP only: the input checks are in
+`upload`, the use cases in `submission` and `deletion`."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -13,15 +13,16 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from .. import imaging
-from ..jobs import JobOptions, JobRecord, JobStatus
-from ..storage import ObjectNotFound, thumbnail_key
-from ..submission import IdempotencyConflict, Submitter
-from .auth import require_api_key
-from .errors import ApiError, responses
-from .schemas import JobList, JobOut
-from .services import Services, get_services
-from .upload import Upload, fingerprint, parse_options, read_upload
+from ... import imaging
+from ...deletion import delete_job_and_images
+from ...jobs import JobRecord, JobStatus
+from ...storage import ObjectNotFound
+from ...submission import IdempotencyConflict, Submitter
+from ..auth import require_api_key
+from ..deps import Services, get_services
+from ..errors import ApiError, responses
+from ..schemas import JobList, JobOut
+from ..upload import fingerprint, validated_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -102,7 +103,7 @@ async def submit_job(
         ),
     ] = None,
 ) -> JobOut:
-    upload, options, info = await _validated_submission(request, services)
+    upload, options, info = await validated_upload(request, services.settings)
     submitter = Submitter(services.repository, services.storage, services.queue)
     try:
         submission = await submitter.submit(
@@ -120,45 +121,6 @@ async def submit_job(
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return JobOut.from_record(submission.job, request)
-
-
-async def _validated_submission(
-    request: Request, services: Services
-) -> tuple[Upload, JobOptions, imaging.ImageInfo]:
-    """Body under the size limit (413), options (422), format from the bytes (415), pixel
-    count from the header (422): all before anything is stored."""
-    settings = services.settings
-    upload = await read_upload(request, settings)
-    options = parse_options(upload.fields, settings)
-    detected = imaging.sniff_format(upload.data)
-    if detected is None or detected not in settings.allowed_format_set:
-        allowed = ", ".join(sorted(settings.allowed_format_set))
-        what = "not a recognised image" if detected is None else f"{detected} is not allowed"
-        raise ApiError(
-            415, "unsupported_format", f"{what}; allowed formats: {allowed}", field="file"
-        )
-    return upload, options, await _probe(upload.data, services)
-
-
-async def _probe(data: bytes, services: Services) -> imaging.ImageInfo:
-    settings = services.settings
-    try:
-        return await asyncio.to_thread(
-            imaging.probe,
-            data,
-            allowed=settings.allowed_format_set,
-            max_pixels=settings.max_pixels,
-        )
-    except imaging.UnsupportedFormatError as exc:
-        raise ApiError(415, "unsupported_format", str(exc), field="file") from None
-    except imaging.ImageTooLargeError as exc:
-        raise ApiError(
-            422, "image_too_large", f"{exc} (limit: {settings.max_pixels} pixels)", field="file"
-        ) from None
-    except imaging.ImagingError as exc:
-        raise ApiError(
-            422, "unreadable_image", f"the image header cannot be read: {exc}", field="file"
-        ) from None
 
 
 @router.get(
@@ -284,12 +246,5 @@ async def download_thumbnail(
 )
 async def delete_job(job_id: JobId, services: ServicesDep) -> Response:
     job = await _load(services, job_id)
-    # Objects first, then the row: a failure leaves the job visible so DELETE can be retried,
-    # never an invisible orphan. Keys are deterministic, so this also covers thumbnails a
-    # worker may be writing right now.
-    keys = {thumbnail_key(job.id, s.name) for s in job.options.sizes}
-    keys |= {t.object_key for t in job.thumbnails}
-    await services.storage.delete(services.storage.thumbnails, sorted(keys))
-    await services.storage.delete(services.storage.originals, [job.original_key])
-    await services.repository.delete(job.id)
+    await delete_job_and_images(job, services.repository, services.storage)
     return Response(status_code=204)

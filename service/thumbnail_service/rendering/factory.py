@@ -1,0 +1,23 @@
+"""The renderer the settings ask for."""
+
+from __future__ import annotations
+
+import os
+
+from ..settings import Settings
+from .inline import InlineRenderer
+from .pool import IsolatedRenderer
+from .protocol import Renderer
+
+
+def build_renderer(settings: Settings) -> Renderer:
+    """THUMBNAIL_RENDER_ISOLATION: `render_concurrency` child processes, or inline."""
+    if settings.render_isolation == "inline":
+        return InlineRenderer()
+    return IsolatedRenderer(
+        settings.render_concurrency,
+        kill_grace_seconds=settings.render_kill_grace_seconds,
+        memory_limit_bytes=settings.render_memory_limit_bytes,
+        # Children decode untrusted bytes: they get no THUMBNAIL_* variables (credentials).
+        env={k: v for k, v in os.environ.items() if not k.startswith("THUMBNAIL_")},
+    )
