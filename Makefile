@@ -54,7 +54,7 @@ test: system-deps venv tools images lint ## everything CI runs: lint, unit, serv
 	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv ## fast tests without servers
-	$(BIN)/pytest tests/unit tests/operator/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/service/unit tests/operator/unit $(PYTEST_ARGS)
 
 dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Redis, MinIO, API, worker)
 	@scripts/dev.sh

@@ -18,7 +18,7 @@ from thumbnail_service.imaging import (
     sniff_format,
 )
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 LIMIT = 50_000_000

@@ -19,7 +19,7 @@ from thumbnail_service.imaging import (
     render,
 )
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 OPTIONS = RenderOptions((SizeSpec("t", 32, 32),))

@@ -6,7 +6,7 @@ import pytest
 
 from thumbnail_service.imaging import ImageFormat, sniff_format
 
-from . import samples
+from .. import samples
 
 
 def _ftyp(major: bytes, *compatible: bytes) -> bytes:

@@ -12,7 +12,7 @@ from thumbnail_service.imaging import (
     probe,
 )
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 LIMIT = 50_000_000

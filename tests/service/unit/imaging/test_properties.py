@@ -14,7 +14,7 @@ from thumbnail_service.imaging.geometry import (
     required_scale,
 )
 
-from . import samples
+from .. import samples
 
 dims = st.integers(min_value=1, max_value=6000)
 specs = st.lists(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.imaging import samples
 from thumbnail_service.imaging import RenderOptions, SizeSpec
 from thumbnail_service.rendering.factory import build_renderer
 from thumbnail_service.rendering.inline import InlineRenderer
 from thumbnail_service.rendering.pool import IsolatedRenderer
 from thumbnail_service.settings import Settings
+
+from .. import samples
 
 OPTIONS = RenderOptions((SizeSpec("t", 32, 32),))
 

@@ -33,7 +33,7 @@ from thumbnail_service.rendering.pool import WATCHDOG_SLACK_SECONDS, IsolatedRen
 from thumbnail_service.rendering.protocol import RendererCrashedError
 from thumbnail_service.rendering.wire import child_error
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 LIMIT = 10**8

@@ -15,7 +15,7 @@ from thumbnail_service.imaging import (
 )
 from thumbnail_service.imaging.deadline import Deadline
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 OPTIONS = RenderOptions((SizeSpec("t", 256, 256),))

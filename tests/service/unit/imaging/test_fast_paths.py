@@ -19,7 +19,7 @@ from thumbnail_service.imaging import deadline as deadline_module
 from thumbnail_service.imaging.deadline import Deadline
 from thumbnail_service.imaging.render import _scale_to
 
-from . import samples
+from .. import samples
 
 ALL = samples.ALL_FORMATS
 ONE = RenderOptions((SizeSpec("t", 256, 256),))
