@@ -20,9 +20,6 @@ class JobStatus(StrEnum):
     FAILED = "failed"
 
 
-UNFINISHED = (JobStatus.QUEUED, JobStatus.PROCESSING)
-
-
 class Size(BaseModel):
     name: str = Field(description="Size name: a preset name or WIDTHxHEIGHT.")
     width: int = Field(ge=1)

@@ -143,14 +143,6 @@ class Settings(BaseSettings):
     def allowed_format_set(self) -> frozenset[ImageFormat]:
         return frozenset(self.allowed_formats)
 
-    @property
-    def database_dsn(self) -> str:
-        """DSN without the password (asyncpg takes it separately, so it never hits logs)."""
-        return (
-            f"postgresql://{self.database_user}@{self.database_host}:"
-            f"{self.database_port}/{self.database_name}"
-        )
-
     def redacted(self) -> dict[str, Any]:
         """Effective configuration with every secret replaced by '**********' (or '' if unset)."""
         out: dict[str, Any] = {}
