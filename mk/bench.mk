@@ -30,10 +30,10 @@ bench-memory: system-deps venv tools ## worker RSS across >= 5,000 jobs
 	@$(BENCH_PY) bench.worker_memory $(BENCH_ARGS)
 
 bench-imaging: venv ## decode-once multi-size render vs one thumbnail_buffer per size
-	@$(BIN)/python bench/bench_imaging.py $(BENCH_ARGS)
+	@$(BENCH_PY) bench.decode_once $(BENCH_ARGS)
 
 bench-isolation: venv ## render in a child process vs inline (cost of render isolation)
-	@$(BIN)/python bench/bench_isolation.py $(BENCH_ARGS)
+	@$(BENCH_PY) bench.render_isolation $(BENCH_ARGS)
 
 bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
 	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)

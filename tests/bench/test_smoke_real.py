@@ -41,3 +41,13 @@ def test_pipeline_benchmark_runs(tmp_path: Path) -> None:
 def test_api_benchmark_runs(tmp_path: Path) -> None:
     document = _run("bench.api_overhead", tmp_path, "--cases", "small,status")
     assert len(document["rows"]) >= 2, document["rows"]
+
+
+def test_decode_once_benchmark_runs(tmp_path: Path) -> None:
+    document = _run("bench.decode_once", tmp_path)
+    assert {row["impl"] for row in document["rows"]} >= {"ours", "naive"}, document["rows"]
+
+
+def test_render_isolation_benchmark_runs(tmp_path: Path) -> None:
+    document = _run("bench.render_isolation", tmp_path, "--respawns", "1")
+    assert document["child replacement ms"] > 0 and document["rows"], document
