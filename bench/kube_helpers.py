@@ -4,7 +4,7 @@ count API writes from the audit log, drive kubectl.
 The operator runs exactly as in a cluster: the `thumbnail-operator` console script, with a
 kubeconfig holding a token of its ServiceAccount (RBAC from operator/rbac.yaml), serving its
 own conversion webhook, which the API server reaches through an ExternalName Service pointing
-at localhost (the pattern of tests/upgrade/local_webhook.py).
+at localhost (thumbnail_substrate.local_webhook).
 """
 
 from __future__ import annotations
@@ -26,38 +26,27 @@ from typing import Any, TypeVar
 import yaml
 
 from thumbnail_operator.kube import ApiError, KubeClient
-from thumbnail_operator.schema.v1 import WEBHOOK_NAMESPACE, WEBHOOK_SERVICE
+from thumbnail_substrate.deploy import OPERATOR_NAMESPACE
+from thumbnail_substrate.local_webhook import external_name_service
+from thumbnail_substrate.operator_harness import (
+    OPERATOR_ACCOUNT,
+    kubeconfig_for,
+    operator_configuration,
+)
 from thumbnail_substrate.process import free_port
-from thumbnail_substrate.testing import load_documents, wait_for
+from thumbnail_substrate.testing import apply_object, load_documents, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
 SAMPLE_V1 = ROOT / "crds" / "samples" / "thumbnailservice.yaml"  # written in v1
-OPERATOR_NAMESPACE = "thumbnail-system"
-OPERATOR_ACCOUNT = "thumbnail-operator"
+
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 TNS_PATH = "/apis/thumbnails.platform.dev/v1"
 
 Obj = dict[str, Any]
 T = TypeVar("T")
-
-
-def create_namespace(admin: KubeClient, name: str, labels: dict[str, str] | None = None) -> None:
-    try:
-        admin.request(
-            "POST",
-            "/api/v1/namespaces",
-            body={
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": name, "labels": labels or {}},
-            },
-        )
-    except ApiError as err:
-        if not err.conflict:
-            raise
 
 
 def has_default_account(admin: KubeClient, namespace: str) -> bool:
@@ -133,47 +122,17 @@ def to_yaml(documents: Iterable[Obj]) -> str:
 # -- installing the operator ------------------------------------------------------------------
 
 
-def apply_object(admin: KubeClient, obj: Obj) -> Obj:
-    """Server-side apply of any kind the installation needs (cluster-scoped too)."""
-    api_version, kind = obj["apiVersion"], obj["kind"]
-    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    namespace = obj["metadata"].get("namespace")
-    plural = kind.lower() + "s"  # true for every kind installed here
-    base = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
-    return admin.request(
-        "PATCH",
-        f"{base}/{obj['metadata']['name']}",
-        body=obj,
-        query={"fieldManager": "bench", "force": "true"},
-        content_type="application/apply-patch+yaml",
-    )
-
-
 def install(admin: KubeClient, webhook_port: int) -> None:
     """RBAC, the webhook's ExternalName Service on localhost:webhook_port, the shipped CRD
     with that port (the operator publishes its CA in caBundle when it starts)."""
     for document in load_documents(RBAC_FILE):
-        apply_object(admin, document)
-    apply_object(
-        admin,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": WEBHOOK_SERVICE, "namespace": WEBHOOK_NAMESPACE},
-            "spec": {
-                "type": "ExternalName",
-                "externalName": "localhost",
-                "ports": [
-                    {"name": "local-webhook", "port": webhook_port, "targetPort": webhook_port}
-                ],
-            },
-        },
-    )
+        apply_object(admin, document, field_manager="bench")
+    apply_object(admin, external_name_service(webhook_port), field_manager="bench")
     crd = load_documents(CRD_FILE)[0]
     conversion = crd["spec"].get("conversion") or {}
     if conversion.get("strategy") == "Webhook":
         conversion["webhook"]["clientConfig"]["service"]["port"] = webhook_port
-    apply_object(admin, crd)
+    apply_object(admin, crd, field_manager="bench")
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
 
     def established() -> bool:
@@ -185,40 +144,7 @@ def install(admin: KubeClient, webhook_port: int) -> None:
 
 def service_account_kubeconfig(admin: KubeClient, path: Path) -> Path:
     """A kubeconfig with a TokenRequest token of the operator's ServiceAccount."""
-    review = admin.request(
-        "POST",
-        f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts/{OPERATOR_ACCOUNT}/token",
-        body={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 6 * 3600},
-        },
-    )
-    config = admin.configuration
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "operator",
-                "clusters": [
-                    {
-                        "name": "local",
-                        "cluster": {
-                            "server": config.host,
-                            "certificate-authority": config.ssl_ca_cert,
-                        },
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": review["status"]["token"]}}],
-                "contexts": [
-                    {"name": "operator", "context": {"cluster": "local", "user": "operator"}}
-                ],
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
+    return kubeconfig_for(operator_configuration(admin), path)
 
 
 # -- the operator process ---------------------------------------------------------------------

@@ -36,7 +36,6 @@ from bench.kube_helpers import (
     OperatorProcess,
     bare_deployment,
     breakdown,
-    create_namespace,
     deployment_available,
     has_default_account,
     install,
@@ -47,10 +46,10 @@ from bench.kube_helpers import (
     to_yaml,
     utc_now,
 )
-from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE_V1, KubeClient, load_configuration
+from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE, KubeClient, load_configuration
 from thumbnail_substrate.kube import KubeCluster
 from thumbnail_substrate.process import free_port
-from thumbnail_substrate.testing import kubectl, wait_for
+from thumbnail_substrate.testing import ensure_namespace, kubectl, wait_for
 
 Obj = dict[str, Any]
 NODE_PODS = 500
@@ -170,7 +169,7 @@ class Bench:
     def namespaces(self, prefix: str, count: int) -> list[str]:
         names = [f"{prefix}-{i:03d}" for i in range(count)]
         for name in names:
-            create_namespace(self.admin, name, {SCALE_LABEL: prefix})
+            ensure_namespace(self.admin, name, {SCALE_LABEL: prefix})
         # Pods need the namespace's default ServiceAccount: not part of what is measured.
         for name in names:
             wait_for(
@@ -198,7 +197,7 @@ class Bench:
         self._apply([body])
 
         def ready() -> bool:
-            obj = self.admin.get(THUMBNAIL_SERVICE_V1, namespace, "bench")
+            obj = self.admin.get(THUMBNAIL_SERVICE, namespace, "bench")
             return obj is not None and tns_ready(obj)
 
         wait_for(ready, timeout=self.args.timeout, what=f"{namespace}/bench Ready", interval=0.05)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_tree import descendants_of, wait_all_gone
 from thumbnail_substrate.process import free_port
+from thumbnail_substrate.process_tree import descendants_of, wait_all_gone
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.services

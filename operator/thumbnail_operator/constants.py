@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Final
 
 GROUP: Final = "thumbnails.platform.dev"
-VERSION: Final = "v1alpha1"
+# The hub and storage version: what the operator reads, watches and owns children as.
+VERSION: Final = "v1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
-# The storage version (issue 6): what the operator reads, watches and owns children as.
-# v1alpha1 stays served (deprecated); the conversion webhook translates between the two.
-STORAGE_VERSION: Final = "v1"
-STORAGE_API_VERSION: Final = f"{GROUP}/{STORAGE_VERSION}"
+# Still served, deprecated; the conversion webhook translates it to and from the hub.
+DEPRECATED_VERSION: Final = "v1alpha1"
+DEPRECATED_API_VERSION: Final = f"{GROUP}/{DEPRECATED_VERSION}"
 KIND: Final = "ThumbnailService"
 PLURAL: Final = "thumbnailservices"
 
@@ -33,3 +33,11 @@ POSTGRES_PORT: Final = 5432
 REDIS_PORT: Final = 6379
 MINIO_API_PORT: Final = 9000
 MINIO_CONSOLE_PORT: Final = 9001
+
+# Where the API server calls the conversion webhook. The Service port equals the operator's
+# listening port, so that a local control plane can use an ExternalName Service
+# (-> localhost) with the same CRD (docs/upgrading.md).
+WEBHOOK_NAMESPACE: Final = "thumbnail-system"
+WEBHOOK_SERVICE: Final = "thumbnail-operator-webhook"
+WEBHOOK_PATH: Final = "/convert"
+WEBHOOK_PORT: Final = 9443

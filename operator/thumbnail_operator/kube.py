@@ -47,12 +47,12 @@ PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
-THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # v1alpha1, served (deprecated)
-THUMBNAIL_SERVICE_V1 = Kind(c.STORAGE_API_VERSION, c.KIND, c.PLURAL)  # storage version
+THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage version
+THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
 
 CHILD_KINDS: tuple[Kind, ...] = (CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB)
 _BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, THUMBNAIL_SERVICE,
-                                                   THUMBNAIL_SERVICE_V1)}
+                                                   THUMBNAIL_SERVICE_V1ALPHA1)}
 
 
 def kind_of(obj: Obj) -> Kind:
@@ -165,13 +165,9 @@ class KubeClient:
             item.setdefault("kind", kind.kind)
         return items
 
-    def apply(self, obj: Obj) -> Obj:
-        """Server-side apply under the operator's field manager, taking over conflicts."""
-        return self.apply_reporting(obj)[0]
-
-    def apply_reporting(self, obj: Obj) -> tuple[Obj, bool]:
-        """`apply`, and whether it created the object (201): one request instead of a GET
-        to find out first."""
+    def apply(self, obj: Obj) -> tuple[Obj, bool]:
+        """Server-side apply under the operator's field manager, taking over conflicts; and
+        whether it created the object (201): one request instead of a GET to find out first."""
         meta = obj["metadata"]
         status, applied = self._call(
             "PATCH",

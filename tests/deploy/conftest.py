@@ -21,12 +21,12 @@ def kubectl(kube_cluster: Any) -> Kubectl:
 
 def install_crds(kubectl: Kubectl) -> None:
     """The CRDs from crds/, installed for real. A CRD that converts through a webhook gets
-    the tests' shared local webhook (tests/upgrade/local_webhook.py: the operator's own
+    the tests' shared local webhook (tools/thumbnail_substrate/local_webhook.py: the operator's own
     webhook classes behind an ExternalName Service), as the operator would serve it."""
     for path in sorted(CRDS.glob("*.yaml")):
         for doc in load_documents(path):
             if (doc["spec"].get("conversion") or {}).get("strategy") == "Webhook":
-                from tests.upgrade.local_webhook import localize, shared_webhook
+                from thumbnail_substrate.local_webhook import localize, shared_webhook
 
                 doc = localize(doc, shared_webhook(str(kubectl.kubeconfig)))
             kubectl.apply([doc])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -52,6 +53,22 @@ def _expand(path: str) -> list[str]:
     raise ValueError(f"unbalanced braces in {path!r}")
 
 
+def _node(schema: dict[str, Any], dotted: str) -> dict[str, Any]:
+    for part in dotted.split("."):
+        schema = schema["properties"][part]
+    return schema
+
+
+def _documented_default(node: dict[str, Any]) -> str | None:
+    """A schema default as the table writes it (`true`, `8000`, `postgres:16`)."""
+    if "default" in node and not isinstance(node["default"], dict | list):
+        return json.dumps(node["default"]).strip('"')
+    properties = node.get("properties") or {}
+    if {"repository", "tag"} <= properties.keys():  # an image
+        return f"{properties['repository']['default']}:{properties['tag']['default']}"
+    return None
+
+
 def _has(schema: dict[str, Any], dotted: str) -> bool:
     node = schema
     for part in dotted.split("."):
@@ -85,3 +102,27 @@ def test_field_table_matches_the_crd() -> None:
                     assert _has(spec, expanded), expanded
                     checked += 1
     assert checked > 30, checked
+
+
+def test_field_table_defaults_are_the_crd_defaults() -> None:
+    """The default column says what the API server fills in (the CRD takes its defaults from
+    the operator's typed model, `thumbnail_operator.api.v1.DEFAULTS`)."""
+    crd = load_documents(CRDS / "thumbnailservices.yaml")[0]
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    table = DOC.read_text().split("| field | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    compared = 0
+    for row in table.splitlines()[2:]:
+        cells = row.split("|")
+        paths = re.findall(r"`([^`]+)`", cells[1])
+        if "{" in paths[0]:
+            continue  # an object with several fields: described in words
+        base = paths[0].rsplit(".", 1)[0]
+        paths = [paths[0], *(base + rel for rel in paths[1:] if rel.startswith("."))]
+        values = re.findall(r"`([^`]+)`", cells[2])
+        if len(values) != len(paths):
+            continue  # e.g. resources, written as prose
+        for path, value in zip(paths, values, strict=True):
+            assert _documented_default(_node(spec, path)) == value, path
+            compared += 1
+    assert compared > 25, compared

@@ -25,12 +25,11 @@ from tests.deploy.support import (
     sample_files,
     the_one,
 )
+from thumbnail_operator.api.conversion import V1, to_v1
+from thumbnail_operator.api.v1 import parse_spec
 from thumbnail_operator.builders import Owner, build_desired_state, external_secret_names
-from thumbnail_operator.cli import parse_args
-from thumbnail_operator.conversion.core import V1
-from thumbnail_operator.conversion.options import builder_spec
-from thumbnail_operator.credentials import ensure_credentials
-from thumbnail_operator.spec import parse_spec
+from thumbnail_operator.builders.credentials import ensure_credentials
+from thumbnail_operator.settings import from_command_line
 
 RESTRICTED = {
     "pod-security.kubernetes.io/enforce": "restricted",
@@ -86,7 +85,8 @@ def test_operator_deployment_is_wired_to_its_account_and_probes() -> None:
     assert binding["roleRef"]["name"] == the_one("ClusterRole")["metadata"]["name"]
     (container,) = pod["containers"]
     assert "command" not in container, "use the image ENTRYPOINT (thumbnail-operator)"
-    args = parse_args(container.get("args", []))  # the operator's own CLI must accept them
+    # the operator's own CLI must accept them
+    args = from_command_line(container.get("args", []))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert args.liveness_port and ports["health"] == args.liveness_port
     assert args.metrics_port and ports["metrics"] == args.metrics_port
@@ -208,7 +208,7 @@ def test_rendered_children_accepted_by_api_server(
     namespace = make_namespace("render", RESTRICTED)
     (body,) = load_documents(sample)
     cr = _defaulted(kubectl, body, namespace)
-    spec = parse_spec(builder_spec(cr))
+    spec = parse_spec((cr if cr["apiVersion"] == V1 else to_v1(cr))["spec"])  # the hub
     owner = Owner(cr["metadata"]["name"], namespace, str(uuid.uuid4()), cr["apiVersion"])
     external: dict[str, dict[str, str]] = {
         name: {"password": "x"} for name in external_secret_names(owner, spec)

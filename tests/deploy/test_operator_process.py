@@ -92,7 +92,7 @@ def process(
         if arg.startswith("--metrics-port=")
         else arg.replace(f"={shipped['health']}", f"={ports['health']}")
         if arg.startswith("--liveness-port=")
-        # The session's shared webhook (tests/upgrade/local_webhook.py) serves conversions on
+        # The session's shared webhook (thumbnail_substrate.local_webhook) serves conversions on
         # 9443 with the same certificate Secret; a second manager of that Secret and of the
         # CRD's caBundle would race it (x509 unknown authority), so this process serves none.
         else "--webhook-port=0"

@@ -27,7 +27,7 @@ from tests.deploy.support import (
     the_one,
 )
 from thumbnail_operator import constants as c
-from thumbnail_operator.kube import CHILD_KINDS, EVENT, THUMBNAIL_SERVICE, Kind
+from thumbnail_operator.kube import CHILD_KINDS, EVENT, THUMBNAIL_SERVICE_V1ALPHA1, Kind
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
 CHILD_VERBS = ("get", "list", "watch", "create", "patch", "delete")
@@ -136,10 +136,10 @@ def _needed() -> list[tuple[str, str, str, str]]:
         for kind in CHILD_KINDS:
             needs += [(v, _group(kind), kind.plural, namespace) for v in CHILD_VERBS]
         needs += [(v, c.GROUP, c.PLURAL, namespace) for v in ("get", "list", "watch")]
-        needs.append(("patch", c.GROUP, f"{THUMBNAIL_SERVICE.plural}/status", namespace))
+        needs.append(("patch", c.GROUP, f"{THUMBNAIL_SERVICE_V1ALPHA1.plural}/status", namespace))
         needs.append(("create", _group(EVENT), EVENT.plural, namespace))
     # kopf watches cluster-wide (no -n flag): list/watch across all namespaces.
-    for kind in (*CHILD_KINDS, THUMBNAIL_SERVICE):
+    for kind in (*CHILD_KINDS, THUMBNAIL_SERVICE_V1ALPHA1):
         needs += [(v, _group(kind), kind.plural, "") for v in ("list", "watch")]
     return needs
 

@@ -11,16 +11,15 @@ from kubernetes import client
 
 from tests.operator.support import (
     CRD_FILE,
-    OPERATOR_ACCOUNT,
-    OPERATOR_NAMESPACE,
     RBAC_FILE,
     InProcessOperator,
-    apply_cluster_object,
+    apply_object,
     load_documents,
     wait_for,
 )
-from tests.upgrade.local_webhook import localize, shared_webhook
 from thumbnail_operator.kube import KubeClient, load_configuration
+from thumbnail_substrate import operator_harness as harness
+from thumbnail_substrate.local_webhook import localize, shared_webhook
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +35,7 @@ def crd(admin: KubeClient, kube_cluster: Any) -> dict[str, Any]:
     # The shipped CRD converts v1alpha1 <-> v1 through the webhook Service; on the local
     # control plane that Service points at a webhook on localhost (tests/upgrade).
     body = localize(load_documents(CRD_FILE)[0], shared_webhook(str(kube_cluster.kubeconfig)))
-    apply_cluster_object(admin, body)
+    apply_object(admin, body)
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{body['metadata']['name']}"
 
     def established() -> bool:
@@ -55,24 +54,8 @@ def operator_configuration(admin: KubeClient, kube_cluster: Any) -> client.Confi
     reconciler's writes) makes is authorised by that Role alone, as in a cluster.
     """
     for document in load_documents(RBAC_FILE):
-        apply_cluster_object(admin, document)
-    review = admin.request(
-        "POST",
-        f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts/{OPERATOR_ACCOUNT}/token",
-        body={
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 6 * 3600},
-        },
-    )
-    admin_config = admin.configuration
-    configuration = client.Configuration()
-    configuration.host = admin_config.host
-    configuration.ssl_ca_cert = admin_config.ssl_ca_cert
-    configuration.verify_ssl = True
-    configuration.api_key = {"BearerToken": review["status"]["token"]}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    return configuration
+        apply_object(admin, document)
+    return harness.operator_configuration(admin)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.operator.support import (
@@ -20,21 +19,10 @@ from tests.operator.support import (
     wait_for,
     wait_ready,
 )
-from thumbnail_operator.kube import THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
+from thumbnail_substrate.operator_harness import kubeconfig_for
 
 pytestmark = pytest.mark.cluster
-
-
-def service_account_kubeconfig(configuration: client.Configuration, path: Path) -> Path:
-    token = configuration.api_key["BearerToken"]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-        "clusters": [{"name": "c", "cluster": {
-            "server": configuration.host, "certificate-authority": configuration.ssl_ca_cert}}],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "c", "user": "operator"}}],
-    }))
-    return path
 
 
 def http_get(url: str) -> tuple[int, str]:
@@ -50,14 +38,14 @@ def command(
     operator: InProcessOperator, operator_configuration: client.Configuration, tmp_path: Path
 ) -> Iterator[dict[str, int]]:
     """The real command in a subprocess, while the in-process operator is stopped."""
-    kubeconfig = service_account_kubeconfig(operator_configuration, tmp_path / "kubeconfig")
+    kubeconfig = kubeconfig_for(operator_configuration, tmp_path / "kubeconfig")
     ports = {"metrics": free_port(), "liveness": free_port()}
     with operator.stopped():
         process = subprocess.Popen(
             [sys.executable, "-c", "from thumbnail_operator.cli import main; main()",
              "--kubeconfig", str(kubeconfig), "--metrics-port", str(ports["metrics"]),
              "--liveness-port", str(ports["liveness"]), "--log-level", "INFO",
-             # 9443 is the session's shared webhook (tests/upgrade/local_webhook.py)
+             # 9443 is the session's shared webhook (tools/thumbnail_substrate/local_webhook.py)
              "--webhook-port", str(free_port())],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "KUBECONFIG": "/nonexistent"},
@@ -76,7 +64,7 @@ def test_command_reconciles_and_serves_probe_and_metrics(
 ) -> None:
     wait_for(lambda: http_get(f"http://127.0.0.1:{command['liveness']}/healthz")[0] == 200,
              timeout=20, what="liveness endpoint")
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace),
                   body=sample("cli", persistence={"enabled": False}))
     wait_ready(admin, namespace, "cli", timeout=90)
     status, metrics = http_get(f"http://127.0.0.1:{command['metrics']}/metrics")

@@ -19,7 +19,7 @@ from tests.operator.support import (
     wait_ready,
 )
 from thumbnail_operator import constants as c
-from thumbnail_operator.kube import DEPLOYMENT, SECRET, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import DEPLOYMENT, SECRET, THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 from thumbnail_substrate.testing import kubectl
 
 pytestmark = pytest.mark.cluster
@@ -33,7 +33,7 @@ def test_missing_user_secret_degrades_then_recovers(
         "enabled": False,
         "external": {"host": "db.example.com", "secretRef": {"name": "db", "key": "pw"}},
     }
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace), body=body)
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
 
     degraded = wait_for(
         lambda: (cond := condition(get_tns(admin, namespace, "ext"), "Degraded"))
@@ -65,7 +65,7 @@ def test_missing_user_secret_degrades_then_recovers(
 def test_editing_the_credentials_secret_rolls_server_and_workers(
     admin: KubeClient, operator: Any, namespace: str
 ) -> None:
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace),
                   body=sample("rotate", persistence={"enabled": False}))
     wait_ready(admin, namespace, "rotate", timeout=90)
     wait_quiet(admin, namespace, "rotate")
@@ -85,7 +85,7 @@ def test_editing_the_credentials_secret_rolls_server_and_workers(
 def test_scale_subresource_scales_workers(
     admin: KubeClient, operator: Any, namespace: str, kube_cluster: Any
 ) -> None:
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace),
                   body=sample("scaled", persistence={"enabled": False}))
     wait_ready(admin, namespace, "scaled", timeout=90)
     kubectl(kube_cluster.kubeconfig, "-n", namespace, "scale", "tns/scaled", "--replicas=4")
@@ -97,14 +97,14 @@ def test_scale_subresource_scales_workers(
     cr = wait_ready(admin, namespace, "scaled", timeout=60)
     assert cr["status"]["workerReplicas"] == "4/4"
     scale = json.loads(kubectl(kube_cluster.kubeconfig, "-n", namespace, "get", "--raw",
-                               f"{THUMBNAIL_SERVICE.path(namespace, 'scaled')}/scale"))
+                               f"{THUMBNAIL_SERVICE_V1ALPHA1.path(namespace, 'scaled')}/scale"))
     assert scale["status"]["replicas"] == 4
     assert "app.kubernetes.io/component=worker" in scale["status"]["selector"]
 
 
 def test_liveness_probe_and_metrics(operator: Any, admin: KubeClient, namespace: str) -> None:
     before = REGISTRY.get_sample_value("thumbnail_operator_reconciles_total", {"result": "ok"})
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace),
                   body=sample("probed", persistence={"enabled": False}))
     wait_ready(admin, namespace, "probed", timeout=90)
     after = REGISTRY.get_sample_value("thumbnail_operator_reconciles_total", {"result": "ok"})

@@ -11,26 +11,26 @@ from kubernetes import client
 from tests.operator.support import (
     PEERING_FILE,
     InProcessOperator,
-    apply_cluster_object,
+    apply_object,
     load_documents,
     sample,
     wait_for,
     wait_ready,
 )
-from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 
 pytestmark = pytest.mark.cluster
 
 
 def install_peering(admin: KubeClient) -> None:
     crd, peering = load_documents(PEERING_FILE)
-    apply_cluster_object(admin, crd)
+    apply_object(admin, crd)
     wait_for(lambda: _try_apply(admin, peering), timeout=30, what="peering object")
 
 
 def _try_apply(admin: KubeClient, obj: dict[str, Any]) -> bool:
     try:
-        apply_cluster_object(admin, obj)
+        apply_object(admin, obj)
     except Exception:  # the CRD may not be served yet
         return False
     return True
@@ -51,12 +51,12 @@ def test_standby_replica_stays_idle_then_takes_over(
         standby.start()
         try:
             time.sleep(3)  # let both see each other's peering records
-            admin.request("POST", THUMBNAIL_SERVICE.path(namespace),
+            admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace),
                           body=sample("ha", persistence={"enabled": False}))
             wait_ready(admin, namespace, "ha", timeout=90)
-            assert leader.runtime is not None and standby.runtime is not None
-            assert leader.runtime.passes_by_key[key] >= 1
-            assert standby.runtime.passes_by_key[key] == 0
+            assert leader.controller is not None and standby.controller is not None
+            assert leader.controller.passes_by_key[key] >= 1
+            assert standby.controller.passes_by_key[key] == 0
 
             leader.stop()
             old_uid = admin.get(DEPLOYMENT, namespace, "ha-server")["metadata"]["uid"]  # type: ignore[index]
@@ -66,8 +66,8 @@ def test_standby_replica_stays_idle_then_takes_over(
                 and d["metadata"]["uid"] != old_uid,
                 timeout=30, what="the standby to restore the server Deployment",
             )
-            runtime = standby.runtime  # its pass finishes just after the object is back
-            wait_for(lambda: runtime.passes_by_key[key] >= 1, timeout=10, what="standby pass")
+            controller = standby.controller  # its pass finishes just after the object is back
+            wait_for(lambda: controller.passes_by_key[key] >= 1, timeout=10, what="standby pass")
         finally:
             standby.stop()
             leader.stop()

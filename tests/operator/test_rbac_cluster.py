@@ -16,7 +16,7 @@ from tests.operator.support import (
     wait_ready,
 )
 from thumbnail_operator import constants as c
-from thumbnail_operator.kube import SERVICE, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import SERVICE, THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 
 pytestmark = pytest.mark.cluster
 
@@ -24,7 +24,7 @@ SERVICE_ACCOUNT = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT
 
 
 def test_operator_identity_is_its_service_account(operator: Any) -> None:
-    review = operator.runtime.kube.request(
+    review = operator.controller.kube.request(
         "POST",
         "/apis/authentication.k8s.io/v1/selfsubjectreviews",
         body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
@@ -37,7 +37,7 @@ def test_role_is_sufficient_for_a_full_reconcile(
 ) -> None:
     body = sample("rbac", persistence={"enabled": False})
     body["spec"]["server"]["service"]["nodePort"] = {"enabled": True, "port": 30222}
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace), body=body)
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
     cr = wait_ready(admin, namespace, "rbac", timeout=90)
     assert cr["status"]["nodePortEndpoint"] == "<node-ip>:30222"
 
@@ -63,14 +63,14 @@ def test_role_is_sufficient_for_a_full_reconcile(
         ("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles",
          {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
           "metadata": {"name": "escalate"}, "rules": []}),
-        ("PATCH", THUMBNAIL_SERVICE.path("default", "any"), {"spec": {}}),
+        ("PATCH", THUMBNAIL_SERVICE_V1ALPHA1.path("default", "any"), {"spec": {}}),
     ],
     ids=["list-nodes", "list-pods", "delete-namespace", "create-clusterrole", "patch-spec"],
 )
 def test_role_grants_nothing_else(
     operator: Any, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
-    kube: KubeClient = operator.runtime.kube
+    kube: KubeClient = operator.controller.kube
     err = expect_api_error(
         lambda: kube.request(method, path, body=body,
                              content_type="application/merge-patch+json")

@@ -20,7 +20,7 @@ from tests.operator.support import (
     wait_ready,
 )
 from thumbnail_operator import constants as c
-from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 from thumbnail_substrate.testing import kubectl
 
 pytestmark = pytest.mark.cluster
@@ -30,7 +30,7 @@ NO_PERSISTENCE = {"enabled": False}
 
 def create(admin: KubeClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     body["metadata"]["namespace"] = namespace
-    return admin.request("POST", THUMBNAIL_SERVICE.path(namespace), body=body)
+    return admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
@@ -59,7 +59,7 @@ def test_sample_creates_every_child_and_becomes_ready(
     for (kind, name), obj in found.items():
         refs = obj["metadata"]["ownerReferences"]
         assert refs == [{
-            "apiVersion": c.STORAGE_API_VERSION, "kind": c.KIND, "name": "thumbs", "uid": uid,
+            "apiVersion": c.API_VERSION, "kind": c.KIND, "name": "thumbs", "uid": uid,
             "controller": True, "blockOwnerDeletion": True,
         }], f"{kind}/{name}"
         assert obj["metadata"]["labels"][c.LABEL_MANAGED_BY] == c.FIELD_MANAGER
@@ -188,8 +188,8 @@ def test_restarted_operator_rewrites_nothing(
 
     with operator.stopped():
         pass
-    runtime = operator.runtime
-    wait_for(lambda: runtime.passes >= 1, timeout=20, what="a reconcile after restart")
+    controller = operator.controller
+    wait_for(lambda: controller.passes >= 1, timeout=20, what="a reconcile after restart")
     time.sleep(3)
 
     assert resource_versions(admin, namespace, "steady") == before
@@ -208,9 +208,9 @@ def test_idle_operator_writes_nothing_across_resyncs(
         eager = InProcessOperator(operator_configuration, resync_seconds=0.5)
         eager.start()
         try:
-            runtime = eager.runtime
-            assert runtime is not None
-            wait_for(lambda: runtime.passes_by_key[(namespace, "idle")] >= 4, timeout=20,
+            controller = eager.controller
+            assert controller is not None
+            wait_for(lambda: controller.passes_by_key[(namespace, "idle")] >= 4, timeout=20,
                      what="several resync passes")
         finally:
             eager.stop()
@@ -236,7 +236,7 @@ def test_deletion_garbage_collects_children_and_follows_pvc_policy(
     assert claims("drop") == ["data-drop-minio-0", "data-drop-postgresql-0"]
 
     for name in ("keep", "drop"):
-        admin.request("DELETE", THUMBNAIL_SERVICE.path(namespace, name))
+        admin.request("DELETE", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace, name))
     for name in ("keep", "drop"):
         wait_for(lambda n=name: not children(admin, namespace, n), timeout=60,
                  what=f"children of {name} garbage-collected")

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from tests.operator.support import expect_api_error, patch_tns, sample
-from thumbnail_operator.kube import THUMBNAIL_SERVICE, KubeClient
+from thumbnail_operator.kube import THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 
 pytestmark = pytest.mark.cluster
 
 
 def dry_run_create(admin: KubeClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     return admin.request(
-        "POST", THUMBNAIL_SERVICE.path(namespace), body=body, query={"dryRun": "All"}
+        "POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body, query={"dryRun": "All"}
     )
 
 
@@ -112,7 +112,7 @@ def test_invalid_names_are_rejected(
 def test_storage_size_is_immutable(admin: KubeClient, crd: Any, namespace: str) -> None:
     body = sample("frozen")
     body["spec"]["persistence"] = {"enabled": True}
-    admin.request("POST", THUMBNAIL_SERVICE.path(namespace), body=body)
+    admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
     err = expect_api_error(
         lambda: patch_tns(admin, namespace, "frozen", {"postgresql": {"storage": {"size": "20Gi"}}})
     )

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_tree import children_of, wait_all_gone
 from thumbnail_substrate import SubstrateError
 from thumbnail_substrate.binaries import go_tool
+from thumbnail_substrate.process_tree import children_of, wait_all_gone
 from thumbnail_substrate.redis import RedisServer
 
 

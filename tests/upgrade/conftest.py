@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.operator.support import free_port, wait_for
-from tests.upgrade.local_webhook import BackgroundWebhook
-from thumbnail_operator.conversion.certmanager import CRD_NAME, CRD_PATH
 from thumbnail_operator.kube import ApiError, KubeClient, load_configuration
+from thumbnail_operator.webhook.certmanager import CRD_NAME, CRD_PATH
+from thumbnail_substrate.local_webhook import BackgroundWebhook
+from thumbnail_substrate.testing import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS_CRD = ROOT / "crds" / "history" / "thumbnailservices-v1alpha1.yaml"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime as dt
 import json
 import random
@@ -19,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from tests.operator.support import InProcessOperator, free_port, sample, wait_for
 from tests.upgrade.conftest import (
     CURRENT_CRD,
     PREVIOUS_CRD,
@@ -32,13 +32,15 @@ from tests.upgrade.conftest import (
     load,
     wait_established,
 )
-from thumbnail_operator.conversion import V1, V1_EXTRAS, V1ALPHA1, to_v1, to_v1alpha1
-from thumbnail_operator.conversion.certmanager import ca_bundle_of
-from thumbnail_operator.conversion.migrate import StorageVersionMigrator, storage_version_hash
-from thumbnail_operator.events import EventRecorder
+from thumbnail_operator.api import crd as crd_builder
+from thumbnail_operator.api.conversion import V1, V1_EXTRAS, V1ALPHA1, to_v1, to_v1alpha1
+from thumbnail_operator.controller.events import EventRecorder
+from thumbnail_operator.controller.reconcile import Reconciler
 from thumbnail_operator.kube import ApiError, Kind, KubeClient
-from thumbnail_operator.reconcile import Reconciler
-from thumbnail_operator.schema import v1 as v1_schema
+from thumbnail_operator.webhook.certmanager import ca_bundle_of
+from thumbnail_operator.webhook.migrate import StorageVersionMigrator, storage_version_hash
+from thumbnail_substrate.operator_harness import InProcessOperator, sample
+from thumbnail_substrate.testing import free_port, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -209,9 +211,9 @@ def new_crd(port: int) -> Obj:
     webhook by URL as on a local control plane."""
     crd = load(CURRENT_CRD)
     if "v1" not in [v["name"] for v in crd["spec"]["versions"]]:
-        crd = v1_schema.with_v1(crd, v1_schema.url_client_config("127.0.0.1", port))
-    crd["spec"]["conversion"] = v1_schema.webhook_conversion(
-        v1_schema.url_client_config("127.0.0.1", port))
+        crd = crd_builder.with_v1(crd, crd_builder.url_client_config("127.0.0.1", port))
+    crd["spec"]["conversion"] = crd_builder.webhook_conversion(
+        crd_builder.url_client_config("127.0.0.1", port))
     return crd
 
 
@@ -444,8 +446,10 @@ def test_concurrent_updates_race_without_loss(kube: KubeClient, namespace: str) 
 def test_certificate_rotation_republishes_the_ca(
     kube: KubeClient, namespace: str, webhook: BackgroundWebhook
 ) -> None:
-    settings = webhook.certificates.settings
-    settings.ca_validity = settings.serving_validity = dt.timedelta(minutes=6)
+    short = dt.timedelta(minutes=6)
+    settings = dataclasses.replace(
+        webhook.certificates.settings, ca_validity=short, serving_validity=short)
+    webhook.certificates.settings = settings
     # A lost Secret: the operator issues a new CA and re-publishes caBundle.
     kube.request("DELETE", f"/api/v1/namespaces/{settings.namespace}/secrets/"
                  f"{settings.secret_name}")
@@ -482,18 +486,18 @@ def _readable(kube: KubeClient, namespace: str) -> bool:
 def test_the_operator_serves_conversions_itself(
     kube: KubeClient, namespace: str, webhook: BackgroundWebhook
 ) -> None:
-    """The real operator (kopf, reconciler and its ConversionRuntime, as `thumbnail-operator`
+    """The real operator (kopf, reconciler and its ConversionService, as `thumbnail-operator`
     runs them): the API server calls *its* /convert once the CRD points there."""
     operator = InProcessOperator(kube.configuration)
-    settings = operator.options.conversion
-    assert settings is not None
+    settings = operator.settings
+    assert settings.webhook_enabled
     operator.start()
     crd = get_crd(kube) or {}
     client_config = crd["spec"]["conversion"]["webhook"]["clientConfig"]
     try:
         webhook.stop()  # only the operator answers now
         kube.request("PATCH", crd_path(), body={"spec": {"conversion": {"webhook": {
-            "clientConfig": {"url": f"https://127.0.0.1:{settings.port}/convert"}}}}},
+            "clientConfig": {"url": f"https://127.0.0.1:{settings.webhook_port}/convert"}}}}},
             content_type="application/merge-patch+json")
         read = wait_for(lambda: _get_alpha_or_none(kube, namespace, "ext"), timeout=30,
                         what="a read converted by the operator's webhook")
@@ -587,7 +591,11 @@ def test_rollback_to_the_previous_release(
     apply_crd(kube, crd)
     # 2. The same migration re-stores everything in the (now) storage version.
     report = StorageVersionMigrator(kube).run()
-    assert report.failed == [] and report.trimmed and report.rewritten == len(names)
+    # In a whole-suite run the session's operator (tests/operator) may re-store an object
+    # itself (a status write) between the switch and the migration: then that one is already
+    # in v1alpha1 and counts as unchanged. etcd below is the proof either way.
+    assert report.failed == [] and report.trimmed
+    assert report.rewritten + report.unchanged == len(names) and report.rewritten >= 1
     assert (get_crd(kube) or {})["status"]["storedVersions"] == ["v1alpha1"]
     assert {_stored_api_version(etcd, namespace, n) for n in names} == {f"{GROUP}/v1alpha1"}
     # 3. The previous CRD, and no webhook at all: every object reads as before. Replaced,

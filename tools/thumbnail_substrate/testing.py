@@ -8,12 +8,15 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from thumbnail_substrate.binaries import go_tool
 from thumbnail_substrate.process import free_port
+
+if TYPE_CHECKING:
+    from thumbnail_operator.kube import KubeClient
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -75,3 +78,35 @@ def kubectl_get(kubeconfig: Path | str, *args: str) -> Obj:
 __all__ = [
     "KubectlError", "Obj", "free_port", "kubectl", "kubectl_get", "load_documents", "wait_for",
 ]
+
+
+# -- objects on a cluster (through the operator's dict client) --------------------------------
+
+
+def apply_object(kube: KubeClient, obj: Obj, field_manager: str = "tests") -> Obj:
+    """Server-side apply of any kind, cluster-scoped ones too (plural = kind + "s", true for
+    every kind the tests and benchmarks install)."""
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    namespace = obj["metadata"].get("namespace")
+    plural = kind.lower() + "s"
+    base = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
+    result: Obj = kube.request(
+        "PATCH", f"{base}/{obj['metadata']['name']}", body=obj,
+        query={"fieldManager": field_manager, "force": "true"},
+        content_type="application/apply-patch+yaml",
+    )
+    return result
+
+
+def ensure_namespace(kube: KubeClient, name: str, labels: dict[str, str] | None = None) -> None:
+    """Create a Namespace unless it exists."""
+    from thumbnail_operator.kube import ApiError  # the substrate works without the operator
+
+    try:
+        kube.request("POST", "/api/v1/namespaces", body={
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels or {}}})
+    except ApiError as err:
+        if not err.conflict:
+            raise

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from thumbnail_operator import constants as c
+from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import app, buckets, config, minio, postgresql, redis
-from thumbnail_operator.builders.common import Context, Names, Obj, Owner
-from thumbnail_operator.spec import ThumbnailServiceSpec
+from thumbnail_operator.builders.common import ChildKey, Context, Names, Obj, Owner
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,11 @@ def build_desired_state(
         config.config_map(ctx),
         config.credentials_secret(ctx, credentials),
     ]
-    if spec.postgresql.enabled:
+    if spec.postgresql.is_managed:
         children += [postgresql.postgresql_service(ctx), postgresql.postgresql_stateful_set(ctx)]
-    if spec.redis.enabled:
+    if spec.redis.is_managed:
         children += [redis.redis_service(ctx), redis.redis_deployment(ctx)]
-    if spec.minio.enabled:
+    if spec.object_storage.is_managed:
         children += [
             minio.minio_service(ctx),
             minio.minio_console_service(ctx),
@@ -82,4 +82,7 @@ def external_secret_names(owner: Owner, spec: ThumbnailServiceSpec) -> list[str]
     return config.external_secret_names(Context(owner=owner, spec=spec))
 
 
-__all__ = ["DesiredState", "Names", "Obj", "Owner", "build_desired_state", "external_secret_names"]
+__all__ = [
+    "ChildKey", "DesiredState", "Names", "Obj", "Owner", "build_desired_state",
+    "external_secret_names",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from thumbnail_operator import constants as c
+from thumbnail_operator.api.v1 import Image, Resources
 from thumbnail_operator.builders.common import (
     APP_UID,
     Context,
@@ -15,13 +16,12 @@ from thumbnail_operator.builders.common import (
 )
 from thumbnail_operator.builders.config import external_secret_env
 from thumbnail_operator.builders.endpoints import dependencies
-from thumbnail_operator.spec import Image, Resources
 
 
 def _dependency_waits(ctx: Context) -> list[Obj]:
     """Init containers that hold the pod until PostgreSQL, Redis and object storage answer."""
     deps = dependencies(ctx)
-    wait = ctx.spec.images.wait
+    wait = ctx.spec.dependency_wait.image
     return [
         wait_for(target, endpoint.host, endpoint.port, wait)
         for target, endpoint in (
@@ -69,7 +69,7 @@ def _app_deployment(
         "volumes": [tmp_volume()],
         "enableServiceLinks": False,
     }
-    if ctx.spec.images.pull_secrets:
+    if ctx.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = pull_secrets(ctx.spec)
     return {
         "apiVersion": "apps/v1",
@@ -95,7 +95,7 @@ def _app_deployment(
 
 def server_deployment(ctx: Context, config_hash: str) -> Obj:
     server = ctx.spec.server
-    image = ctx.spec.images.server
+    image = server.image
     # Migrations run once per rollout, before any new server pod can take traffic.
     migrate = container(
         "migrate",
@@ -136,14 +136,14 @@ def server_deployment(ctx: Context, config_hash: str) -> Obj:
 
 
 def worker_deployment(ctx: Context, config_hash: str) -> Obj:
-    worker = ctx.spec.worker
+    workers = ctx.spec.workers
     return _app_deployment(
         ctx,
         component="worker",
         name=ctx.names.worker,
-        replicas=worker.replicas,
-        image=ctx.spec.images.worker,
-        resources=worker.resources,
+        replicas=workers.replicas,
+        image=workers.image,
+        resources=workers.resources,
         command="thumbnail-worker",
         config_hash=config_hash,
         extra_init=[],

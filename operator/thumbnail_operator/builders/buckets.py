@@ -7,13 +7,13 @@ import json
 
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
 from thumbnail_operator.builders.config import external_secret_env
+from thumbnail_operator.builders.credentials import S3_ACCESS_KEY, S3_SECRET_KEY
 from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.builders.workloads import (
     MINIO_UID,
     pod_spec,
     secret_env,
 )
-from thumbnail_operator.credentials import S3_ACCESS_KEY, S3_SECRET_KEY
 
 JOB_RESOURCES: Obj = {
     "requests": {"cpu": "10m", "memory": "32Mi"},
@@ -27,7 +27,7 @@ def _s3_target(ctx: Context) -> str:
 
 
 def bucket_init_job(ctx: Context) -> Obj:
-    buckets = ctx.spec.minio.buckets
+    buckets = ctx.spec.object_storage.buckets
     # `mc mb --ignore-existing` makes the Job safe to re-run; the alias retry waits for MinIO.
     script = (
         'until mc alias set target "$S3_ENDPOINT_URL" "$THUMBNAIL_S3_ACCESS_KEY" '
@@ -42,7 +42,7 @@ def bucket_init_job(ctx: Context) -> Obj:
     external = [e for e in external_secret_env(ctx) if e["name"] in (S3_ACCESS_KEY, S3_SECRET_KEY)]
     main = container(
         "bucket-init",
-        ctx.spec.images.minio_client,
+        ctx.spec.object_storage.bucket_init.image,
         JOB_RESOURCES,
         command=["sh", "-c", script],
         env=[

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.spec import Image, ThumbnailServiceSpec
+from thumbnail_operator.api.v1 import Image, ThumbnailServiceSpec
 
 Obj = dict[str, Any]
+ChildKey = tuple[str, str]  # (kind, name) of a child object
 
 APP_UID = 10001
 
@@ -173,4 +174,4 @@ def tmp_volume(name: str = "tmp") -> Obj:
 
 
 def pull_secrets(spec: ThumbnailServiceSpec) -> list[Obj]:
-    return [{"name": name} for name in spec.images.pull_secrets]
+    return [{"name": ref.name} for ref in spec.image_pull_secrets]

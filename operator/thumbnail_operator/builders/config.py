@@ -9,22 +9,25 @@ from collections.abc import Mapping
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj
-from thumbnail_operator.builders.endpoints import dependencies
-from thumbnail_operator.credentials import (
+from thumbnail_operator.builders.credentials import (
     DATABASE_PASSWORD,
     REDIS_PASSWORD,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
 )
+from thumbnail_operator.builders.endpoints import dependencies
 
 
 def service_environment(ctx: Context) -> dict[str, str]:
     """Non-secret THUMBNAIL_* settings (names from docs/contracts.md)."""
     spec = ctx.spec
-    pg, redis, minio, thumbs = spec.postgresql, spec.redis, spec.minio, spec.thumbnails
+    pg, redis, storage, thumbs = spec.postgresql, spec.redis, spec.object_storage, spec.thumbnails
     deps = dependencies(ctx)
+    # By name, as a v1alpha1 map always rendered them: the order of the v1 list carries no
+    # meaning for the service, and a reordered list must not change the hash (and roll pods).
     presets = {
-        name: {"width": p.width, "height": p.height} for name, p in sorted(thumbs.presets.items())
+        p.name: {"width": p.width, "height": p.height}
+        for p in sorted(thumbs.presets, key=lambda p: p.name)
     }
     return {
         "THUMBNAIL_DATABASE_HOST": deps.postgresql.host,
@@ -37,19 +40,19 @@ def service_environment(ctx: Context) -> dict[str, str]:
         "THUMBNAIL_S3_ENDPOINT": deps.s3.address,
         "THUMBNAIL_S3_SECURE": _flag(deps.s3_secure),
         "THUMBNAIL_S3_REGION": deps.s3_region,
-        "THUMBNAIL_BUCKET_ORIGINALS": minio.buckets.originals,
-        "THUMBNAIL_BUCKET_THUMBNAILS": minio.buckets.thumbnails,
+        "THUMBNAIL_BUCKET_ORIGINALS": storage.buckets.originals,
+        "THUMBNAIL_BUCKET_THUMBNAILS": storage.buckets.thumbnails,
         "THUMBNAIL_AUTH_ENABLED": _flag(thumbs.auth_enabled),
         "THUMBNAIL_MAX_UPLOAD_BYTES": str(thumbs.limits.max_upload_bytes),
         "THUMBNAIL_MAX_PIXELS": str(thumbs.limits.max_pixels),
         "THUMBNAIL_JOB_TIMEOUT_SECONDS": str(thumbs.limits.job_timeout_seconds),
         "THUMBNAIL_PRESETS": json.dumps(presets, separators=(",", ":")),
         "THUMBNAIL_ALLOWED_FORMATS": ",".join(thumbs.allowed_formats),
-        "THUMBNAIL_WORKER_THREADS": str(spec.worker.concurrency.threads),
-        "THUMBNAIL_WORKER_PROCESSES": str(spec.worker.concurrency.processes),
+        "THUMBNAIL_WORKER_THREADS": str(spec.workers.concurrency.threads),
+        "THUMBNAIL_WORKER_PROCESSES": str(spec.workers.concurrency.processes),
         "THUMBNAIL_HOST": "0.0.0.0",
         "THUMBNAIL_PORT": str(c.API_PORT),
-        "THUMBNAIL_LOG_LEVEL": thumbs.log_level,
+        "THUMBNAIL_LOG_LEVEL": thumbs.log_level.value,
     }
 
 
@@ -81,14 +84,12 @@ def external_secret_env(ctx: Context) -> list[Obj]:
     """Env entries read from user-owned Secrets; `env` wins over the operator's `envFrom`."""
     spec = ctx.spec
     refs: list[tuple[str, str, str]] = []
-    if not spec.postgresql.enabled and spec.postgresql.external:
-        ref = spec.postgresql.external.secret_ref
-        refs.append((DATABASE_PASSWORD, ref.name, ref.key))
-    if not spec.redis.enabled and spec.redis.external and spec.redis.external.secret_ref:
-        ref = spec.redis.external.secret_ref
-        refs.append((REDIS_PASSWORD, ref.name, ref.key))
-    if not spec.minio.enabled and spec.minio.external:
-        s3 = spec.minio.external.secret_ref
+    if (database := spec.postgresql.connection) is not None:
+        refs.append((DATABASE_PASSWORD, database.secret_ref.name, database.secret_ref.key))
+    if (broker := spec.redis.connection) is not None and broker.secret_ref is not None:
+        refs.append((REDIS_PASSWORD, broker.secret_ref.name, broker.secret_ref.key))
+    if (objects := spec.object_storage.connection) is not None:
+        s3 = objects.secret_ref
         refs.append((S3_ACCESS_KEY, s3.name, s3.access_key_key))
         refs.append((S3_SECRET_KEY, s3.name, s3.secret_key_key))
     return [

@@ -29,19 +29,17 @@ class Dependencies:
 
 def dependencies(ctx: Context) -> Dependencies:
     spec, names = ctx.spec, ctx.names
-    pg, redis, minio = spec.postgresql, spec.redis, spec.minio
+    database, redis, external = (
+        spec.postgresql.connection, spec.redis.connection, spec.object_storage.connection
+    )
     postgresql = (
-        Endpoint(pg.external.host, pg.external.port)
-        if not pg.enabled and pg.external else Endpoint(names.postgresql, c.POSTGRES_PORT)
+        Endpoint(database.host, database.port) if database
+        else Endpoint(names.postgresql, c.POSTGRES_PORT)
     )
-    broker = (
-        Endpoint(redis.external.host, redis.external.port)
-        if not redis.enabled and redis.external else Endpoint(names.redis, c.REDIS_PORT)
-    )
-    if minio.enabled or minio.external is None:
+    broker = Endpoint(redis.host, redis.port) if redis else Endpoint(names.redis, c.REDIS_PORT)
+    if external is None:
         return Dependencies(postgresql, broker, Endpoint(names.minio, c.MINIO_API_PORT),
                             s3_secure=False, s3_region="us-east-1")
-    external = minio.external
     host, _, port = external.endpoint.rpartition(":")
     s3 = (Endpoint(host, int(port)) if host
           else Endpoint(external.endpoint, 443 if external.secure else 80))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
+from thumbnail_operator.builders.credentials import S3_ACCESS_KEY, S3_SECRET_KEY
 from thumbnail_operator.builders.workloads import (
     MINIO_UID,
     pod_spec,
@@ -12,7 +13,6 @@ from thumbnail_operator.builders.workloads import (
     service_port,
     stateful_set,
 )
-from thumbnail_operator.credentials import S3_ACCESS_KEY, S3_SECRET_KEY
 
 
 def minio_service(ctx: Context) -> Obj:
@@ -20,7 +20,7 @@ def minio_service(ctx: Context) -> Obj:
 
 
 def minio_console_service(ctx: Context) -> Obj:
-    node_port = ctx.spec.minio.console.node_port
+    node_port = ctx.spec.object_storage.managed.console.node_port
     if node_port.enabled:
         return service(
             ctx, ctx.names.minio_console, "minio",
@@ -33,10 +33,10 @@ def minio_console_service(ctx: Context) -> Obj:
 
 
 def minio_stateful_set(ctx: Context) -> Obj:
-    minio = ctx.spec.minio
+    minio = ctx.spec.object_storage.managed
     main = container(
         "minio",
-        ctx.spec.images.minio,
+        minio.image,
         minio.resources.as_dict(),
         args=["server", "/data", "--address", f":{c.MINIO_API_PORT}",
               "--console-address", f":{c.MINIO_CONSOLE_PORT}"],

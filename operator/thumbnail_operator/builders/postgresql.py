@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
+from thumbnail_operator.builders.credentials import DATABASE_PASSWORD
 from thumbnail_operator.builders.workloads import (
     DATA_UID,
     pod_spec,
@@ -12,7 +13,6 @@ from thumbnail_operator.builders.workloads import (
     service_port,
     stateful_set,
 )
-from thumbnail_operator.credentials import DATABASE_PASSWORD
 
 
 def postgresql_service(ctx: Context) -> Obj:
@@ -29,8 +29,8 @@ def postgresql_stateful_set(ctx: Context) -> Obj:
     }
     main = container(
         "postgresql",
-        ctx.spec.images.postgresql,
-        pg.resources.as_dict(),
+        pg.managed.image,
+        pg.managed.resources.as_dict(),
         env=[
             {"name": "POSTGRES_DB", "value": pg.database},
             {"name": "POSTGRES_USER", "value": pg.user},
@@ -53,5 +53,5 @@ def postgresql_stateful_set(ctx: Context) -> Obj:
         component="postgresql",
         service=ctx.names.postgresql,
         pod=pod,
-        storage=pg.storage,
+        storage=pg.managed.storage,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
+from thumbnail_operator.builders.credentials import REDIS_PASSWORD
 from thumbnail_operator.builders.workloads import (
     DATA_UID,
     pod_spec,
@@ -11,7 +12,6 @@ from thumbnail_operator.builders.workloads import (
     service,
     service_port,
 )
-from thumbnail_operator.credentials import REDIS_PASSWORD
 
 
 def redis_service(ctx: Context) -> Obj:
@@ -22,8 +22,8 @@ def redis_deployment(ctx: Context) -> Obj:
     probe = {"tcpSocket": {"port": "redis"}}
     main = container(
         "redis",
-        ctx.spec.images.redis,
-        ctx.spec.redis.resources.as_dict(),
+        ctx.spec.redis.managed.image,
+        ctx.spec.redis.managed.resources.as_dict(),
         # A broker queue is transient: no RDB/AOF, so no volume to lose.
         args=["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"],
         env=[secret_env(ctx, "REDIS_PASSWORD", REDIS_PASSWORD)],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from thumbnail_operator.api.v1 import Storage
 from thumbnail_operator.builders.common import (
     Context,
     Obj,
     pod_security,
     pull_secrets,
 )
-from thumbnail_operator.spec import Storage
 
 DATA_UID = 999  # the postgres and redis users of the official images
 MINIO_UID = 1000
@@ -25,7 +25,7 @@ def pod_spec(ctx: Context, uid: int, containers: list[Obj], volumes: list[Obj]) 
         "volumes": volumes,
         "enableServiceLinks": False,
     }
-    if ctx.spec.images.pull_secrets:
+    if ctx.spec.image_pull_secrets:
         spec["imagePullSecrets"] = pull_secrets(ctx.spec)
     return spec
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from thumbnail_operator.api.v1 import parse_spec
 from thumbnail_operator.builders import DesiredState, Owner, build_desired_state
-from thumbnail_operator.credentials import ensure_credentials
-from thumbnail_operator.spec import parse_spec
+from thumbnail_operator.builders.credentials import ensure_credentials
 
 OWNER = Owner(name="demo", namespace="media", uid="0000-1111")
 

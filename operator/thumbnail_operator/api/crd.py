@@ -1,0 +1,146 @@
+"""Assemble the ThumbnailService CRD; `python -m thumbnail_operator.api.crd` rewrites the file.
+
+crds/thumbnailservices.yaml is generated from here (a unit test fails when it is stale).
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.api.schema import v1, v1alpha1
+
+CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "thumbnailservices.yaml"
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+     "description": "Whether every component is ready."},
+    {"name": "Server", "type": "string", "jsonPath": ".status.serverReplicas",
+     "description": "Ready/desired API server pods."},
+    {"name": "Workers", "type": "string", "jsonPath": ".status.workerReplicas",
+     "description": "Ready/desired worker pods."},
+    {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint",
+     "description": "In-cluster URL of the API."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def v1alpha1_version() -> dict[str, Any]:
+    return {
+        "name": "v1alpha1",
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": v1alpha1.version_schema()},
+        "subresources": {
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.worker.replicas",
+                "statusReplicasPath": ".status.components.workers.replicas",
+                "labelSelectorPath": ".status.components.workers.selector",
+            },
+        },
+        "additionalPrinterColumns": PRINTER_COLUMNS,
+    }
+
+
+DEPRECATION_WARNING = (
+    "thumbnails.platform.dev/v1alpha1 ThumbnailService is deprecated; use "
+    "thumbnails.platform.dev/v1 (see docs/upgrading.md)"
+)
+
+
+def deprecate(version: dict[str, Any]) -> dict[str, Any]:
+    """An older `versions[]` entry, still served but no longer stored, with a warning."""
+    return {
+        **version,
+        "storage": False,
+        "deprecated": True,
+        "deprecationWarning": DEPRECATION_WARNING,
+    }
+
+
+def service_client_config(
+    namespace: str = c.WEBHOOK_NAMESPACE,
+    name: str = c.WEBHOOK_SERVICE,
+    port: int = c.WEBHOOK_PORT,
+) -> dict[str, Any]:
+    """The API server calls the operator through this Service (in a cluster: its pods; on a
+    local control plane: an ExternalName Service pointing at localhost)."""
+    return {"service": {"namespace": namespace, "name": name, "path": c.WEBHOOK_PATH,
+                        "port": port}}
+
+
+def url_client_config(host: str, port: int) -> dict[str, Any]:
+    """Outside a cluster (local control plane, operator on the same machine)."""
+    return {"url": f"https://{host}:{port}{c.WEBHOOK_PATH}"}
+
+
+def webhook_conversion(client_config: dict[str, Any]) -> dict[str, Any]:
+    """`spec.conversion`; the operator fills `clientConfig.caBundle` at runtime."""
+    return {
+        "strategy": "Webhook",
+        "webhook": {"conversionReviewVersions": ["v1"], "clientConfig": client_config},
+    }
+
+
+def with_v1(crd: dict[str, Any], client_config: dict[str, Any]) -> dict[str, Any]:
+    """The CRD serving v1alpha1 (deprecated) and v1 (stored), converted by the webhook.
+
+    Accepts the v1alpha1-only CRD (the previous release) or one that already has v1; keeps a
+    `caBundle` already present in `client_config`'s place only if the caller passes it.
+    """
+    crd = copy.deepcopy(crd)
+    versions = [v for v in crd["spec"]["versions"] if v["name"] != "v1"]
+    crd["spec"]["versions"] = [
+        *(deprecate(v) if v["name"] == "v1alpha1" else v for v in versions), v1.v1_version()
+    ]
+    crd["spec"]["conversion"] = webhook_conversion(copy.deepcopy(client_config))
+    return crd
+
+
+def custom_resource_definition() -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{c.PLURAL}.{c.GROUP}",
+            "labels": {c.LABEL_PART_OF: c.PART_OF},
+        },
+        "spec": {
+            "group": c.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": c.KIND,
+                "listKind": f"{c.KIND}List",
+                "plural": c.PLURAL,
+                "singular": "thumbnailservice",
+                "shortNames": ["tns"],
+                "categories": ["all", "thumbnails"],
+            },
+            # v1 is stored; v1alpha1 stays served, deprecated; the operator's webhook
+            # converts (docs/upgrading.md). The operator fills clientConfig.caBundle.
+            "versions": [deprecate(v1alpha1_version()), v1.v1_version()],
+            "conversion": webhook_conversion(service_client_config()),
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated by `python -m thumbnail_operator.api.crd`; do not edit by hand.\n"
+    body = yaml.safe_dump(custom_resource_definition(), sort_keys=False, width=100)
+    return header + body
+
+
+def main() -> int:
+    CRD_FILE.write_text(render())
+    print(f"wrote {CRD_FILE}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,521 @@
+"""OpenAPI schema of ThumbnailService v1alpha1 (deprecated; still served).
+
+Every `default` comes from the v1 model's `DEFAULTS` (`api/v1.py`), the one place they are
+written; v1 takes most of its subtrees from here, so both versions default alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from thumbnail_operator.api.schema.openapi import (
+    Schema,
+    array,
+    boolean,
+    integer,
+    obj,
+    rule,
+    string,
+    string_map,
+)
+from thumbnail_operator.api.v1 import (
+    DEFAULTS,
+    FORMATS,
+    ExternalPostgres,
+    ExternalRedis,
+    ExternalS3,
+    Image,
+    NodePort,
+    Resources,
+    S3SecretRef,
+    SecretKeyRef,
+)
+
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_D = DEFAULTS
+
+
+def _default_of(model: type[BaseModel], field: str) -> Any:
+    """The default of a field in a model that has required fields (no DEFAULTS instance)."""
+    return model.model_fields[field].default
+
+
+
+def _image(what: str, default: Image) -> Schema:
+    return obj(
+        f"Container image of {what}.",
+        {
+            "repository": string("Image repository, without the tag.",
+                                 default=default.repository, min_length=1, max_length=200),
+            "tag": string("Image tag.", default=default.tag,
+                          pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128),
+            "pullPolicy": string("When the kubelet pulls the image.",
+                                 default=default.pull_policy.value,
+                                 enum=["Always", "IfNotPresent", "Never"]),
+        },
+        default={},
+    )
+
+
+def _quantities(what: str) -> Schema:
+    quantity = string(f"{what} quantity (Kubernetes notation, e.g. 250m or 512Mi).",
+                      pattern=QUANTITY, max_length=32)
+    return obj(
+        f"Resource {what}.",
+        {"cpu": quantity, "memory": quantity, "ephemeral-storage": quantity},
+    )
+
+
+def _compare(resource: str) -> str:
+    return (
+        f"!has(self.requests) || !has(self.limits) || !has(self.requests.{resource}) || "
+        f"!has(self.limits.{resource}) || "
+        f"quantity(self.limits.{resource}).compareTo(quantity(self.requests.{resource})) >= 0"
+    )
+
+
+def _resources(what: str, default: Resources) -> Schema:
+    return obj(
+        f"CPU and memory requests and limits of {what}.",
+        {"requests": _quantities("requests"), "limits": _quantities("limits")},
+        default=default.as_dict(),
+        rules=[
+            rule(_compare("cpu"), "resources.limits.cpu must be >= resources.requests.cpu"),
+            rule(_compare("memory"),
+                 "resources.limits.memory must be >= resources.requests.memory"),
+        ],
+    )
+
+
+def _node_port(what: str, default: NodePort) -> Schema:
+    return obj(
+        f"Expose {what} on a port of every node.",
+        {
+            "enabled": boolean("Create the NodePort Service.", default=default.enabled),
+            "port": integer("Node port number.", default=default.port, minimum=1,
+                            maximum=65535),
+        },
+        default={},
+        rules=[rule("!self.?enabled.orValue(false) || "
+                    "(self.?port.orValue(30000) >= 30000 && self.?port.orValue(30000) <= 32767)",
+                    f"{what}: nodePort.port must be within 30000-32767")],
+    )
+
+
+def _secret_ref(what: str, keys: dict[str, tuple[str, str]]) -> Schema:
+    properties: dict[str, Schema] = {
+        "name": string(f"Name of the Secret (same namespace) holding {what}.",
+                       pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1),
+    }
+    for key, (description, default) in keys.items():
+        properties[key] = string(description, default=default, min_length=1,
+                                 pattern=r"^[-._a-zA-Z0-9]+$")
+    return obj(f"Reference to a Secret with {what}.", properties, required=["name"])
+
+
+def _storage(what: str) -> Schema:
+    return obj(
+        f"Volume for {what} (used when persistence is enabled).",
+        {"size": string("Requested size of the PersistentVolumeClaim.",
+                        default=_D.postgresql.managed.storage.size, pattern=QUANTITY,
+                        max_length=32)},
+        default={},
+        rules=[rule("self == oldSelf",
+                    "storage size is immutable (StatefulSet volumeClaimTemplates cannot change)")],
+    )
+
+
+def _host(description: str) -> Schema:
+    return string(description, min_length=1, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
+
+
+def _bucket(description: str, default: str) -> Schema:
+    return string(
+        description,
+        default=default,
+        min_length=3,
+        max_length=63,
+        rules=[
+            rule("self.matches('^[a-z0-9][a-z0-9.-]*[a-z0-9]$')",
+                 "bucket names use lowercase letters, digits, dots and hyphens, "
+                 "and start and end with a letter or digit"),
+            rule("!self.contains('..')", "bucket names must not contain two adjacent dots"),
+            rule("!self.matches('^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$')",
+                 "bucket names must not be formatted as an IP address"),
+        ],
+    )
+
+
+def _managed_rules(component: str, external: str) -> list[dict[str, str]]:
+    return [
+        rule("self.?enabled.orValue(true) || has(self.external)",
+             f"{component}.external ({external}) is required when {component}.enabled is false"),
+        rule("!(self.?enabled.orValue(true) && has(self.external))",
+             f"{component}.external must be unset while the managed {component} is enabled"),
+    ]
+
+
+IMAGES = obj(
+    "Container images of every component.",
+    {
+        "server": _image("the API server", _D.server.image),
+        "worker": _image("the workers", _D.workers.image),
+        "postgresql": _image("the managed PostgreSQL", _D.postgresql.managed.image),
+        "redis": _image("the managed Redis", _D.redis.managed.image),
+        "minio": _image("the managed MinIO", _D.object_storage.managed.image),
+        "minioClient": _image("the bucket-init Job (MinIO client)",
+                              _D.object_storage.bucket_init.image),
+        "wait": _image("the init containers that wait for dependencies (needs nc)",
+                       _D.dependency_wait.image),
+        "pullSecrets": array("Names of image pull Secrets for every pod.",
+                             string("Secret name.", pattern=DNS_LABEL), max_items=8),
+    },
+    default={},
+)
+
+SERVER = obj(
+    "The REST API server.",
+    {
+        "replicas": integer("Number of API server pods.", default=_D.server.replicas,
+                            minimum=0, maximum=100),
+        "resources": _resources("an API server pod", _D.server.resources),
+        "service": obj(
+            "How the API is exposed.",
+            {
+                "type": string("Type of the main API Service.",
+                               default=_D.server.service.type.value,
+                               enum=["ClusterIP", "LoadBalancer"]),
+                "port": integer("Port of the API Service.", default=_D.server.service.port,
+                                minimum=1, maximum=65535),
+                "nodePort": _node_port("the API", _D.server.service.node_port),
+            },
+            default={},
+        ),
+    },
+    default={},
+)
+
+WORKER = obj(
+    "The Dramatiq workers that render thumbnails.",
+    {
+        "replicas": integer("Number of worker pods (also the scale subresource).",
+                            default=_D.workers.replicas, minimum=0, maximum=1000),
+        "concurrency": obj(
+            "Parallelism inside one worker pod.",
+            {
+                "processes": integer("Dramatiq worker processes per pod.",
+                                     default=_D.workers.concurrency.processes,
+                                     minimum=1, maximum=16),
+                "threads": integer("Dramatiq threads per process.",
+                                   default=_D.workers.concurrency.threads, minimum=1,
+                                   maximum=64),
+            },
+            default={},
+        ),
+        "resources": _resources("a worker pod", _D.workers.resources),
+    },
+    default={},
+)
+
+_INITIALISED_ONCE = rule(
+    "self == oldSelf",
+    "postgresql.database and postgresql.user are immutable (the database is initialised once)",
+)
+
+POSTGRESQL = obj(
+    "The job database: a managed PostgreSQL StatefulSet, or an external server.",
+    {
+        "enabled": boolean("Run PostgreSQL in the cluster; false means use `external`.",
+                           default=_D.postgresql.is_managed),
+        "database": string("Database name (immutable).", default=_D.postgresql.database,
+                           pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
+                           rules=[_INITIALISED_ONCE]),
+        "user": string("Database user (immutable).", default=_D.postgresql.user,
+                       pattern=r"^[a-z_][a-z0-9_]*$", max_length=63, rules=[_INITIALISED_ONCE]),
+        "storage": _storage("PostgreSQL data"),
+        "resources": _resources("the PostgreSQL pod", _D.postgresql.managed.resources),
+        "external": obj(
+            "Connection to an external PostgreSQL (when enabled is false).",
+            {
+                "host": _host("Host name or IP address of the server."),
+                "port": integer("Server port.", default=_default_of(ExternalPostgres, "port"),
+                                minimum=1, maximum=65535),
+                "secretRef": _secret_ref("the database password",
+                                         {"key": ("Key of the password.",
+                                                  _default_of(SecretKeyRef, "key"))}),
+            },
+            required=["host", "secretRef"],
+        ),
+    },
+    default={},
+    rules=_managed_rules("postgresql", "host and secretRef"),
+)
+
+REDIS = obj(
+    "The Dramatiq broker: a managed Redis Deployment, or an external server.",
+    {
+        "enabled": boolean("Run Redis in the cluster; false means use `external`.",
+                           default=_D.redis.is_managed),
+        "database": integer("Redis database number.", default=_D.redis.database, minimum=0,
+                            maximum=15),
+        "resources": _resources("the Redis pod", _D.redis.managed.resources),
+        "external": obj(
+            "Connection to an external Redis (when enabled is false).",
+            {
+                "host": _host("Host name or IP address of the server."),
+                "port": integer("Server port.", default=_default_of(ExternalRedis, "port"),
+                                minimum=1, maximum=65535),
+                "secretRef": _secret_ref("the Redis password (optional)",
+                                         {"key": ("Key of the password.",
+                                                  _default_of(SecretKeyRef, "key"))}),
+            },
+            required=["host"],
+        ),
+    },
+    default={},
+    rules=_managed_rules("redis", "host"),
+)
+
+MINIO = obj(
+    "Object storage: a managed MinIO StatefulSet, or any external S3 endpoint.",
+    {
+        "enabled": boolean("Run MinIO in the cluster; false means use `external`.",
+                           default=_D.object_storage.is_managed),
+        "storage": _storage("MinIO objects"),
+        "resources": _resources("the MinIO pod", _D.object_storage.managed.resources),
+        "console": obj(
+            "The MinIO web console (port 9001).",
+            {"nodePort": _node_port("the MinIO console",
+                                    _D.object_storage.managed.console.node_port)},
+            default={},
+        ),
+        "buckets": obj(
+            "Buckets the bucket-init Job creates (idempotently).",
+            {
+                "originals": _bucket("Bucket for uploaded originals.",
+                                     _D.object_storage.buckets.originals),
+                "thumbnails": _bucket("Bucket for generated thumbnails.",
+                                      _D.object_storage.buckets.thumbnails),
+            },
+            default={},
+            rules=[rule("!has(self.originals) || !has(self.thumbnails) || "
+                        "self.originals != self.thumbnails",
+                        "buckets.originals and buckets.thumbnails must be different buckets")],
+        ),
+        "external": obj(
+            "An external S3-compatible endpoint (when enabled is false).",
+            {
+                "endpoint": string("host:port of the S3 API, without scheme.", min_length=1,
+                                   pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?$"),
+                "secure": boolean("Use HTTPS.", default=_default_of(ExternalS3, "secure")),
+                "region": string("S3 region.", default=_default_of(ExternalS3, "region"),
+                                 max_length=64),
+                "secretRef": _secret_ref("the S3 credentials", {
+                    "accessKeyKey": ("Key of the access key.",
+                                     _default_of(S3SecretRef, "access_key_key")),
+                    "secretKeyKey": ("Key of the secret key.",
+                                     _default_of(S3SecretRef, "secret_key_key")),
+                }),
+            },
+            required=["endpoint", "secretRef"],
+        ),
+    },
+    default={},
+    rules=_managed_rules("minio", "endpoint and secretRef"),
+)
+
+PERSISTENCE = obj(
+    "Volumes of the managed PostgreSQL and MinIO.",
+    {
+        "enabled": boolean("Use PersistentVolumeClaims; false means emptyDir (data is lost "
+                           "when a pod goes away).", default=_D.persistence.enabled),
+        "storageClassName": string("StorageClass of the claims; unset means the cluster "
+                                   "default.", max_length=253),
+        "retentionPolicy": string(
+            "What happens to the claims when the ThumbnailService is deleted: Retain keeps "
+            "them (re-creating the resource with the same name reuses the data), Delete "
+            "removes them with it.",
+            default=_D.persistence.retention_policy.value,
+            enum=["Retain", "Delete"],
+        ),
+    },
+    default={},
+    rules=[
+        rule("self.?enabled.orValue(true) == oldSelf.?enabled.orValue(true)",
+             "persistence.enabled is immutable"),
+        rule("has(self.storageClassName) == has(oldSelf.storageClassName) && "
+             "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
+             "persistence.storageClassName is immutable"),
+    ],
+)
+
+_PRESET = obj(
+    "A named thumbnail size (the image fits inside width x height).",
+    {
+        "width": integer("Maximum width in pixels.", minimum=1, maximum=8192),
+        "height": integer("Maximum height in pixels.", minimum=1, maximum=8192),
+    },
+    required=["width", "height"],
+)
+
+THUMBNAILS = obj(
+    "Settings passed to the thumbnail service.",
+    {
+        "presets": {
+            **string_map(
+                "Named thumbnail sizes (THUMBNAIL_PRESETS).",
+                _PRESET,
+                max_properties=32,
+                default={p.name: {"width": p.width, "height": p.height}
+                         for p in _D.thumbnails.presets},
+            ),
+            "minProperties": 1,
+            "x-kubernetes-validations": [
+                rule("self.all(k, k.matches('^[a-z0-9]([-_a-z0-9]{0,30}[a-z0-9])?$'))",
+                     "preset names are 1-32 lowercase letters, digits, '-' or '_'"),
+            ],
+        },
+        "limits": obj(
+            "Request and processing limits.",
+            {
+                "maxUploadBytes": integer("Largest accepted upload in bytes (413 above).",
+                                          default=_D.thumbnails.limits.max_upload_bytes,
+                                          minimum=1, maximum=2**32),
+                "maxPixels": integer("Largest decoded image in pixels (422 above).",
+                                     default=_D.thumbnails.limits.max_pixels, minimum=1,
+                                     maximum=2**32),
+                "jobTimeoutSeconds": integer("Processing limit per job in seconds.",
+                                             default=_D.thumbnails.limits.job_timeout_seconds,
+                                             minimum=1, maximum=3600),
+            },
+            default={},
+        ),
+        "allowedFormats": {
+            **array("Accepted input formats.", string("Image format.", enum=list(FORMATS)),
+                    max_items=len(FORMATS), default=list(_D.thumbnails.allowed_formats),
+                    list_type="set"),
+            "minItems": 1,
+        },
+        "authEnabled": boolean("Require an API key (X-API-Key) on /v1 requests; the keys are "
+                               "in the generated credentials Secret.",
+                               default=_D.thumbnails.auth_enabled),
+        "logLevel": string("Log level of server and workers.",
+                           default=_D.thumbnails.log_level.value,
+                           enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
+    },
+    default={},
+)
+
+SPEC = obj(
+    "Desired state of a thumbnail service deployment (mirrors the original Helm values).",
+    {
+        "images": IMAGES,
+        "server": SERVER,
+        "worker": WORKER,
+        "postgresql": POSTGRESQL,
+        "redis": REDIS,
+        "minio": MINIO,
+        "persistence": PERSISTENCE,
+        "thumbnails": THUMBNAILS,
+    },
+    default={},
+    rules=[
+        rule("!(self.?server.?service.?nodePort.?enabled.orValue(false) && "
+             "self.?minio.?console.?nodePort.?enabled.orValue(false) && "
+             "self.?server.?service.?nodePort.?port.orValue(30000) == "
+             "self.?minio.?console.?nodePort.?port.orValue(30001))",
+             "the API and MinIO console node ports must differ"),
+        rule("self.?minio.?enabled.orValue(true) || "
+             "!self.?minio.?console.?nodePort.?enabled.orValue(false)",
+             "minio.console.nodePort needs the managed MinIO (minio.enabled)"),
+    ],
+)
+
+
+def _component_status(what: str, *, with_selector: bool = False) -> Schema:
+    properties: dict[str, Schema] = {
+        "ready": boolean(f"Whether {what} is ready."),
+        "replicas": integer("Desired pods (or 1 for a Job).", minimum=0),
+        "readyReplicas": integer("Pods reporting ready (or 1 once a Job succeeded).", minimum=0),
+        "message": string("Human-readable state.", max_length=1024),
+    }
+    if with_selector:
+        properties["selector"] = string("Label selector of the pods (scale subresource).",
+                                        max_length=1024)
+    return obj(f"Observed state of {what}.", properties)
+
+
+CONDITION = obj(
+    "A metav1.Condition.",
+    {
+        "type": string("Condition type (Ready, Progressing, Degraded).", max_length=316),
+        "status": string("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "reason": string("CamelCase reason.", max_length=1024),
+        "message": string("Human-readable details.", max_length=32768),
+        "observedGeneration": integer("Generation the condition was computed from.",
+                                      minimum=0, maximum=2**62),
+        "lastTransitionTime": {"type": "string", "format": "date-time",
+                               "description": "When status last changed."},
+    },
+    required=["type", "status", "lastTransitionTime", "reason", "message"],
+)
+
+STATUS = obj(
+    "Observed state, computed from what the cluster reports.",
+    {
+        "observedGeneration": integer("Generation of the spec last reconciled.", minimum=0,
+                                      maximum=2**62),
+        "conditions": {
+            **array("Standard conditions: Ready, Progressing, Degraded.", CONDITION,
+                    max_items=16, list_type="map"),
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+        "endpoint": string("In-cluster URL of the API.", max_length=512),
+        "nodePortEndpoint": string("Node port of the API, as node-ip:port hint.", max_length=512),
+        "configHash": string("Hash of the configuration the server and workers run with.",
+                             max_length=64),
+        "serverReplicas": string("Ready/desired API server pods.", max_length=32),
+        "workerReplicas": string("Ready/desired worker pods.", max_length=32),
+        "components": obj(
+            "Readiness per component.",
+            {
+                "server": _component_status("the API server"),
+                "workers": _component_status("the workers", with_selector=True),
+                "postgresql": _component_status("PostgreSQL"),
+                "redis": _component_status("Redis"),
+                "minio": _component_status("MinIO"),
+                "buckets": _component_status("the bucket-init Job"),
+            },
+        ),
+    },
+)
+
+NAME_RULES = [
+    rule("size(self.metadata.name) <= 40",
+         "metadata.name must be at most 40 characters (children append suffixes)"),
+    rule("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+         "metadata.name must start with a letter and contain only lowercase letters, digits "
+         "and '-' (it names Services)"),
+]
+
+
+def version_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "ThumbnailService runs the thumbnail API, its workers and their "
+        "PostgreSQL, Redis and MinIO.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "API version of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            # Only name/generateName may be constrained; the bound also caps CEL cost.
+            "metadata": {"type": "object", "properties": {
+                "name": {"type": "string", "maxLength": 40},
+            }},
+            "spec": SPEC,
+            "status": STATUS,
+        },
+        "x-kubernetes-validations": NAME_RULES,
+    }

@@ -1,0 +1,284 @@
+"""Typed model of a ThumbnailService v1 spec: the hub every other part of the operator reads.
+
+This is the one place the spec defaults are written. The OpenAPI schemas of both versions
+take their `default`s from `DEFAULTS` (so the CRD the API server defaults with cannot drift
+from what the builders assume), and the builders stay total on partial input (unit tests,
+objects stored before a default was added). Validation is the CRD's job, not this module's.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
+
+
+class PullPolicy(StrEnum):
+    ALWAYS = "Always"
+    IF_NOT_PRESENT = "IfNotPresent"
+    NEVER = "Never"
+
+
+class Mode(StrEnum):
+    """Run a dependency in the cluster, or connect to one the user runs."""
+
+    MANAGED = "Managed"
+    EXTERNAL = "External"
+
+
+class RetentionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+class ServiceType(StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class Image(_Model):
+    repository: str
+    tag: str = "latest"
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+def _image(repository: str, tag: str = "latest") -> Any:
+    return Field(default_factory=lambda: Image(repository=repository, tag=tag))
+
+
+class Resources(_Model):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {k: dict(v) for k, v in (("requests", self.requests), ("limits", self.limits)) if v}
+
+
+def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Any:
+    return Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": cpu, "memory": memory},
+            limits={"cpu": cpu_limit, "memory": memory_limit},
+        )
+    )
+
+
+class NodePort(_Model):
+    enabled: bool = False
+    port: int = 30000
+
+
+class ApiService(_Model):
+    type: ServiceType = ServiceType.CLUSTER_IP
+    port: int = 8000
+    node_port: NodePort = Field(default_factory=NodePort)
+
+
+class Server(_Model):
+    image: Image = _image("thumbnail-service-server")
+    replicas: int = 1
+    resources: Resources = _resources("250m", "256Mi", "500m", "512Mi")
+    service: ApiService = Field(default_factory=ApiService)
+
+
+class Concurrency(_Model):
+    processes: int = 1
+    threads: int = 2
+
+
+class Workers(_Model):
+    image: Image = _image("thumbnail-service-worker")
+    replicas: int = 2
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+    resources: Resources = _resources("250m", "256Mi", "1", "1Gi")
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str = "password"
+
+
+class Storage(_Model):
+    size: str = "10Gi"
+
+
+class _Dependency(_Model):
+    """PostgreSQL, Redis and object storage say "managed or external" the same way."""
+
+    mode: Mode = Mode.MANAGED
+
+    @property
+    def is_managed(self) -> bool:
+        return self.mode is Mode.MANAGED
+
+
+class ManagedPostgres(_Model):
+    image: Image = _image("postgres", "16")
+    storage: Storage = Field(default_factory=Storage)
+    resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+
+
+class ExternalPostgres(_Model):
+    host: str
+    port: int = 5432
+    secret_ref: SecretKeyRef
+
+
+class Postgres(_Dependency):
+    database: str = "thumbnails"
+    user: str = "thumbnails"
+    managed: ManagedPostgres = Field(default_factory=ManagedPostgres)
+    external: ExternalPostgres | None = None
+
+    @property
+    def connection(self) -> ExternalPostgres | None:
+        """The external server in use, or None when the managed one runs."""
+        return None if self.is_managed else self.external
+
+
+class ManagedRedis(_Model):
+    image: Image = _image("redis", "7-alpine")
+    resources: Resources = _resources("50m", "64Mi", "500m", "256Mi")
+
+
+class ExternalRedis(_Model):
+    host: str
+    port: int = 6379
+    secret_ref: SecretKeyRef | None = None
+
+
+class Redis(_Dependency):
+    database: int = 0
+    managed: ManagedRedis = Field(default_factory=ManagedRedis)
+    external: ExternalRedis | None = None
+
+    @property
+    def connection(self) -> ExternalRedis | None:
+        return None if self.is_managed else self.external
+
+
+class Console(_Model):
+    node_port: NodePort = Field(default_factory=lambda: NodePort(port=30001))
+
+
+class ManagedMinio(_Model):
+    image: Image = _image("minio/minio", "RELEASE.2025-04-22T22-12-26Z")
+    storage: Storage = Field(default_factory=Storage)
+    resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+    console: Console = Field(default_factory=Console)
+
+
+class S3SecretRef(_Model):
+    name: str
+    access_key_key: str = "accessKey"
+    secret_key_key: str = "secretKey"
+
+
+class ExternalS3(_Model):
+    endpoint: str
+    secure: bool = True
+    region: str = "us-east-1"
+    secret_ref: S3SecretRef
+
+
+class Buckets(_Model):
+    originals: str = "raws"
+    thumbnails: str = "thumbnails"
+
+
+class BucketInit(_Model):
+    image: Image = _image("minio/mc", "RELEASE.2025-04-16T18-13-26Z")
+
+
+class ObjectStorage(_Dependency):
+    buckets: Buckets = Field(default_factory=Buckets)
+    managed: ManagedMinio = Field(default_factory=ManagedMinio)
+    external: ExternalS3 | None = None
+    bucket_init: BucketInit = Field(default_factory=BucketInit)
+
+    @property
+    def connection(self) -> ExternalS3 | None:
+        return None if self.is_managed else self.external
+
+
+class Persistence(_Model):
+    enabled: bool = True
+    storage_class_name: str | None = None
+    retention_policy: RetentionPolicy = RetentionPolicy.RETAIN
+
+
+class Preset(_Model):
+    name: str
+    width: int
+    height: int
+
+
+def _default_presets() -> tuple[Preset, ...]:
+    return tuple(
+        Preset(name=name, width=size, height=size)
+        for name, size in (("small", 128), ("medium", 512), ("large", 1024))
+    )
+
+
+class Limits(_Model):
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    job_timeout_seconds: int = 30
+
+
+FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "avif", "heif")
+
+
+class Thumbnails(_Model):
+    presets: tuple[Preset, ...] = Field(default_factory=_default_presets)
+    limits: Limits = Field(default_factory=Limits)
+    allowed_formats: tuple[str, ...] = FORMATS
+    auth_enabled: bool = True
+    log_level: LogLevel = LogLevel.INFO
+
+
+class DependencyWait(_Model):
+    image: Image = _image("busybox", "1.36")
+
+
+class LocalObjectReference(_Model):
+    name: str
+
+
+class ThumbnailServiceSpec(_Model):
+    server: Server = Field(default_factory=Server)
+    workers: Workers = Field(default_factory=Workers)
+    postgresql: Postgres = Field(default_factory=Postgres)
+    redis: Redis = Field(default_factory=Redis)
+    object_storage: ObjectStorage = Field(default_factory=ObjectStorage)
+    persistence: Persistence = Field(default_factory=Persistence)
+    thumbnails: Thumbnails = Field(default_factory=Thumbnails)
+    dependency_wait: DependencyWait = Field(default_factory=DependencyWait)
+    image_pull_secrets: tuple[LocalObjectReference, ...] = ()
+
+
+DEFAULTS = ThumbnailServiceSpec()
+
+
+def parse_spec(raw: dict[str, Any] | None) -> ThumbnailServiceSpec:
+    """Parse a v1 `spec` (camelCase, possibly partial) into the typed model."""
+    return ThumbnailServiceSpec.model_validate(raw or {})

@@ -1,0 +1,86 @@
+"""One operator instance's controller: client, reconciler and work queue, plus accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from kubernetes import client
+
+from thumbnail_operator import metrics
+from thumbnail_operator.controller.events import EventRecorder
+from thumbnail_operator.controller.reconcile import ReconcileFailed, Reconciler, RetryNeeded
+from thumbnail_operator.controller.workqueue import ResourceKey, WorkQueue
+from thumbnail_operator.kube import KubeClient
+from thumbnail_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Controller:
+    """The reconcile side of one operator instance: its API client, reconciler, work queue
+    and per-pass accounting, shared by the kopf handlers."""
+
+    configuration: client.Configuration
+    settings: OperatorSettings = field(default_factory=lambda: OperatorSettings())
+    kube: KubeClient = field(init=False)
+    events: EventRecorder = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    queue: WorkQueue = field(init=False)
+    passes: int = 0
+    passes_by_key: Counter[ResourceKey] = field(default_factory=Counter)
+    _executor: ThreadPoolExecutor = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Passes mostly wait for the API server, so more of them run at once than there are
+        # cores (asyncio.to_thread's default pool has cpu_count + 4 threads: 6 on 2 cores,
+        # which bounded how fast 100 new resources got their children; docs/bench/operator.md).
+        workers = self.settings.workers
+        # One pooled connection per worker thread, the event thread and kopf's own calls.
+        self.kube = KubeClient(self.configuration, pool_size=workers + 4)
+        self.events = EventRecorder(self.kube, background=True)
+        self.reconciler = Reconciler(self.kube, self.events)
+        self.queue = WorkQueue(self.reconcile, resync_seconds=self.settings.resync_seconds)
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
+
+    def close(self) -> None:
+        """After the queue stopped: finish posting Events, release threads and connections."""
+        self._executor.shutdown(wait=True)
+        self.events.close()
+        self.kube.close()
+
+    async def reconcile(self, key: ResourceKey) -> None:
+        namespace, name = key
+        started = time.monotonic()
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.reconciler.reconcile, namespace, name
+            )
+        except RetryNeeded:
+            metrics.RECONCILES.labels(result="retry").inc()
+            raise
+        except Exception:
+            metrics.RECONCILES.labels(result="error").inc()
+            metrics.RECONCILE_ERRORS.inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
+            self.passes += 1
+            self.passes_by_key[key] += 1
+        metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
+        if outcome.errors:
+            metrics.RECONCILE_ERRORS.inc()
+        if outcome.status_written:
+            metrics.STATUS_WRITES.inc()
+        if outcome.written or outcome.deleted or outcome.errors:
+            log.info(
+                "reconciled %s/%s: wrote %s, deleted %s, errors %s",
+                namespace, name, outcome.written, outcome.deleted, outcome.errors,
+            )
+        if outcome.errors:
+            raise ReconcileFailed("; ".join(outcome.errors))  # the queue retries with backoff

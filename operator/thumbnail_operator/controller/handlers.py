@@ -1,0 +1,106 @@
+"""kopf wiring, kept thin: every handler only triggers the per-resource work queue.
+
+Only `on.event` handlers are used: they are level-based and make kopf store nothing on the
+resources (no finalizers, no last-handled-configuration annotation), so an idle operator
+writes nothing at all. Children are watched by their `managed-by` label so a deleted or
+hand-edited child triggers a reconcile of its owner within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes import client
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.controller.controller import Controller
+from thumbnail_operator.controller.workqueue import ResourceKey
+from thumbnail_operator.kube import CHILD_KINDS
+
+log = logging.getLogger(__name__)
+
+
+def connection_info(configuration: client.Configuration) -> kopf.ConnectionInfo:
+    """Give kopf the same credentials as the client library (kubeconfig, token or in-cluster)."""
+    header = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.posting.enabled = False  # our own Events only, on significant actions
+    settings.scanning.disabled = True  # no CRD/namespace discovery: less RBAC, fixed resources
+    settings.watching.server_timeout = 300  # reconnect watches regularly (frozen streams)
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.persistence.finalizer = f"{c.GROUP}/finalizer"  # unused: no handler needs one
+
+
+def _child_key(namespace: str | None, labels: Mapping[str, str]) -> ResourceKey | None:
+    instance = labels.get(c.LABEL_INSTANCE)
+    if not namespace or not instance:
+        return None
+    return namespace, instance
+
+
+def build_registry(controller: Controller) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(controller.configuration)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(**_: Any) -> None:
+        controller.queue.start()
+        log.info("thumbnail-operator started (resync every %.0fs)",
+                 controller.settings.resync_seconds)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.queue.stop()
+        await asyncio.to_thread(controller.close)  # waits for passes and queued Events
+
+    @kopf.on.probe(id="reconcile_passes", registry=registry)
+    def passes(**_: Any) -> int:
+        return controller.passes
+
+    @kopf.on.event(c.GROUP, c.VERSION, c.PLURAL, registry=registry)
+    async def thumbnail_service_event(
+        type: str, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            controller.queue.forget(key)
+            return
+        controller.queue.remember(key)
+        controller.queue.trigger(key)
+
+    managed = {c.LABEL_MANAGED_BY: c.FIELD_MANAGER, c.LABEL_NAME: c.APP_NAME}
+    for kind in CHILD_KINDS:
+        group, _, version = kind.api_version.rpartition("/")
+
+        @kopf.on.event(
+            group, version, kind.plural, labels=managed, registry=registry,
+            id=f"child_{kind.plural}",
+        )
+        async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+            key = _child_key(namespace, labels)
+            if key is not None:
+                controller.queue.trigger(key)
+
+    return registry

@@ -1,0 +1,197 @@
+"""Status from what the cluster reports: workload status in, ThumbnailService status out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from thumbnail_operator import constants as c
+from thumbnail_operator.api.v1 import ThumbnailServiceSpec
+from thumbnail_operator.builders import ChildKey, Names
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    ready: bool
+    replicas: int
+    ready_replicas: int
+    message: str
+    failed: bool = False
+
+    def as_status(self, **extra: str) -> Obj:
+        return {
+            "ready": self.ready,
+            "replicas": self.replicas,
+            "readyReplicas": self.ready_replicas,
+            "message": self.message,
+            **extra,
+        }
+
+
+MISSING = ComponentState(False, 0, 0, "not created yet")
+EXTERNAL = ComponentState(True, 0, 0, "external")
+
+
+def workload_state(obj: Obj | None) -> ComponentState:
+    """Rolled out and ready: the controller saw the latest spec and every pod is updated+ready."""
+    if obj is None:
+        return MISSING
+    spec, status = obj.get("spec", {}), obj.get("status", {})
+    desired = int(spec.get("replicas", 1))
+    ready = int(status.get("readyReplicas", 0))
+    updated = int(status.get("updatedReplicas", 0))
+    seen = int(status.get("observedGeneration", 0)) >= int(obj["metadata"].get("generation", 1))
+    available = int(status.get("availableReplicas", ready))
+    if obj["kind"] == "StatefulSet":
+        available = ready
+        if status.get("currentRevision") != status.get("updateRevision"):
+            updated = min(updated, ready)
+    done = seen and ready == desired and updated == desired and available == desired
+    if done:
+        message = f"{ready}/{desired} ready"
+    elif not seen:
+        message = "waiting for the controller to observe the latest spec"
+    else:
+        message = f"rolling out: {updated}/{desired} updated, {ready}/{desired} ready"
+    return ComponentState(done, desired, ready, message)
+
+
+def job_state(obj: Obj | None) -> ComponentState:
+    if obj is None:
+        return MISSING
+    conditions = {
+        cond["type"]: cond for cond in obj.get("status", {}).get("conditions", [])
+        if cond.get("status") == "True"
+    }
+    if "Complete" in conditions:
+        return ComponentState(True, 1, 1, "buckets created")
+    if "Failed" in conditions:
+        reason = conditions["Failed"].get("message") or conditions["Failed"].get("reason", "")
+        return ComponentState(False, 1, 0, f"bucket-init Job failed: {reason}", failed=True)
+    return ComponentState(False, 1, 0, "bucket-init Job running")
+
+
+def components(
+    spec: ThumbnailServiceSpec, names: Names, observed: Mapping[ChildKey, Obj], job_name: str
+) -> dict[str, ComponentState]:
+    def get(kind: str, name: str) -> Obj | None:
+        return observed.get((kind, name))
+
+    def managed(is_managed: bool, kind: str, name: str) -> ComponentState:
+        return workload_state(get(kind, name)) if is_managed else EXTERNAL
+
+    # Keyed as in `status.components`.
+    return {
+        "server": workload_state(get("Deployment", names.server)),
+        "workers": workload_state(get("Deployment", names.worker)),
+        "postgresql": managed(spec.postgresql.is_managed, "StatefulSet", names.postgresql),
+        "redis": managed(spec.redis.is_managed, "Deployment", names.redis),
+        "objectStorage": managed(spec.object_storage.is_managed, "StatefulSet", names.minio),
+        "buckets": job_state(get("Job", job_name)),
+    }
+
+
+# How the Ready message names a component it waits for (only managed ones ever wait, and the
+# managed object storage is MinIO).
+_WAITING_FOR = {"objectStorage": "minio"}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    type_: str, ok: bool, reason: str, message: str, generation: int, previous: Sequence[Obj],
+    now: str,
+) -> Obj:
+    """A metav1.Condition whose lastTransitionTime moves only when its status changes."""
+    status = "True" if ok else "False"
+    before = next((cond for cond in previous if cond.get("type") == type_), None)
+    changed = before is None or before.get("status") != status
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": now if changed else before["lastTransitionTime"],  # type: ignore[index]
+    }
+
+
+@dataclass(frozen=True)
+class StatusInputs:
+    spec: ThumbnailServiceSpec
+    names: Names
+    generation: int
+    observed: Mapping[ChildKey, Obj]
+    job_name: str
+    endpoint: str
+    config_hash: str
+    errors: Sequence[str]
+    previous: Obj
+
+
+def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
+    now = now or now_rfc3339()
+    states = components(inputs.spec, inputs.names, inputs.observed, inputs.job_name)
+    not_ready = [name for name, state in states.items() if not state.ready]
+    failures = [state.message for state in states.values() if state.failed]
+    problems = [*inputs.errors, *failures]
+    previous = inputs.previous.get("conditions", [])
+    ready = not not_ready and not problems
+    generation = inputs.generation
+
+    if ready:
+        ready_reason, ready_message = "AllComponentsReady", "every component is ready"
+    elif problems:
+        ready_reason, ready_message = "ReconcileFailed", "; ".join(problems)
+    else:
+        ready_reason, ready_message = "ComponentsNotReady", "waiting for: " + ", ".join(
+            f"{_WAITING_FOR.get(name, name)} ({states[name].message})" for name in not_ready
+        )
+    progressing = bool(not_ready) and not problems
+    conditions = [
+        condition("Ready", ready, ready_reason, ready_message, generation, previous, now),
+        condition(
+            "Progressing", progressing,
+            "RollingOut" if progressing else ("Stalled" if problems else "Idle"),
+            ready_message if progressing else ("blocked by errors" if problems else "up to date"),
+            generation, previous, now,
+        ),
+        condition(
+            "Degraded", bool(problems),
+            "ReconcileFailed" if problems else "AsExpected",
+            "; ".join(problems) if problems else "no errors",
+            generation, previous, now,
+        ),
+    ]
+    selector = ",".join(
+        f"{k}={v}" for k, v in (
+            (c.LABEL_NAME, c.APP_NAME),
+            (c.LABEL_INSTANCE, inputs.names.instance),
+            (c.LABEL_COMPONENT, "worker"),
+        )
+    )
+    server, workers = states["server"], states["workers"]
+    status: Obj = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "configHash": inputs.config_hash,
+        "serverReplicas": f"{server.ready_replicas}/{server.replicas}",
+        "workerReplicas": f"{workers.ready_replicas}/{workers.replicas}",
+        "components": {
+            name: state.as_status(**({"selector": selector} if name == "workers" else {}))
+            for name, state in states.items()
+        },
+    }
+    node_port = inputs.spec.server.service.node_port
+    status["endpoints"] = {
+        "cluster": inputs.endpoint if ("Service", inputs.names.server) in inputs.observed else "",
+        # Always present (empty when off): a merge patch cannot drop a key that is just omitted.
+        "nodePort": f"<node-ip>:{node_port.port}" if node_port.enabled else "",
+    }
+    return status

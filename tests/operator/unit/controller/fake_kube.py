@@ -1,0 +1,82 @@
+"""An in-memory stand-in for KubeClient: enough API semantics to unit-test a reconcile pass."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+from thumbnail_operator.kube import ApiError, Kind, kind_of
+
+Obj = dict[str, Any]
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], Obj] = {}
+        self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
+        self.events: list[Obj] = []
+        self.gets: list[tuple[str, str]] = []  # (kind, name) of every GET by name
+        self._versions = itertools.count(1)
+
+    def put(self, obj: Obj) -> Obj:
+        obj = copy.deepcopy(obj)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(next(self._versions))
+        meta.setdefault("uid", f"uid-{meta['name']}")
+        meta.setdefault("generation", 1)
+        self.objects[(obj["kind"], meta["namespace"], meta["name"])] = obj
+        return copy.deepcopy(obj)
+
+    def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        self.gets.append((kind.kind, name))
+        return self._get(kind, namespace, name)
+
+    def _get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
+        found = self.objects.get((kind.kind, namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list(self, kind: Kind, namespace: str, labels: dict[str, str]) -> list[Obj]:
+        return [
+            copy.deepcopy(obj) for (k, ns, _), obj in self.objects.items()
+            if k == kind.kind and ns == namespace
+            and all(obj["metadata"].get("labels", {}).get(a) == b for a, b in labels.items())
+        ]
+
+    def apply(self, obj: Obj) -> tuple[Obj, bool]:
+        self.writes.append(("apply", obj["kind"], obj["metadata"]["name"]))
+        current = self._get(kind_of(obj), obj["metadata"]["namespace"], obj["metadata"]["name"])
+        merged = _merge(current or {}, obj)
+        return self.put(merged), current is None
+
+    def create(self, obj: Obj) -> Obj:
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in self.objects:
+            raise ApiError(409, "already exists")
+        self.writes.append(("create", obj["kind"], obj["metadata"]["name"]))
+        return self.put(obj)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self.writes.append(("delete", kind.kind, name))
+        self.objects.pop((kind.kind, namespace, name), None)
+
+    def patch_status(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
+        self.writes.append(("status", kind.kind, name))
+        obj = self.objects[(kind.kind, namespace, name)]
+        obj["status"] = {**obj.get("status", {}), **copy.deepcopy(status)}
+        return self.put(obj)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Obj:
+        assert method == "POST" and path.endswith("/events"), (method, path)
+        self.events.append(kwargs["body"])
+        return {}
+
+
+def _merge(current: Obj, applied: Obj) -> Obj:
+    result = copy.deepcopy(current)
+    for key, value in applied.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
