@@ -36,3 +36,29 @@ def test_rendered_environment_loads_into_service_settings(
     assert settings.database_password.get_secret_value() == env["THUMBNAIL_DATABASE_PASSWORD"]
     assert [k.get_secret_value() for k in settings.api_keys] == [env["THUMBNAIL_API_KEYS"]]
     assert settings.log_level == "DEBUG"
+
+
+# The service's own defaults (settings.py, for running it without the operator) and the
+# operator's (api/v1.py DEFAULTS) describe the same product: checked, not copied.
+SHARED_DEFAULTS = (
+    "database_name", "database_user", "redis_db", "bucket_originals", "bucket_thumbnails",
+    "port", "auth_enabled", "log_level", "max_upload_bytes", "max_pixels", "presets",
+    "allowed_formats", "job_timeout_seconds", "worker_threads", "worker_processes",
+)
+
+
+def test_service_defaults_are_the_operator_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in [n for n in os.environ if n.startswith("THUMBNAIL_")]:
+        monkeypatch.delenv(name)
+    standalone = Settings()
+    env = by_name(desired())[("ConfigMap", "demo-config")]["data"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    operated = Settings()
+    for field in SHARED_DEFAULTS:
+        ours, theirs = getattr(operated, field), getattr(standalone, field)
+        if field == "allowed_formats":  # a set (the CRD's listType: set)
+            ours, theirs = set(ours), set(theirs)
+        assert ours == theirs, field
