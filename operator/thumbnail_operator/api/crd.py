@@ -17,18 +17,6 @@ from thumbnail_operator.api.schema import v1, v1alpha1
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "crds" / "thumbnailservices.yaml"
 
-PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-     "description": "Whether every component is ready."},
-    {"name": "Server", "type": "string", "jsonPath": ".status.serverReplicas",
-     "description": "Ready/desired API server pods."},
-    {"name": "Workers", "type": "string", "jsonPath": ".status.workerReplicas",
-     "description": "Ready/desired worker pods."},
-    {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint",
-     "description": "In-cluster URL of the API."},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
-
 
 def v1alpha1_version() -> dict[str, Any]:
     return {
@@ -44,7 +32,7 @@ def v1alpha1_version() -> dict[str, Any]:
                 "labelSelectorPath": ".status.components.workers.selector",
             },
         },
-        "additionalPrinterColumns": PRINTER_COLUMNS,
+        "additionalPrinterColumns": v1alpha1.printer_columns(".status.endpoint"),
     }
 
 

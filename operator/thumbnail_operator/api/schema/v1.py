@@ -263,17 +263,7 @@ STATUS = obj(
     },
 )
 
-PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-     "description": "Whether every component is ready."},
-    {"name": "Server", "type": "string", "jsonPath": ".status.serverReplicas",
-     "description": "Ready/desired API server pods."},
-    {"name": "Workers", "type": "string", "jsonPath": ".status.workerReplicas",
-     "description": "Ready/desired worker pods."},
-    {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoints.cluster",
-     "description": "In-cluster URL of the API."},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
+PRINTER_COLUMNS = v1alpha1.printer_columns(".status.endpoints.cluster")
 
 SCALE = {
     "specReplicasPath": ".spec.workers.replicas",

@@ -519,3 +519,19 @@ def version_schema() -> dict[str, Any]:
         },
         "x-kubernetes-validations": NAME_RULES,
     }
+
+
+def printer_columns(endpoint: str) -> list[dict[str, Any]]:
+    """`kubectl get` columns; only where the endpoint lives differs between the versions."""
+    return [
+        {"name": "Ready", "type": "string",
+         "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+         "description": "Whether every component is ready."},
+        {"name": "Server", "type": "string", "jsonPath": ".status.serverReplicas",
+         "description": "Ready/desired API server pods."},
+        {"name": "Workers", "type": "string", "jsonPath": ".status.workerReplicas",
+         "description": "Ready/desired worker pods."},
+        {"name": "Endpoint", "type": "string", "jsonPath": endpoint,
+         "description": "In-cluster URL of the API."},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
