@@ -80,9 +80,11 @@ def test_rules_have_no_wildcards_or_escalation_verbs() -> None:
         assert "*" not in (group, resource, verb), (group, resource, verb)
         assert verb not in {"escalate", "bind", "impersonate", "deletecollection"}
         assert resource.split("/")[0] not in {
-            "nodes", "namespaces", "pods", "clusterroles", "clusterrolebindings", "roles",
+            "nodes", "namespaces", "clusterroles", "clusterrolebindings", "roles",
             "rolebindings", "serviceaccounts", "persistentvolumes",
         }, resource
+        if resource.split("/")[0] == "pods":  # read-only: status explains stuck pods
+            assert verb in {"get", "list", "watch"}, (resource, verb)
     for rule in the_one("ClusterRole")["rules"]:
         if "customresourcedefinitions" in rule.get("resources", []):
             # Only its own CRD (e.g. a conversion webhook's caBundle), never CRDs in general.
@@ -137,10 +139,13 @@ def _needed() -> list[tuple[str, str, str, str]]:
             needs += [(v, _group(kind), kind.plural, namespace) for v in CHILD_VERBS]
         needs += [(v, c.GROUP, c.PLURAL, namespace) for v in ("get", "list", "watch")]
         needs.append(("patch", c.GROUP, f"{THUMBNAIL_SERVICE_V1ALPHA1.plural}/status", namespace))
-        needs.append(("create", _group(EVENT), EVENT.plural, namespace))
+        needs += [(v, _group(EVENT), EVENT.plural, namespace) for v in ("create", "list")]
+        needs += [(v, "", "pods", namespace) for v in ("get", "list", "watch")]
+        needs.append(("get", "", "pods/log", namespace))
     # kopf watches cluster-wide (no -n flag): list/watch across all namespaces.
     for kind in (*CHILD_KINDS, THUMBNAIL_SERVICE_V1ALPHA1):
         needs += [(v, _group(kind), kind.plural, "") for v in ("list", "watch")]
+    needs += [(v, "", "pods", "") for v in ("list", "watch")]
     return needs
 
 
