@@ -11,7 +11,11 @@
 # First start (no PGDATA/PG_VERSION): initdb with scram-sha-256 for every TCP connection
 # (trust only on the Unix socket, which is private to the container as in the official image),
 # listen on all addresses, create the database through a socket-only temporary server.
-# Later starts just run postgres. Arguments are postgres flags, e.g. `-c shared_buffers=64MB`.
+# Every start (first or later): POSTGRES_USER's password is set to POSTGRES_PASSWORD in
+# single-user mode before the server listens, so the environment (the operator's credentials
+# Secret) is the source of truth: rotating the password is editing the Secret, and the
+# operator restarts this pod (docs/operator.md, "Credentials"). Arguments are postgres
+# flags, e.g. `-c shared_buffers=64MB`.
 set -eu
 
 PGDATA="${PGDATA:-/var/lib/postgresql/data}"
@@ -63,7 +67,30 @@ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')\gexec
 SQL
     pg_ctl --pgdata="$PGDATA" --wait --timeout=60 --silent --mode=fast stop
   fi
-  log "initialised; starting postgres"
+  log "initialised"
 fi
+
+if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+  user="${POSTGRES_USER:-postgres}"
+  role="$(printf '%s' "$user" | sed 's/"/""/g')"
+  password="$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")"
+  out="$(mktemp)"
+  trap 'rm -f "$out"' EXIT
+  # The statement goes through stdin (not argv, not the log: log_min_error_statement=panic);
+  # -j ends it at ";" and an empty line, so any password text is taken whole.
+  printf 'ALTER ROLE "%s" PASSWORD '"'"'%s'"'"';\n\n' "$role" "$password" \
+    | postgres --single -j -D "$PGDATA" -c log_min_messages=warning \
+        -c log_min_error_statement=panic postgres >"$out" 2>&1 \
+    || { cat "$out" >&2; die "could not start in single-user mode to set the password"; }
+  if grep -q 'ERROR:' "$out"; then
+    grep 'ERROR:' "$out" >&2
+    die "could not set the password of $user"
+  fi
+  rm -f "$out"
+  trap - EXIT
+  log "password of $user set from POSTGRES_PASSWORD"
+fi
+
+log "starting postgres"
 
 exec postgres "$@"

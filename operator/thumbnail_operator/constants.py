@@ -25,6 +25,9 @@ LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 
 CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
+# On a data store's pod template: a fingerprint of the credentials it is started with, so
+# rotating one (editing the Secret) restarts exactly the data store that uses it.
+CREDENTIALS_HASH_ANNOTATION: Final = f"{GROUP}/credentials-hash"
 APPLIED_HASH_ANNOTATION: Final = f"{GROUP}/applied-hash"
 PAUSE_ANNOTATION: Final = f"{GROUP}/reconcile-paused"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -44,6 +45,7 @@ SECRET = Kind("v1", "Secret", "secrets")
 SERVICE = Kind("v1", "Service", "services")
 EVENT = Kind("v1", "Event", "events")
 PVC = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+POD = Kind("v1", "Pod", "pods")  # read only: why a component is not ready
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
@@ -51,7 +53,7 @@ THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage
 THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
 
 CHILD_KINDS: tuple[Kind, ...] = (CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB)
-_BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, THUMBNAIL_SERVICE,
+_BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
                                                    THUMBNAIL_SERVICE_V1ALPHA1)}
 
 
@@ -129,9 +131,21 @@ class KubeClient:
         content_type: str = "application/json",
     ) -> tuple[int, Obj]:
         """(HTTP status, decoded body); ApiError for anything but 2xx."""
+        status, raw = self._raw(method, path, body=body, query=query, content_type=content_type)
+        return status, (json.loads(raw) if raw else {})
+
+    def _raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes]:
         if query:
             path = f"{path}?{urlencode(query)}"
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         _, url, headers, body, _ = self._api.param_serialize(
             method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
@@ -144,7 +158,7 @@ class KubeClient:
             raise _api_error(err.status or 0, err.body) from None
         if not 200 <= response.status <= 299:
             raise _api_error(response.status, raw)
-        return response.status, (json.loads(raw) if raw else {})
+        return response.status, bytes(raw or b"")
 
     # Generic verbs -----------------------------------------------------------------------
 
@@ -156,9 +170,14 @@ class KubeClient:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str, labels: dict[str, str]) -> list[Obj]:
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        result = self.request("GET", kind.path(namespace), query={"labelSelector": selector})
+    def list(
+        self, kind: Kind, namespace: str, labels: dict[str, str],
+        fields: dict[str, str] | None = None,
+    ) -> list[Obj]:
+        query = {"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))}
+        if fields:
+            query["fieldSelector"] = ",".join(f"{k}={v}" for k, v in sorted(fields.items()))
+        result = self.request("GET", kind.path(namespace), query=query)
         items: list[Obj] = result.get("items", [])
         for item in items:  # lists omit these per item
             item.setdefault("apiVersion", kind.api_version)
@@ -177,6 +196,28 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
         return applied, status == 201
+
+    def json_patch(self, obj: Obj, operations: Sequence[Obj]) -> Obj:
+        """RFC 6902 patch: removes what server-side apply cannot (fields of other managers)."""
+        meta = obj["metadata"]
+        return self.request(
+            "PATCH",
+            kind_of(obj).path(meta["namespace"], meta["name"]),
+            body=list(operations),
+            query={"fieldManager": c.FIELD_MANAGER},
+            content_type="application/json-patch+json",
+        )
+
+    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
+        """The last lines a pod's (first) container wrote; empty when there is no log."""
+        try:
+            _, raw = self._raw(
+                "GET", POD.path(namespace, pod, "log"),
+                query={"tailLines": str(lines), "limitBytes": "8192"},
+            )
+        except ApiError:
+            return ""
+        return raw.decode(errors="replace")
 
     def create(self, obj: Obj) -> Obj:
         meta = obj["metadata"]

@@ -37,16 +37,20 @@ def build_desired_state(
     children: list[Obj | None] = [
         config.config_map(ctx),
         config.credentials_secret(ctx, credentials),
+        config.credentials_copy_secret(ctx, credentials),
     ]
     if spec.postgresql.is_managed:
-        children += [postgresql.postgresql_service(ctx), postgresql.postgresql_stateful_set(ctx)]
+        children += [
+            postgresql.postgresql_service(ctx),
+            postgresql.postgresql_stateful_set(ctx, credentials),
+        ]
     if spec.redis.is_managed:
-        children += [redis.redis_service(ctx), redis.redis_deployment(ctx)]
+        children += [redis.redis_service(ctx), redis.redis_deployment(ctx, credentials)]
     if spec.object_storage.is_managed:
         children += [
             minio.minio_service(ctx),
             minio.minio_console_service(ctx),
-            minio.minio_stateful_set(ctx),
+            minio.minio_stateful_set(ctx, credentials),
         ]
     children += [
         buckets.bucket_init_job(ctx),

@@ -80,6 +80,11 @@ class Names:
     def credentials(self) -> str:
         return self.of("credentials")
 
+    @property
+    def credentials_copy(self) -> str:
+        """The operator's own copy of the credentials (see builders/credentials.py)."""
+        return self.of("credentials-copy")
+
     def bucket_init(self, digest: str) -> str:
         return self.of(f"bucket-init-{digest[:10]}")
 

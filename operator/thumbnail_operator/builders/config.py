@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 
 from thumbnail_operator import constants as c
+from thumbnail_operator.api.v1 import RetentionPolicy
 from thumbnail_operator.builders.common import Context, Obj
 from thumbnail_operator.builders.credentials import (
     DATABASE_PASSWORD,
@@ -78,6 +79,22 @@ def credentials_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj:
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in sorted(credentials.items())},
     }
+
+
+def credentials_copy_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj:
+    """The operator's copy of the credentials, restored from when the Secret is deleted.
+
+    With persistence `Retain` it has no owner, like the volumes it opens: a ThumbnailService
+    re-created with the same name finds its old credentials again."""
+    secret = credentials_secret(ctx, credentials)
+    secret["metadata"] = ctx.metadata(ctx.names.credentials_copy, "credentials-copy")
+    persistence = ctx.spec.persistence
+    if persistence.enabled and persistence.retention_policy is RetentionPolicy.RETAIN:
+        del secret["metadata"]["ownerReferences"]
+    secret["metadata"]["annotations"] = {
+        f"{c.GROUP}/purpose": f"copy of {ctx.names.credentials}; edit that Secret, not this one",
+    }
+    return secret
 
 
 def external_secret_env(ctx: Context) -> list[Obj]:

@@ -1,16 +1,24 @@
-"""Credentials for the managed components: generated once, then always reused.
+"""Credentials for the managed components: generated once, then never replaced by surprise.
 
-The Secret the operator owns is the source of truth. Values already in it are kept as they
-are; only keys that are missing (first reconcile, or a component switched to managed) get a
-fresh random value, so a later reconcile never rotates anything by accident.
+Credentials are data: PostgreSQL and MinIO keep the ones they were initialised with on their
+volumes, and API clients hold the API keys. So a value, once issued, is only ever replaced by
+the user (rotation = writing a new value into the Secret). Each pass resolves every key from,
+in order: the user-facing Secret `NAME-credentials`, the operator's own copy
+`NAME-credentials-copy` (kept equal to what was resolved last), and only then a fresh random
+value - and a fresh value only while nothing that uses the key exists yet. A key that is in
+use but found nowhere is *lost*: the reconciler reports it and writes nothing, until the user
+restores the Secret or explicitly asks for new credentials (`REGENERATE_ANNOTATION`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 
+from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 
 DATABASE_PASSWORD = "THUMBNAIL_DATABASE_PASSWORD"
@@ -18,6 +26,10 @@ REDIS_PASSWORD = "THUMBNAIL_REDIS_PASSWORD"
 S3_ACCESS_KEY = "THUMBNAIL_S3_ACCESS_KEY"
 S3_SECRET_KEY = "THUMBNAIL_S3_SECRET_KEY"
 API_KEYS = "THUMBNAIL_API_KEYS"
+
+# Set to "true" on the ThumbnailService to let the operator issue new values for lost keys
+# (the data stores are rolled onto them; API clients need the new key).
+REGENERATE_ANNOTATION = f"{c.GROUP}/regenerate-credentials"
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -40,12 +52,49 @@ def _generators(spec: ThumbnailServiceSpec) -> dict[str, Callable[[], str]]:
     return wanted
 
 
+@dataclass(frozen=True)
+class ResolvedCredentials:
+    values: dict[str, str]
+    restored: list[str] = field(default_factory=list)  # keys taken from the operator's copy
+    generated: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # in use, found nowhere, not regenerated
+
+
+def resolve_credentials(
+    spec: ThumbnailServiceSpec,
+    secret: Mapping[str, str] | None,
+    copy: Mapping[str, str] | None = None,
+    in_use: Collection[str] = (),
+    regenerate: bool = False,
+) -> ResolvedCredentials:
+    """Every key the spec needs, from the Secret, else the copy, else new where allowed."""
+    primary, kept = dict(secret or {}), dict(copy or {})
+    values: dict[str, str] = {}
+    restored: list[str] = []
+    generated: list[str] = []
+    lost: list[str] = []
+    for key, generate in _generators(spec).items():
+        if primary.get(key):
+            values[key] = primary[key]
+        elif kept.get(key):
+            values[key] = kept[key]
+            restored.append(key)
+        elif key in in_use and not regenerate:
+            lost.append(key)
+        else:
+            values[key] = generate()
+            generated.append(key)
+    return ResolvedCredentials(values, restored, generated, lost)
+
+
 def ensure_credentials(
     spec: ThumbnailServiceSpec, existing: Mapping[str, str] | None
 ) -> dict[str, str]:
     """The credentials the spec needs: existing values reused, missing ones generated."""
-    current = dict(existing or {})
-    return {
-        key: current[key] if current.get(key) else generate()
-        for key, generate in _generators(spec).items()
-    }
+    return resolve_credentials(spec, existing).values
+
+
+def digest(credentials: Mapping[str, str], keys: Collection[str]) -> str:
+    """Fingerprint of some credentials, for a pod template that must roll when they change."""
+    material = "\n".join(f"{key}={credentials.get(key, '')}" for key in sorted(keys))
+    return hashlib.sha256(material.encode()).hexdigest()[:16]

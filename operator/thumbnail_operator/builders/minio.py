@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
 from thumbnail_operator.builders.credentials import S3_ACCESS_KEY, S3_SECRET_KEY
 from thumbnail_operator.builders.workloads import (
     MINIO_UID,
+    credentials_template_metadata,
     pod_spec,
     secret_env,
     service,
@@ -32,7 +35,7 @@ def minio_console_service(ctx: Context) -> Obj:
     )
 
 
-def minio_stateful_set(ctx: Context) -> Obj:
+def minio_stateful_set(ctx: Context, credentials: Mapping[str, str]) -> Obj:
     minio = ctx.spec.object_storage.managed
     main = container(
         "minio",
@@ -72,4 +75,7 @@ def minio_stateful_set(ctx: Context) -> Obj:
         service=ctx.names.minio,
         pod=pod,
         storage=minio.storage,
+        template_metadata=credentials_template_metadata(
+            ctx, "minio", credentials, [S3_ACCESS_KEY, S3_SECRET_KEY]
+        ),
     )

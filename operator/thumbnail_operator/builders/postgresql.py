@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
 from thumbnail_operator.builders.credentials import DATABASE_PASSWORD
 from thumbnail_operator.builders.workloads import (
     DATA_UID,
+    credentials_template_metadata,
     pod_spec,
     secret_env,
     service,
@@ -22,7 +25,7 @@ def postgresql_service(ctx: Context) -> Obj:
     )
 
 
-def postgresql_stateful_set(ctx: Context) -> Obj:
+def postgresql_stateful_set(ctx: Context, credentials: Mapping[str, str]) -> Obj:
     pg = ctx.spec.postgresql
     is_ready = {
         "exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database]}
@@ -54,4 +57,7 @@ def postgresql_stateful_set(ctx: Context) -> Obj:
         service=ctx.names.postgresql,
         pod=pod,
         storage=pg.managed.storage,
+        template_metadata=credentials_template_metadata(
+            ctx, "postgresql", credentials, [DATABASE_PASSWORD]
+        ),
     )

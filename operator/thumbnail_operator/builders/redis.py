@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj, container, tmp_volume
 from thumbnail_operator.builders.credentials import REDIS_PASSWORD
 from thumbnail_operator.builders.workloads import (
     DATA_UID,
+    credentials_template_metadata,
     pod_spec,
     secret_env,
     service,
@@ -18,7 +21,7 @@ def redis_service(ctx: Context) -> Obj:
     return service(ctx, ctx.names.redis, "redis", [service_port("redis", c.REDIS_PORT)])
 
 
-def redis_deployment(ctx: Context) -> Obj:
+def redis_deployment(ctx: Context, credentials: Mapping[str, str]) -> Obj:
     probe = {"tcpSocket": {"port": "redis"}}
     main = container(
         "redis",
@@ -41,7 +44,11 @@ def redis_deployment(ctx: Context) -> Obj:
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": ctx.selector("redis")},
             "template": {
-                "metadata": {"labels": ctx.labels("redis")},
+                # Redis reads its password from the command line at start: a rotated one
+                # needs a restart (the queue itself is rebuilt by the sweeper).
+                "metadata": credentials_template_metadata(
+                    ctx, "redis", credentials, [REDIS_PASSWORD]
+                ),
                 "spec": pod_spec(ctx, DATA_UID, [main], [tmp_volume("data")]),
             },
         },

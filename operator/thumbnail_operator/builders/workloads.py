@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
+from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import Storage
 from thumbnail_operator.builders.common import (
     Context,
@@ -9,6 +12,7 @@ from thumbnail_operator.builders.common import (
     pod_security,
     pull_secrets,
 )
+from thumbnail_operator.builders.credentials import digest
 
 DATA_UID = 999  # the postgres and redis users of the official images
 MINIO_UID = 1000
@@ -16,6 +20,17 @@ MINIO_UID = 1000
 
 def secret_env(ctx: Context, env: str, key: str) -> Obj:
     return {"name": env, "valueFrom": {"secretKeyRef": {"name": ctx.names.credentials, "key": key}}}
+
+
+def credentials_template_metadata(
+    ctx: Context, component: str, credentials: Mapping[str, str], keys: Collection[str]
+) -> Obj:
+    """Pod template metadata of a data store: rolls it when one of its credentials changes
+    (the images apply the credentials from the environment at every start)."""
+    return {
+        "labels": ctx.labels(component),
+        "annotations": {c.CREDENTIALS_HASH_ANNOTATION: digest(credentials, keys)},
+    }
 
 
 def pod_spec(ctx: Context, uid: int, containers: list[Obj], volumes: list[Obj]) -> Obj:
@@ -31,7 +46,8 @@ def pod_spec(ctx: Context, uid: int, containers: list[Obj], volumes: list[Obj]) 
 
 
 def stateful_set(
-    ctx: Context, *, name: str, component: str, service: str, pod: Obj, storage: Storage
+    ctx: Context, *, name: str, component: str, service: str, pod: Obj, storage: Storage,
+    template_metadata: Obj,
 ) -> Obj:
     """One-replica StatefulSet whose `data` volume is a claim when persistence is on."""
     persistence = ctx.spec.persistence
@@ -39,7 +55,7 @@ def stateful_set(
         "replicas": 1,
         "serviceName": service,
         "selector": {"matchLabels": ctx.selector(component)},
-        "template": {"metadata": {"labels": ctx.labels(component)}, "spec": pod},
+        "template": {"metadata": template_metadata, "spec": pod},
     }
     if persistence.enabled:
         claim: Obj = {

@@ -2,15 +2,17 @@
 
 Only `on.event` handlers are used: they are level-based and make kopf store nothing on the
 resources (no finalizers, no last-handled-configuration annotation), so an idle operator
-writes nothing at all. Children are watched by their `managed-by` label so a deleted or
-hand-edited child triggers a reconcile of its owner within a second.
+writes nothing at all. Children are watched by their owner reference, and by their labels
+as a fallback, so a deleted or hand-edited child - even one whose labels were removed -
+triggers a reconcile of its owner within a second; the pods of a resource by their labels,
+so its status says at once why one is stuck (crash loop, image pull, unschedulable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -48,11 +50,19 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = f"{c.GROUP}/finalizer"  # unused: no handler needs one
 
 
-def _child_key(namespace: str | None, labels: Mapping[str, str]) -> ResourceKey | None:
-    instance = labels.get(c.LABEL_INSTANCE)
-    if not namespace or not instance:
+def _child_key(
+    namespace: str | None, labels: Mapping[str, str], owners: Sequence[Mapping[str, Any]] = ()
+) -> ResourceKey | None:
+    """The ThumbnailService an object belongs to: its controller reference, else its labels."""
+    if not namespace:
         return None
-    return namespace, instance
+    for ref in owners:
+        if ref.get("kind") == c.KIND and str(ref.get("apiVersion", "")).startswith(c.GROUP + "/"):
+            return namespace, str(ref["name"])
+    instance = labels.get(c.LABEL_INSTANCE)
+    if instance and labels.get(c.LABEL_MANAGED_BY) == c.FIELD_MANAGER:
+        return namespace, instance
+    return None
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -90,17 +100,25 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         controller.queue.remember(key)
         controller.queue.trigger(key)
 
-    managed = {c.LABEL_MANAGED_BY: c.FIELD_MANAGER, c.LABEL_NAME: c.APP_NAME}
+    # No label filter on children: kopf filters labels in the operator anyway (the watch
+    # stream is the same), and a child whose labels were edited must still be noticed.
     for kind in CHILD_KINDS:
         group, _, version = kind.api_version.rpartition("/")
 
-        @kopf.on.event(
-            group, version, kind.plural, labels=managed, registry=registry,
-            id=f"child_{kind.plural}",
-        )
-        async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-            key = _child_key(namespace, labels)
+        @kopf.on.event(group, version, kind.plural, registry=registry, id=f"child_{kind.plural}")
+        async def child_event(
+            namespace: str | None, labels: Mapping[str, str], meta: Mapping[str, Any], **_: Any
+        ) -> None:
+            key = _child_key(namespace, labels, meta.get("ownerReferences") or ())
             if key is not None:
                 controller.queue.trigger(key)
+
+    managed = {c.LABEL_MANAGED_BY: c.FIELD_MANAGER, c.LABEL_NAME: c.APP_NAME}
+
+    @kopf.on.event("", "v1", "pods", labels=managed, registry=registry, id="pods")
+    async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        key = _child_key(namespace, labels)
+        if key is not None:
+            controller.queue.trigger(key)
 
     return registry

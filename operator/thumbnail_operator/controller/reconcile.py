@@ -7,6 +7,7 @@ what differs from the desired state, and derives status from what the cluster re
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,13 +24,35 @@ from thumbnail_operator.builders import (
     build_desired_state,
     external_secret_names,
 )
-from thumbnail_operator.builders.credentials import ensure_credentials
-from thumbnail_operator.controller.drift import drifted_paths
+from thumbnail_operator.builders.credentials import (
+    API_KEYS,
+    DATABASE_PASSWORD,
+    REDIS_PASSWORD,
+    REGENERATE_ANNOTATION,
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    ResolvedCredentials,
+    resolve_credentials,
+)
+from thumbnail_operator.controller.diagnosis import (
+    Cause,
+    job_failure_message,
+    needs_events,
+    workload_cause,
+)
+from thumbnail_operator.controller.drift import (
+    describe_extras,
+    drifted_paths,
+    removal_patch,
+    unexpected_fields,
+)
 from thumbnail_operator.controller.events import EventRecorder
 from thumbnail_operator.controller.rollout import gate_worker_rollout
-from thumbnail_operator.controller.status import StatusInputs, compute_status
+from thumbnail_operator.controller.status import StatusInputs, components, compute_status
 from thumbnail_operator.kube import (
     CHILD_KINDS,
+    EVENT,
+    POD,
     SECRET,
     THUMBNAIL_SERVICE,
     ApiError,
@@ -109,43 +132,131 @@ class _Pass:
 
     def run(self) -> Outcome:
         observed = self._observe_children()
-        secret_key = ("Secret", self.names.credentials)
-        # By name too: a Secret restored by hand (e.g. to reuse retained volumes) has no labels.
-        existing = observed.get(secret_key) or self.kube.get(
-            SECRET, self.namespace, self.names.credentials
-        )
-        if existing is not None:
-            observed[secret_key] = existing
-        credentials = ensure_credentials(self.spec, _decode(existing))
+        # A first pass finds nothing labelled: it creates without asking by name first.
+        self.first_pass = not observed
+        credentials = self._credentials(observed)
         desired = build_desired_state(
-            self.owner, self.spec, credentials, self._external_secrets()
+            self.owner, self.spec, credentials.values, self._external_secrets()
         )
-        # A new worker image waits until the server (which runs the migrations) rolled out.
-        children, held = gate_worker_rollout(
-            desired.children, observed, self.names.server, self.names.worker
-        )
-        if held:
-            log.info("%s/%s: %s", self.namespace, self.owner.name, held)
-        for child in sorted(children, key=_apply_order):
-            self._converge(child, observed)
-        wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
-        self._prune(observed, wanted)
-        job_name = next(ch["metadata"]["name"] for ch in desired.children if ch["kind"] == "Job")
-        status = compute_status(
-            StatusInputs(
-                spec=self.spec,
-                names=self.names,
-                generation=int(self.cr["metadata"].get("generation", 1)),
-                observed=observed,
-                job_name=job_name,
-                endpoint=desired.endpoint,
-                config_hash=desired.config_hash,
-                errors=self.outcome.errors,
-                previous=self.hub.get("status") or {},
+        config_hash = desired.config_hash
+        if credentials.lost:
+            # Nothing is written with credentials that would not open the existing data.
+            config_hash = str((self.hub.get("status") or {}).get("configHash", ""))
+        else:
+            # A new worker image waits until the server (which runs the migrations) rolled
+            # out.
+            children, held = gate_worker_rollout(
+                desired.children, observed, self.names.server, self.names.worker
             )
+            if held:
+                log.info("%s/%s: %s", self.namespace, self.owner.name, held)
+            for child in sorted(children, key=_apply_order):
+                self._converge(child, observed)
+            wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
+            self._prune(observed, wanted)
+        job_name = next(ch["metadata"]["name"] for ch in desired.children if ch["kind"] == "Job")
+        pods = self._pods()
+        inputs = StatusInputs(
+            spec=self.spec,
+            names=self.names,
+            generation=int(self.cr["metadata"].get("generation", 1)),
+            observed=observed,
+            job_name=job_name,
+            endpoint=desired.endpoint,
+            config_hash=config_hash,
+            errors=self.outcome.errors,
+            previous=self.hub.get("status") or {},
+            node_address=_node_address(pods.get("server", [])),
         )
-        self._write_status(status)
+        causes = self._causes(inputs, pods)
+        self._write_status(compute_status(dataclasses.replace(inputs, causes=causes)))
         return self.outcome
+
+    # -- credentials ---------------------------------------------------------------------
+
+    def _credentials(self, observed: dict[ChildKey, Obj]) -> ResolvedCredentials:
+        """Resolve every credential (builders/credentials.py); report restores and losses."""
+        found: dict[str, Obj | None] = {}
+        for name in (self.names.credentials, self.names.credentials_copy):
+            # By name too: a Secret restored by hand (e.g. for retained volumes) has no labels.
+            secret = observed.get(("Secret", name)) or self.kube.get(SECRET, self.namespace, name)
+            if secret is not None:
+                observed[("Secret", name)] = secret
+            found[name] = secret
+        annotations = self.cr["metadata"].get("annotations") or {}
+        resolved = resolve_credentials(
+            self.spec,
+            _decode(found[self.names.credentials]),
+            _decode(found[self.names.credentials_copy]),
+            in_use=_credentials_in_use(observed, self.names),
+            regenerate=annotations.get(REGENERATE_ANNOTATION) == "true",
+        )
+        label = f"Secret/{self.names.credentials}"
+        if resolved.restored:
+            self.events.record(
+                self.cr, "Warning", "CredentialsRestored",
+                f"{label} lacked {', '.join(resolved.restored)}: restored the values in use "
+                f"from Secret/{self.names.credentials_copy}",
+            )
+        if resolved.lost:
+            self.outcome.errors.append(
+                f"credentials in use are gone: {', '.join(resolved.lost)} (from {label} and "
+                f"its copy Secret/{self.names.credentials_copy}); the data stores and API "
+                f"clients still use the old values. Re-create {label} with them, or annotate "
+                f"the ThumbnailService {REGENERATE_ANNOTATION}=true to issue new ones (the "
+                "data stores are restarted with them; clients need the new API key)"
+            )
+        elif annotations.get(REGENERATE_ANNOTATION) == "true" and resolved.generated and (
+            set(resolved.generated) & _credentials_in_use(observed, self.names)
+        ):
+            self.events.record(
+                self.cr, "Warning", "CredentialsRegenerated",
+                f"issued new {', '.join(resolved.generated)} as {REGENERATE_ANNOTATION} asks; "
+                "remove the annotation",
+            )
+        return resolved
+
+    # -- why components are not ready -----------------------------------------------------
+
+    def _pods(self) -> dict[str, list[Obj]]:
+        """This resource's pods by component (one list request per pass)."""
+        labels = {c.LABEL_INSTANCE: self.owner.name, c.LABEL_MANAGED_BY: c.FIELD_MANAGER}
+        by_component: dict[str, list[Obj]] = {}
+        for pod in self.kube.list(POD, self.namespace, labels):
+            component = pod["metadata"].get("labels", {}).get(c.LABEL_COMPONENT, "")
+            by_component.setdefault(component, []).append(pod)
+        return by_component
+
+    def _causes(self, inputs: StatusInputs, pods: dict[str, list[Obj]]) -> dict[str, Cause]:
+        """For each component that is not ready: what its controller, pods or Events say."""
+        causes: dict[str, Cause] = {}
+        states = components(inputs.spec, inputs.names, inputs.observed, inputs.job_name)
+        for status_name, (kind, name, component) in _workloads(self.names).items():
+            state = states.get(status_name)
+            if state is None or state.ready:
+                continue
+            workload = inputs.observed.get((kind, name))
+            own_pods = pods.get(component, [])
+            events: list[Obj] = []
+            if needs_events(workload, own_pods):
+                events = self.kube.list(EVENT, self.namespace, {}, fields={
+                    "involvedObject.kind": kind, "involvedObject.name": name,
+                })
+            cause = workload_cause(workload, own_pods, events)
+            if cause is not None:
+                causes[status_name] = cause
+        buckets = states.get("buckets")
+        if buckets is not None and buckets.failed:
+            job_pods = sorted(pods.get("bucket-init", []),
+                              key=lambda p: p["metadata"].get("creationTimestamp", ""))
+            tail = self.kube.log_tail(self.namespace, job_pods[-1]["metadata"]["name"]) \
+                if job_pods else ""
+            causes["buckets"] = Cause("JobFailed", job_failure_message(buckets.message, tail), True)
+        elif buckets is not None and not buckets.ready:
+            cause = workload_cause(None, pods.get("bucket-init", []))
+            if cause is not None:
+                causes["buckets"] = cause
+        return causes
 
     def _observe_children(self) -> dict[ChildKey, Obj]:
         labels = {c.LABEL_INSTANCE: self.owner.name, c.LABEL_MANAGED_BY: c.FIELD_MANAGER}
@@ -153,7 +264,7 @@ class _Pass:
         for kind in CHILD_KINDS:
             for obj in self.kube.list(kind, self.namespace, labels):
                 observed[(kind.kind, obj["metadata"]["name"])] = obj
-        # Unlabelled leftovers (e.g. a hand-edited label) are found by name when applied.
+        # Unlabelled ones (a hand-edited label, a leftover) are looked up by name in _converge.
         return observed
 
     def _external_secrets(self) -> dict[str, dict[str, str]]:
@@ -175,17 +286,28 @@ class _Pass:
         # takes over an unlabelled leftover of the same name (whose labels drifted anyway).
         # No GET by name first: that was one more request per child in every first pass.
         current = observed.get(key)
+        if current is None and not self.first_pass:
+            # Not labelled as ours (any more): look for it by name, so a child whose labels
+            # were edited is repaired, not "created", and an unlabelled leftover is adopted.
+            current = self.kube.get(kind_of(child), self.namespace, key[1])
         drift: list[str] = []
+        extras: list[tuple[str, Any]] = []
         if current is not None:
             drift = drifted_paths(child, current)
-            if not drift:
+            extras = unexpected_fields(child, current)
+            if not drift and not extras:
                 return
         created = False
         try:
             if current is None and child["kind"] == "Secret":
                 observed[key], created = self._create_credentials(child), True
-            else:
+            elif drift or current is None:
                 observed[key], created = self.kube.apply(child)
+            if extras:
+                # Server-side apply keeps fields of other managers: remove them explicitly.
+                extras = unexpected_fields(child, observed[key])
+                if extras:
+                    observed[key] = self.kube.json_patch(child, removal_patch(extras))
         except ApiError as err:
             message = f"applying {label} failed: {err.message}"
             self.outcome.errors.append(message)  # reported once, by the Degraded transition
@@ -198,8 +320,26 @@ class _Pass:
             self.events.record(self.cr, "Normal", "Created", f"created {label}")
         else:
             metrics.CHILD_WRITES.labels(kind=key[0], action="updated").inc()
-            fields = ", ".join(drift[:5]) + (" ..." if len(drift) > 5 else "")
-            detail = fields or "adopted an existing object of that name"
+            self._announce_change(label, child, current, drift, extras)
+
+    def _announce_change(
+        self, label: str, child: Obj, current: Obj | None, drift: list[str],
+        extras: list[tuple[str, Any]],
+    ) -> None:
+        """Updated (the desired object changed) or Repaired (someone changed the object)."""
+        changes = [*drift, *(f"{name} removed" for name in describe_extras(extras))]
+        detail = ", ".join(changes[:5]) + (" ..." if len(changes) > 5 else "")
+        before = (current or {}).get("metadata", {})
+        owned = any(ref.get("uid") == self.owner.uid for ref in before.get("ownerReferences", []))
+        if not owned:
+            self.events.record(self.cr, "Normal", "Adopted",
+                               f"adopted {label}, an existing object of that name ({detail})")
+            return
+        applied = before.get("annotations", {}).get(c.APPLIED_HASH_ANNOTATION)
+        if applied == child["metadata"]["annotations"][c.APPLIED_HASH_ANNOTATION]:
+            self.events.record(self.cr, "Normal", "Repaired",
+                               f"repaired {label}: changed outside the operator ({detail})")
+        else:
             self.events.record(self.cr, "Normal", "Updated", f"updated {label} ({detail})")
 
     def _create_credentials(self, secret: Obj) -> Obj:
@@ -247,19 +387,21 @@ class _Pass:
         return converted
 
     def _announce_transitions(self, previous: Obj, status: Obj) -> None:
-        """Events on Ready transitions and on every new failure, not on each retry."""
+        """Events on Ready transitions and on every new failure, not on each retry.
+
+        Warnings only for real problems (Degraded): a routine rollout taking Ready to False
+        is Normal, so alerting on Warning Events does not page anyone for it."""
         old_ready, new_ready = _condition(previous, "Ready"), _condition(status, "Ready")
-        if old_ready.get("status") != new_ready["status"]:
-            became_ready = new_ready["status"] == "True"
-            # A brand-new resource that is not ready yet is expected, not a warning.
-            type_ = "Normal" if became_ready or not old_ready else "Warning"
-            self.events.record(self.cr, type_, new_ready["reason"], new_ready["message"])
         old_degraded, degraded = _condition(previous, "Degraded"), _condition(status, "Degraded")
+        if old_ready.get("status") != new_ready["status"] and degraded["status"] != "True":
+            self.events.record(self.cr, "Normal", new_ready["reason"], new_ready["message"])
         if degraded["status"] == "True" and (
             old_degraded.get("status") != "True"
             or old_degraded.get("message") != degraded["message"]
         ):
-            self.events.record(self.cr, "Warning", "ReconcileFailed", degraded["message"])
+            self.events.record(self.cr, "Warning", degraded["reason"], degraded["message"])
+        elif degraded["status"] != "True" and old_degraded.get("status") == "True":
+            self.events.record(self.cr, "Normal", "Recovered", "no longer degraded")
 
 
 # What pods read first (configuration, credentials), then the children that take longest to
@@ -271,6 +413,41 @@ _APPLY_ORDER = {"ConfigMap": 0, "Secret": 0, "Job": 1, "StatefulSet": 2, "Deploy
 
 def _apply_order(child: Obj) -> int:
     return _APPLY_ORDER.get(child["kind"], 4)
+
+
+def _workloads(names: Names) -> dict[str, tuple[str, str, str]]:
+    """status.components key -> (kind, name, component label) of its workload."""
+    return {
+        "server": ("Deployment", names.server, "server"),
+        "workers": ("Deployment", names.worker, "worker"),
+        "postgresql": ("StatefulSet", names.postgresql, "postgresql"),
+        "redis": ("Deployment", names.redis, "redis"),
+        "objectStorage": ("StatefulSet", names.minio, "minio"),
+    }
+
+
+def _credentials_in_use(observed: Mapping[ChildKey, Obj], names: Names) -> set[str]:
+    """Keys some existing workload was started with (so never to be replaced silently)."""
+    users = {
+        API_KEYS: ("Deployment", names.server),
+        DATABASE_PASSWORD: ("StatefulSet", names.postgresql),
+        REDIS_PASSWORD: ("Deployment", names.redis),
+        S3_ACCESS_KEY: ("StatefulSet", names.minio),
+        S3_SECRET_KEY: ("StatefulSet", names.minio),
+    }
+    return {key for key, user in users.items() if user in observed}
+
+
+def _node_address(server_pods: list[Obj]) -> str:
+    """The node of a ready server pod: an address where the NodePort answers."""
+    hosts = sorted(
+        pod["status"]["hostIP"] for pod in server_pods
+        if (pod.get("status") or {}).get("hostIP") and any(
+            cond.get("type") == "Ready" and cond.get("status") == "True"
+            for cond in pod["status"].get("conditions", [])
+        )
+    )
+    return hosts[0] if hosts else ""
 
 
 def _condition(status: Obj, type_: str) -> Obj:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import ChildKey, Names
+from thumbnail_operator.controller.diagnosis import Cause
 
 Obj = dict[str, Any]
 
@@ -21,6 +22,7 @@ class ComponentState:
     ready_replicas: int
     message: str
     failed: bool = False
+    reason: str = ""  # why it is not ready, when something more than "starting" is known
 
     def as_status(self, **extra: str) -> Obj:
         return {
@@ -71,12 +73,22 @@ def job_state(obj: Obj | None) -> ComponentState:
         return ComponentState(True, 1, 1, "buckets created")
     if "Failed" in conditions:
         reason = conditions["Failed"].get("message") or conditions["Failed"].get("reason", "")
-        return ComponentState(False, 1, 0, f"bucket-init Job failed: {reason}", failed=True)
+        return ComponentState(False, 1, 0, f"bucket-init Job failed: {reason}", failed=True,
+                              reason="JobFailed")
     return ComponentState(False, 1, 0, "bucket-init Job running")
 
 
+def explained(state: ComponentState, cause: Cause | None) -> ComponentState:
+    """A not-ready component's state with the cause its pods or controller report."""
+    if state.ready or cause is None:
+        return state
+    return ComponentState(False, state.replicas, state.ready_replicas, cause.message,
+                          failed=state.failed or cause.persistent, reason=cause.reason)
+
+
 def components(
-    spec: ThumbnailServiceSpec, names: Names, observed: Mapping[ChildKey, Obj], job_name: str
+    spec: ThumbnailServiceSpec, names: Names, observed: Mapping[ChildKey, Obj], job_name: str,
+    causes: Mapping[str, Cause] | None = None,
 ) -> dict[str, ComponentState]:
     def get(kind: str, name: str) -> Obj | None:
         return observed.get((kind, name))
@@ -85,7 +97,7 @@ def components(
         return workload_state(get(kind, name)) if is_managed else EXTERNAL
 
     # Keyed as in `status.components`.
-    return {
+    states = {
         "server": workload_state(get("Deployment", names.server)),
         "workers": workload_state(get("Deployment", names.worker)),
         "postgresql": managed(spec.postgresql.is_managed, "StatefulSet", names.postgresql),
@@ -93,6 +105,7 @@ def components(
         "objectStorage": managed(spec.object_storage.is_managed, "StatefulSet", names.minio),
         "buckets": job_state(get("Job", job_name)),
     }
+    return {name: explained(state, (causes or {}).get(name)) for name, state in states.items()}
 
 
 # How the Ready message names a component it waits for (only managed ones ever wait, and the
@@ -133,14 +146,28 @@ class StatusInputs:
     config_hash: str
     errors: Sequence[str]
     previous: Obj
+    causes: Mapping[str, Cause] = field(default_factory=dict)  # by component, not-ready ones
+    node_address: str = ""  # a node a server pod runs on, for the NodePort endpoint
 
 
 def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
     now = now or now_rfc3339()
-    states = components(inputs.spec, inputs.names, inputs.observed, inputs.job_name)
+    states = components(
+        inputs.spec, inputs.names, inputs.observed, inputs.job_name, inputs.causes
+    )
     not_ready = [name for name, state in states.items() if not state.ready]
-    failures = [state.message for state in states.values() if state.failed]
-    problems = [*inputs.errors, *failures]
+    failed = [name for name, state in states.items() if state.failed]
+    problems = [*inputs.errors, *(
+        f"{_WAITING_FOR.get(name, name)}: {states[name].message}" for name in failed
+    )]
+    # The first error names the condition: the operator's own failure, else the first
+    # component's cause (ImagePullFailed, CrashLoopBackOff, OOMKilled, Unschedulable, ...).
+    if inputs.errors:
+        problem_reason = "ReconcileFailed"
+    elif failed:
+        problem_reason = states[failed[0]].reason or "ComponentFailed"
+    else:
+        problem_reason = "AsExpected"
     previous = inputs.previous.get("conditions", [])
     ready = not not_ready and not problems
     generation = inputs.generation
@@ -148,7 +175,7 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
     if ready:
         ready_reason, ready_message = "AllComponentsReady", "every component is ready"
     elif problems:
-        ready_reason, ready_message = "ReconcileFailed", "; ".join(problems)
+        ready_reason, ready_message = problem_reason, "; ".join(problems)
     else:
         ready_reason, ready_message = "ComponentsNotReady", "waiting for: " + ", ".join(
             f"{_WAITING_FOR.get(name, name)} ({states[name].message})" for name in not_ready
@@ -163,8 +190,7 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
             generation, previous, now,
         ),
         condition(
-            "Degraded", bool(problems),
-            "ReconcileFailed" if problems else "AsExpected",
+            "Degraded", bool(problems), problem_reason,
             "; ".join(problems) if problems else "no errors",
             generation, previous, now,
         ),
@@ -191,7 +217,11 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
     node_port = inputs.spec.server.service.node_port
     status["endpoints"] = {
         "cluster": inputs.endpoint if ("Service", inputs.names.server) in inputs.observed else "",
-        # Always present (empty when off): a merge patch cannot drop a key that is just omitted.
-        "nodePort": f"<node-ip>:{node_port.port}" if node_port.enabled else "",
+        # Always present (empty when off or while no server pod runs on a node): a merge
+        # patch cannot drop a key that is just omitted.
+        "nodePort": (
+            f"{inputs.node_address}:{node_port.port}"
+            if node_port.enabled and inputs.node_address else ""
+        ),
     }
     return status

@@ -30,7 +30,8 @@ def test_default_spec_builds_the_whole_stack() -> None:
     kinds = sorted(by_name(desired()))
     assert [k for k in kinds if k[0] != "Job"] == sorted([
         ("ConfigMap", "demo-config"), ("Secret", "demo-credentials"),
-        ("Deployment", "demo-server"), ("Deployment", "demo-worker"),
+        ("Secret", "demo-credentials-copy"), ("Deployment", "demo-server"),
+        ("Deployment", "demo-worker"),
         ("Deployment", "demo-redis"), ("StatefulSet", "demo-postgresql"),
         ("StatefulSet", "demo-minio"), ("Service", "demo-server"),
         ("Service", "demo-postgresql"), ("Service", "demo-redis"), ("Service", "demo-minio"),
@@ -41,7 +42,8 @@ def test_default_spec_builds_the_whole_stack() -> None:
 
 
 def test_every_child_is_owned_labelled_and_namespaced() -> None:
-    for child in desired().children:
+    # With volumes deleted with the resource, the credentials copy goes with them too.
+    for child in desired({"persistence": {"retentionPolicy": "Delete"}}).children:
         meta = child["metadata"]
         assert meta["namespace"] == "media"
         assert meta["ownerReferences"] == [OWNER.reference()]
@@ -52,7 +54,7 @@ def test_every_child_is_owned_labelled_and_namespaced() -> None:
         assert labels[c.LABEL_MANAGED_BY] == "thumbnail-operator"
         assert labels[c.LABEL_PART_OF] == "thumbnail-platform"
         assert labels[c.LABEL_COMPONENT] in {
-            "server", "worker", "postgresql", "redis", "minio", "bucket-init",
+            "server", "worker", "postgresql", "redis", "minio", "bucket-init", "credentials-copy",
         }
 
 
@@ -271,3 +273,32 @@ def test_every_child_carries_a_digest_of_itself() -> None:
         # the previous object (as the API would return it) never contains a changed one
         assert (drifted_paths(new[key], child) == []) == (new[key] == child), key
     assert drifted_paths(new[("Deployment", "demo-server")], old[("Deployment", "demo-server")])
+
+
+def test_credentials_copy_outlives_the_resource_exactly_when_its_volumes_do() -> None:
+    retained = by_name(desired({"persistence": {"retentionPolicy": "Retain"}}))
+    deleted = by_name(desired({"persistence": {"retentionPolicy": "Delete"}}))
+    copy_name = ("Secret", "demo-credentials-copy")
+    assert "ownerReferences" not in retained[copy_name]["metadata"]
+    assert deleted[copy_name]["metadata"]["ownerReferences"] == [OWNER.reference()]
+    assert retained[copy_name]["data"] == retained[("Secret", "demo-credentials")]["data"]
+
+
+def test_each_data_store_rolls_only_for_its_own_credentials() -> None:
+    base = ensure_credentials(parse_spec({}), None)
+
+    def template_hashes(credentials: dict[str, str]) -> dict[str, str]:
+        objs = by_name(desired(credentials=credentials))
+        return {
+            name: objs[(kind, name)]["spec"]["template"]["metadata"]["annotations"][
+                c.CREDENTIALS_HASH_ANNOTATION]
+            for kind, name in (("StatefulSet", "demo-postgresql"), ("Deployment", "demo-redis"),
+                               ("StatefulSet", "demo-minio"))
+        }
+
+    before = template_hashes(base)
+    for key, store in (("THUMBNAIL_REDIS_PASSWORD", "demo-redis"),
+                       ("THUMBNAIL_DATABASE_PASSWORD", "demo-postgresql"),
+                       ("THUMBNAIL_S3_SECRET_KEY", "demo-minio")):
+        after = template_hashes({**base, key: "rotated-value"})
+        assert {name for name in before if before[name] != after[name]} == {store}, key

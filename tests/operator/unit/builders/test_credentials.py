@@ -9,7 +9,9 @@ from thumbnail_operator.builders.credentials import (
     REDIS_PASSWORD,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
+    digest,
     ensure_credentials,
+    resolve_credentials,
 )
 
 ALL = {API_KEYS, DATABASE_PASSWORD, REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY}
@@ -42,3 +44,34 @@ def test_external_components_get_no_generated_credentials() -> None:
                           "external": {"endpoint": "s3:443", "secretRef": {"name": "y"}}},
     })
     assert set(ensure_credentials(spec, None)) == {API_KEYS, REDIS_PASSWORD}
+
+
+# -- credentials are data: resolved from the Secret, its copy, or new only while unused ----
+
+
+def test_values_come_from_the_secret_first_then_the_copy() -> None:
+    spec = parse_spec({})
+    secret = {API_KEYS: "from-secret"}
+    kept = {API_KEYS: "from-copy", DATABASE_PASSWORD: "kept-db"}
+    resolved = resolve_credentials(spec, secret, kept, in_use=ALL)
+    assert resolved.values[API_KEYS] == "from-secret"
+    assert resolved.values[DATABASE_PASSWORD] == "kept-db"
+    assert resolved.restored == [DATABASE_PASSWORD]
+    assert set(resolved.lost) == {REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY}
+
+
+def test_a_key_in_use_is_never_generated_unless_asked() -> None:
+    spec = parse_spec({})
+    lost = resolve_credentials(spec, {}, {}, in_use={DATABASE_PASSWORD})
+    assert lost.lost == [DATABASE_PASSWORD] and DATABASE_PASSWORD not in lost.values
+    assert set(lost.generated) == ALL - {DATABASE_PASSWORD}  # nothing uses those yet
+    asked = resolve_credentials(spec, {}, {}, in_use={DATABASE_PASSWORD}, regenerate=True)
+    assert not asked.lost and len(asked.values[DATABASE_PASSWORD]) == 32
+
+
+def test_digest_changes_with_the_keys_it_covers_only() -> None:
+    base = {DATABASE_PASSWORD: "a", REDIS_PASSWORD: "b"}
+    assert digest(base, [DATABASE_PASSWORD]) == digest(
+        {**base, REDIS_PASSWORD: "c"}, [DATABASE_PASSWORD])
+    assert digest(base, [DATABASE_PASSWORD]) != digest(
+        {**base, DATABASE_PASSWORD: "z"}, [DATABASE_PASSWORD])

@@ -36,12 +36,43 @@ class FakeKube:
         found = self.objects.get((kind.kind, namespace, name))
         return copy.deepcopy(found) if found else None
 
-    def list(self, kind: Kind, namespace: str, labels: dict[str, str]) -> list[Obj]:
+    def list(
+        self, kind: Kind, namespace: str, labels: dict[str, str],
+        fields: dict[str, str] | None = None,
+    ) -> list[Obj]:
+        def field(obj: Obj, path: str) -> Any:
+            for part in path.split("."):
+                obj = obj.get(part, {}) if isinstance(obj, dict) else {}
+            return obj
+
         return [
             copy.deepcopy(obj) for (k, ns, _), obj in self.objects.items()
             if k == kind.kind and ns == namespace
             and all(obj["metadata"].get("labels", {}).get(a) == b for a, b in labels.items())
+            and all(field(obj, a) == b for a, b in (fields or {}).items())
         ]
+
+    def json_patch(self, obj: Obj, operations: list[Obj]) -> Obj:
+        """`test` and `remove` operations, as the reconciler sends them."""
+        self.writes.append(("json-patch", obj["kind"], obj["metadata"]["name"]))
+        key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+        target = copy.deepcopy(self.objects[key])
+        for operation in operations:
+            *parents, last = [
+                p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]
+            ]
+            node: Any = target
+            for part in parents:
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            index: Any = int(last) if isinstance(node, list) else last
+            if operation["op"] == "test" and node[index] != operation["value"]:
+                raise ApiError(422, f"test failed at {operation['path']}")
+            if operation["op"] == "remove":
+                del node[index]
+        return self.put(target)
+
+    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
+        return str(self.objects.get(("Pod", namespace, pod), {}).get("log", ""))
 
     def apply(self, obj: Obj) -> tuple[Obj, bool]:
         self.writes.append(("apply", obj["kind"], obj["metadata"]["name"]))

@@ -29,7 +29,8 @@ def test_first_pass_creates_everything_and_reports_status() -> None:
     outcome = reconciler.reconcile(NS, "demo")
     assert not outcome.errors
     assert ("create", "Secret", "demo-credentials") in kube.writes
-    assert sum(1 for verb, *_ in kube.writes if verb == "apply") == len(outcome.written) - 1
+    assert ("create", "Secret", "demo-credentials-copy") in kube.writes
+    assert sum(1 for verb, *_ in kube.writes if verb == "apply") == len(outcome.written) - 2
     assert outcome.status_written
     status = kube.objects[(c.KIND, NS, "demo")]["status"]
     assert status["observedGeneration"] == 1
@@ -38,22 +39,40 @@ def test_first_pass_creates_everything_and_reports_status() -> None:
 
 def test_first_pass_reads_no_child_by_name() -> None:
     """One request per new child: no GET by name before applying it (only the resource and
-    the credentials Secret, which is created, never applied, are read by name)."""
+    the credentials Secrets, which are created, never applied, are read by name)."""
     kube, reconciler = setup()
     reconciler.reconcile(NS, "demo")
-    assert kube.gets == [(c.KIND, "demo"), ("Secret", "demo-credentials")]
+    assert kube.gets == [
+        (c.KIND, "demo"), ("Secret", "demo-credentials"), ("Secret", "demo-credentials-copy"),
+    ]
 
 
-def test_unlabelled_leftover_is_adopted_by_apply() -> None:
+def test_unlabelled_leftover_is_adopted_and_cleaned() -> None:
     kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    kube.objects.pop(("ConfigMap", NS, "demo-config"))
     kube.put({"apiVersion": "v1", "kind": "ConfigMap",
               "metadata": {"name": "demo-config", "namespace": NS}, "data": {"old": "1"}})
+    kube.events.clear()
     outcome = reconciler.reconcile(NS, "demo")
     assert "ConfigMap/demo-config" in outcome.written
-    labels = kube.objects[("ConfigMap", NS, "demo-config")]["metadata"]["labels"]
-    assert labels[c.LABEL_MANAGED_BY] == c.FIELD_MANAGER
-    messages = [e["message"] for e in kube.events if e["reason"] == "Updated"]
-    assert messages == ["updated ConfigMap/demo-config (adopted an existing object of that name)"]
+    config_map = kube.objects[("ConfigMap", NS, "demo-config")]
+    assert config_map["metadata"]["labels"][c.LABEL_MANAGED_BY] == c.FIELD_MANAGER
+    assert "old" not in config_map["data"]
+    messages = [e["message"] for e in kube.events if e["reason"] == "Adopted"]
+    assert len(messages) == 1 and messages[0].startswith(
+        "adopted ConfigMap/demo-config, an existing object of that name"), messages
+
+
+def test_child_that_lost_its_labels_is_repaired_not_adopted() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    del kube.objects[("Service", NS, "demo-redis")]["metadata"]["labels"][c.LABEL_MANAGED_BY]
+    kube.events.clear()
+    outcome = reconciler.reconcile(NS, "demo")
+    assert outcome.written == ["Service/demo-redis"]
+    assert [e["reason"] for e in kube.events] == ["Repaired"]
+    assert "metadata.labels" in kube.events[0]["message"]
 
 
 def test_background_events_keep_order_and_are_flushed_on_close() -> None:
@@ -88,7 +107,7 @@ def test_hand_edit_is_repaired_and_reported() -> None:
     assert kube.writes == [("apply", "Deployment", "demo-server")]
     assert outcome.written == ["Deployment/demo-server"]
     assert kube.objects[("Deployment", NS, "demo-server")]["spec"]["replicas"] == 1
-    assert any("spec.replicas" in e["message"] for e in kube.events if e["reason"] == "Updated")
+    assert any("spec.replicas" in e["message"] for e in kube.events if e["reason"] == "Repaired")
 
 
 def test_unwanted_owned_children_are_pruned_but_foreign_ones_kept() -> None:
@@ -140,3 +159,113 @@ def test_paused_and_missing_resources_are_skipped() -> None:
     assert "paused" in reconciler.reconcile(NS, "demo").skipped
     assert kube.writes == []
     assert reconciler.reconcile(NS, "nothing").skipped == "gone"
+
+
+# -- credentials are data -------------------------------------------------------------------
+
+
+def _secret_data(kube: FakeKube, name: str) -> dict[str, str]:
+    return dict(kube.objects[("Secret", NS, name)]["data"])
+
+
+def _status(kube: FakeKube) -> dict[str, Any]:
+    return dict(kube.objects[(c.KIND, NS, "demo")]["status"])
+
+
+def _condition(kube: FakeKube, type_: str) -> dict[str, Any]:
+    return next(cond for cond in _status(kube)["conditions"] if cond["type"] == type_)
+
+
+def test_deleted_credentials_come_back_with_the_same_values() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    before = _secret_data(kube, "demo-credentials")
+    del kube.objects[("Secret", NS, "demo-credentials")]
+    kube.events.clear()
+    reconciler.reconcile(NS, "demo")
+    assert _secret_data(kube, "demo-credentials") == before
+    assert [e["reason"] for e in kube.events if e["type"] == "Warning"] == ["CredentialsRestored"]
+
+
+def test_lost_credentials_stop_the_pass_and_say_what_to_do() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    for name in ("demo-credentials", "demo-credentials-copy"):
+        del kube.objects[("Secret", NS, name)]
+    kube.writes.clear()
+    outcome = reconciler.reconcile(NS, "demo")
+    assert kube.writes == [("status", c.KIND, "demo")]  # no new values, no child touched
+    degraded = _condition(kube, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "ReconcileFailed"
+    assert "regenerate-credentials=true" in degraded["message"]
+    assert "THUMBNAIL_API_KEYS" in degraded["message"] and outcome.errors
+
+    kube.objects[(c.KIND, NS, "demo")]["metadata"]["annotations"] = {
+        f"{c.GROUP}/regenerate-credentials": "true"}
+    outcome = reconciler.reconcile(NS, "demo")
+    assert not outcome.errors and "Secret/demo-credentials" in outcome.written
+    assert "CredentialsRegenerated" in {e["reason"] for e in kube.events}
+
+
+def test_rotating_a_credential_updates_the_copy_and_rolls_its_data_store() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    secret = kube.objects[("Secret", NS, "demo-credentials")]
+    secret["data"]["THUMBNAIL_REDIS_PASSWORD"] = "bmV3LXBhc3N3b3Jk"
+    kube.writes.clear()
+    outcome = reconciler.reconcile(NS, "demo")
+    assert _secret_data(kube, "demo-credentials-copy")["THUMBNAIL_REDIS_PASSWORD"] == (
+        "bmV3LXBhc3N3b3Jk")
+    assert {"Deployment/demo-redis", "Deployment/demo-server", "Deployment/demo-worker",
+            "Secret/demo-credentials-copy"} <= set(outcome.written)
+    assert "StatefulSet/demo-postgresql" not in outcome.written
+
+
+# -- what others added is removed -------------------------------------------------------------
+
+
+def test_hand_set_env_is_reverted_and_reported() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    server = kube.objects[("Deployment", NS, "demo-server")]
+    server["spec"]["template"]["spec"]["containers"][0]["env"].append(
+        {"name": "THUMBNAIL_AUTH_ENABLED", "value": "false"})
+    kube.writes.clear()
+    kube.events.clear()
+    reconciler.reconcile(NS, "demo")
+    assert kube.writes == [("json-patch", "Deployment", "demo-server")]
+    env = kube.objects[("Deployment", NS, "demo-server")]["spec"]["template"]["spec"][
+        "containers"][0]["env"]
+    assert "THUMBNAIL_AUTH_ENABLED" not in {item["name"] for item in env}
+    assert [e["reason"] for e in kube.events] == ["Repaired"]
+    assert "env[THUMBNAIL_AUTH_ENABLED] removed" in kube.events[0]["message"]
+    kube.writes.clear()
+    reconciler.reconcile(NS, "demo")
+    assert kube.writes == []
+
+
+# -- status says why, and Warnings only for problems -----------------------------------------
+
+
+def test_crash_looping_pod_degrades_with_its_cause_and_warns_once() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    assert not [e for e in kube.events if e["type"] == "Warning"]  # routine creation
+    kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "demo-worker-abc", "namespace": NS,
+        "labels": {c.LABEL_INSTANCE: "demo", c.LABEL_MANAGED_BY: c.FIELD_MANAGER,
+                   c.LABEL_COMPONENT: "worker"}},
+        "status": {"containerStatuses": [{
+            "name": "worker", "ready": False, "image": "w",
+            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 2,
+                                         "message": "cannot reach redis"}}}]}})
+    for _ in range(2):
+        reconciler.reconcile(NS, "demo")
+    degraded = _condition(kube, "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "CrashLoopBackOff"
+    assert "workers: pod demo-worker-abc, container worker keeps crashing" in degraded["message"]
+    assert "cannot reach redis" in degraded["message"]
+    assert _condition(kube, "Ready")["reason"] == "CrashLoopBackOff"
+    warnings = [e for e in kube.events if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["CrashLoopBackOff"]
