@@ -4,7 +4,8 @@
 # its build flags: only the first run pays.
 #
 #   tools/build-tools.sh                 build what is missing (prints progress)
-#   tools/build-tools.sh control-plane   only the control plane and servers (etcd, kube-*, kwok, ...)
+#   tools/build-tools.sh control-plane   only the control plane and servers (etcd, kube-*, kwok,
+#                                        minio, mc, helm)
 #   tools/build-tools.sh node            only what a real node runs (kubelet, kube-proxy,
 #                                        containerd, CNI plugins, crictl, coredns)
 #   tools/build-tools.sh --bindir        print the directory holding the binaries
@@ -46,6 +47,14 @@ CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=
   CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
 CNI_LDFLAGS="-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(modver cni-plugins github.com/containernetworking/plugins)"
 CRICTL_LDFLAGS="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(modver cri-tools sigs.k8s.io/cri-tools)"
+# helm as its Makefile stamps it: its version, and the Kubernetes minor of its client libraries
+# (without it `helm template` assumes Kubernetes 1.20).
+HELM_K8S_MINOR="$(modver helm k8s.io/client-go | cut -d. -f2)"
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$(modver helm helm.sh/helm/v3) \
+ -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in chartutil lint/rules; do
+  HELM_LDFLAGS+=" -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$pkg.k8sVersionMinor=$HELM_K8S_MINOR"
+done
 
 # section <name>: the builds that follow belong to <name> (control-plane or node)
 SECTION=""
@@ -99,6 +108,7 @@ build kwok kwok sigs.k8s.io/kwok/cmd/kwok
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
 build minio minio github.com/minio/minio
 build mc mc github.com/minio/mc
+build helm helm helm.sh/helm/v3/cmd/helm "$HELM_LDFLAGS" # the chart tests (tests/deploy/test_chart.py)
 
 section node
 build kubernetes kubelet k8s.io/kubernetes/cmd/kubelet "$K8S_LDFLAGS"
