@@ -1,6 +1,7 @@
 # Kind / image / deployment workflow (docs/deployment.md). Included by the root Makefile.
 #   make k8s-all      cluster + images + operator + sample, then wait until Ready
 #   make k8s-setup | k8s-build | k8s-load | k8s-deploy | k8s-clean   one step at a time
+#   make manifests    regenerate the install (kustomize, Helm chart) from its one source
 #   make e2e          the end-to-end suite (tests/e2e) on a fresh Kind cluster; `make test` runs
 #                     the same suite on the substrate's real node
 
@@ -19,7 +20,7 @@ need-docker = $(call require,docker,$(1),https://docs.docker.com/get-docker/); \
 need-kind = $(call require,kind,$(1),https://kind.sigs.k8s.io/docs/user/quick-start/)
 need-kubectl = $(call require,$(KUBECTL),$(1),https://kubernetes.io/docs/tasks/tools/)
 
-.PHONY: k8s-setup k8s-build k8s-load k8s-deploy k8s-all k8s-clean k8s-sync-crds e2e
+.PHONY: k8s-setup k8s-build k8s-load k8s-deploy k8s-all k8s-clean k8s-sync-crds manifests e2e
 
 k8s-setup: ## create the Kind cluster (1 control-plane + 2 workers, host ports 30000/30001)
 	@$(call need-docker,make k8s-setup)
@@ -61,9 +62,11 @@ k8s-clean: ## delete the Kind cluster (and everything in it)
 	  echo "==> deleting Kind cluster '$(KIND_CLUSTER_NAME)'"; kind delete cluster --name '$(KIND_CLUSTER_NAME)'; \
 	else echo "==> no Kind cluster '$(KIND_CLUSTER_NAME)'; nothing to delete"; fi
 
-k8s-sync-crds: ## copy crds/ into manifests/crds/ (kustomize cannot read outside manifests/)
-	@echo "==> syncing crds/*.yaml -> manifests/crds/"
-	@cp crds/*.yaml manifests/crds/
+manifests: venv ## regenerate manifests/, charts/thumbnail-operator/ and operator/rbac.yaml (after editing crds/ or operator/thumbnail_operator/install/)
+	@echo "==> python -m thumbnail_operator.install"
+	@$(BIN)/python -m thumbnail_operator.install
+
+k8s-sync-crds: manifests ## (old name of make manifests: copies crds/ into manifests/ and the chart)
 
 e2e: venv ## the end-to-end suite on a fresh Kind cluster (needs Docker and kind)
 	@$(call need-docker,make e2e)

@@ -10,16 +10,18 @@ disagree about a name or a default.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any, Literal, get_args, get_origin
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.webhook.certmanager import CertificateSettings
 
 ENV_PREFIX = "THUMBNAIL_OPERATOR_"
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -33,7 +35,8 @@ class OperatorSettings(BaseSettings):
     kubeconfig: str | None = None
     """kubeconfig file (default: in-cluster, then $KUBECONFIG or ~/.kube/config)"""
     namespace: list[str] = Field(default_factory=list, json_schema_extra={"short": "-n"})
-    """watch only this namespace (repeatable; default: all namespaces)"""
+    """watch only this namespace (repeatable; default: all namespaces); needs only a Role
+    there (manifests/namespaced/)"""
     resync_seconds: float = 60.0
     """revisit every resource at least this often"""
     workers: int = 16
@@ -80,6 +83,17 @@ class OperatorSettings(BaseSettings):
     """re-store objects in v1 and trim storedVersions at start"""
     migration_retry_seconds: float = 60.0
     """wait between attempts of a failed storage-version migration"""
+
+    @field_validator("namespace")
+    @classmethod
+    def _exact_namespaces(cls, names: list[str]) -> list[str]:
+        # kopf would take a pattern such as "team-*" as a glob, which needs the right to list
+        # namespaces; without it (a namespaced install) it would silently watch nothing.
+        bad = [n for n in names if not NAMESPACE_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"not a namespace name: {', '.join(map(repr, bad))} (exact names "
+                             "only, no patterns)")
+        return names
 
     @property
     def webhook_enabled(self) -> bool:
@@ -140,5 +154,11 @@ def from_command_line(
     argv: Sequence[str] | None = None, description: str | None = None
 ) -> OperatorSettings:
     """Flags given on the command line, over the environment, over the defaults."""
-    given = vars(argument_parser(description).parse_args(argv))
-    return OperatorSettings(**given)
+    parser = argument_parser(description)
+    given = vars(parser.parse_args(argv))
+    try:
+        return OperatorSettings(**given)
+    except ValidationError as err:  # one usage line, as for argparse's own errors
+        parser.error("; ".join(
+            f"{_flag(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
+            for e in err.errors()))

@@ -7,11 +7,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.support import CRDS, MANIFESTS, Kubectl, load_documents, the_one
+from tests.deploy.support import (
+    CRDS,
+    MANIFESTS,
+    NAMESPACED,
+    OPERATOR_NAMESPACE,
+    Kubectl,
+    kustomize_build,
+    load_documents,
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,38 +92,67 @@ def make_namespace(kubectl: Kubectl) -> Iterator[Callable[..., str]]:
 
 @dataclass(frozen=True)
 class ShippedRbac:
-    """manifests/rbac applied for real, isolated in its own namespace."""
+    """An install's RBAC applied for real, isolated in its own namespace(s)."""
 
     namespace: str
     account: str
+    watched: tuple[str, ...] = ()  # the namespaced install's watched namespaces; () = all
 
     @property
     def user(self) -> str:
         return f"system:serviceaccount:{self.namespace}:{self.account}"
 
 
-@pytest.fixture(scope="session")
-def shipped_rbac(kubectl: Kubectl, installed_crd: None) -> Iterator[ShippedRbac]:
-    """The shipped ServiceAccount, ClusterRole and ClusterRoleBinding, with their rules
-    untouched but a unique namespace and role names, so they cannot interfere with the
-    operator tests' objects of the same (shipped) names."""
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def _isolated_rbac(kubectl: Kubectl, directory: Path) -> Iterator[ShippedRbac]:
+    """The RBAC objects of `kubectl kustomize directory` with their rules untouched but unique
+    namespaces (the operator's and each watched one) and cluster-scoped names, so they cannot
+    interfere with the operator tests' objects of the same (shipped) names."""
     suffix = uuid.uuid4().hex[:8]
     namespace = f"rbac-{suffix}"
-    sa, role, binding = (
-        copy.deepcopy(the_one(k)) for k in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
-    )
-    sa["metadata"]["namespace"] = namespace
-    role["metadata"]["name"] = f"{role['metadata']['name']}-{suffix}"
-    binding["metadata"]["name"] = f"{binding['metadata']['name']}-{suffix}"
-    binding["roleRef"]["name"] = role["metadata"]["name"]
-    binding["subjects"] = [
-        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": namespace}
-    ]
-    kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}])
-    kubectl.apply([sa, role, binding])
+    docs = [copy.deepcopy(d) for d in kustomize_build(directory) if d["kind"] in RBAC_KINDS]
+    renamed = {OPERATOR_NAMESPACE: namespace}
+    for doc in docs:
+        ns = doc["metadata"].get("namespace")
+        if ns and ns not in renamed:
+            renamed[ns] = f"watched-{len(renamed)}-{suffix}"
+    cluster_names = {d["metadata"]["name"]: f"{d['metadata']['name']}-{suffix}" for d in docs
+                     if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}}
+    for doc in docs:
+        meta = doc["metadata"]
+        if "namespace" in meta:
+            meta["namespace"] = renamed[meta["namespace"]]
+        else:
+            meta["name"] = cluster_names[meta["name"]]
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["roleRef"]["name"] = cluster_names[doc["roleRef"]["name"]]
+        for subject in doc.get("subjects", []):
+            subject["namespace"] = renamed[subject["namespace"]]
+    (account,) = [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"]
+    for ns in renamed.values():
+        kubectl.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}])
+    kubectl.apply(docs)
+    watched = tuple(v for k, v in renamed.items() if k != OPERATOR_NAMESPACE)
     try:
-        yield ShippedRbac(namespace, sa["metadata"]["name"])
+        yield ShippedRbac(namespace, account, watched)
     finally:
-        kubectl.run("delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
-        kubectl.run("delete", "clusterrole", role["metadata"]["name"], check=False)
-        kubectl.run("delete", "namespace", namespace, "--wait=false", check=False)
+        for doc in docs:
+            if "namespace" not in doc["metadata"]:
+                kubectl.run("delete", doc["kind"].lower(), doc["metadata"]["name"], check=False)
+        for ns in renamed.values():
+            kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def shipped_rbac(kubectl: Kubectl, installed_crd: None) -> Iterator[ShippedRbac]:
+    """manifests/ (cluster-wide): the ServiceAccount, ClusterRole and ClusterRoleBinding."""
+    yield from _isolated_rbac(kubectl, MANIFESTS)
+
+
+@pytest.fixture(scope="session")
+def namespaced_rbac(kubectl: Kubectl, installed_crd: None) -> Iterator[ShippedRbac]:
+    """manifests/namespaced/: Roles in the watched namespace and the operator's own, the
+    ClusterRole limited to the CRD."""
+    yield from _isolated_rbac(kubectl, NAMESPACED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +19,8 @@ from thumbnail_substrate.testing import load_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
+NAMESPACED = MANIFESTS / "namespaced"  # the namespaced install (Roles)
+CHART = ROOT / "charts" / "thumbnail-operator"
 SAMPLES = MANIFESTS / "samples"
 CRDS = ROOT / "crds"
 OPERATOR_RBAC = ROOT / "operator" / "rbac.yaml"
@@ -89,31 +92,32 @@ class Kubectl:
 
 
 @cache
-def kustomize_build() -> tuple[Obj, ...]:
-    """`kubectl kustomize manifests/`: exactly what `kubectl apply -k manifests/` applies."""
+def kustomize_build(directory: Path = MANIFESTS) -> tuple[Obj, ...]:
+    """`kubectl kustomize DIR`: exactly what `kubectl apply -k DIR` applies (manifests/, the
+    cluster-wide install, unless told)."""
     proc = subprocess.run(
-        [str(kubectl_path()), "kustomize", str(MANIFESTS)],
+        [str(kubectl_path()), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     if proc.returncode != 0:
-        raise AssertionError(f"kubectl kustomize manifests/ failed:\n{proc.stderr}")
+        raise AssertionError(f"kubectl kustomize {directory} failed:\n{proc.stderr}")
     return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
 
 
-def built(kind: str, name: str | None = None) -> list[Obj]:
+def built(kind: str, name: str | None = None, directory: Path = MANIFESTS) -> list[Obj]:
     return [
         doc
-        for doc in kustomize_build()
+        for doc in kustomize_build(directory)
         if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
     ]
 
 
-def the_one(kind: str) -> Obj:
-    found = built(kind)
-    assert len(found) == 1, f"expected exactly one {kind} in manifests/, found {len(found)}"
+def the_one(kind: str, directory: Path = MANIFESTS) -> Obj:
+    found = built(kind, directory=directory)
+    assert len(found) == 1, f"expected exactly one {kind} in {directory}, found {len(found)}"
     return found[0]
 
 
@@ -135,3 +139,43 @@ def crd_name() -> str:
     (doc,) = load_documents(CRDS / "thumbnailservices.yaml")
     name: str = doc["metadata"]["name"]
     return name
+
+
+def helm_path() -> Path:
+    """The pinned helm from the tools cache (`make tools`, tools/go/helm)."""
+    cached = tools_bindir() / "helm"
+    if not os.access(cached, os.X_OK):
+        raise RuntimeError(f"helm not found in {tools_bindir()}: run `make tools`")
+    return cached
+
+
+def helm(*args: str, values: Obj | None = None) -> Result:
+    """Run the pinned helm offline (its cache, config and data in a throw-away directory);
+    `values` is passed as a values file. Never raises."""
+    with tempfile.TemporaryDirectory(prefix="helm-") as home:
+        extra: list[str] = []
+        if values is not None:
+            path = Path(home) / "values.yaml"
+            path.write_text(yaml.safe_dump(values))
+            extra = ["-f", str(path)]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "HELM_CACHE_HOME": f"{home}/cache",
+            "HELM_CONFIG_HOME": f"{home}/config",
+            "HELM_DATA_HOME": f"{home}/data",
+        }
+        proc = subprocess.run(
+            [str(helm_path()), *args, *extra], capture_output=True, text=True, timeout=120,
+            env=env, check=False,
+        )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def helm_template(namespace: str, values: Obj | None = None) -> list[Obj]:
+    """`helm template` of charts/thumbnail-operator into `namespace`, parsed."""
+    result = helm("template", "thumbnail-operator", str(CHART), "--namespace", namespace,
+                  values=values)
+    if result.returncode != 0:
+        raise AssertionError(f"helm template failed:\n{result.stderr}")
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

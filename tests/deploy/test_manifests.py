@@ -16,6 +16,7 @@ import pytest
 from tests.deploy.support import (
     CRDS,
     MANIFESTS,
+    NAMESPACED,
     OPERATOR_NAMESPACE,
     Kubectl,
     Obj,
@@ -45,7 +46,7 @@ def _names(result_stdout: str) -> set[str]:
 
 
 def test_crd_copy_matches_crds_dir() -> None:
-    """manifests/crds/ is a copy of crds/ (`make k8s-sync-crds`); a stale copy fails here."""
+    """manifests/crds/ is a copy of crds/ (`make manifests`); a stale copy fails here."""
     sources = sorted(p.name for p in CRDS.glob("*.yaml"))
     assert sources, "no CRD in crds/"
     copies = MANIFESTS / "crds"
@@ -53,9 +54,9 @@ def test_crd_copy_matches_crds_dir() -> None:
     assert sorted(listed) == sources, "manifests/crds/kustomization.yaml must list every CRD"
     for name in sources:
         copy_path = copies / name
-        assert copy_path.exists(), f"manifests/crds/{name} missing: run `make k8s-sync-crds`"
+        assert copy_path.exists(), f"manifests/crds/{name} missing: run `make manifests`"
         assert copy_path.read_bytes() == (CRDS / name).read_bytes(), (
-            f"manifests/crds/{name} differs from crds/{name}: run `make k8s-sync-crds`"
+            f"manifests/crds/{name} differs from crds/{name}: run `make manifests`"
         )
 
 
@@ -128,6 +129,30 @@ def test_manifests_accepted_by_api_server(
     result = kubectl.dry_run(docs)
     assert result.returncode == 0, result.stderr
     assert result.warnings == [], result.warnings  # e.g. PodSecurity "restricted" violations
+    assert _names(result.stdout) == {doc["metadata"]["name"] for doc in docs}
+
+
+@pytest.mark.cluster
+def test_namespaced_manifests_accepted_by_api_server(
+    kubectl: Kubectl, installed_crd: None, operator_namespace: str,
+    make_namespace: Callable[..., str],
+) -> None:
+    """manifests/namespaced/, its watched namespace swapped for a fresh one (a dry-run cannot
+    create the namespace its Role goes into)."""
+    docs = copy.deepcopy(list(kustomize_build(NAMESPACED)))
+    (watched,) = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"} - {
+        OPERATOR_NAMESPACE}
+    fresh = make_namespace("watched", RESTRICTED)
+    for doc in docs:
+        meta = doc["metadata"]
+        if meta.get("namespace") == watched:
+            meta["namespace"] = fresh
+        if doc["kind"] == "Namespace" and meta["name"] == watched:
+            meta["name"] = fresh
+    assert {d["kind"] for d in docs} >= {"Role", "RoleBinding", "ClusterRole", "Deployment"}
+    result = kubectl.dry_run(docs)
+    assert result.returncode == 0, result.stderr
+    assert result.warnings == [], result.warnings
     assert _names(result.stdout) == {doc["metadata"]["name"] for doc in docs}
 
 

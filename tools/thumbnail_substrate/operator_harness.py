@@ -48,19 +48,22 @@ class InProcessOperator:
 
     def __init__(
         self, configuration: client.Configuration, resync_seconds: float = 30.0,
-        peering: str | None = None, priority: int | None = None,
+        peering: str | None = None, priority: int | None = None, **settings: Any,
     ):
+        """`settings`: more OperatorSettings fields, e.g. `namespace=[...]` (watch only those)
+        and `webhook_namespace` (where its certificate Secret lives)."""
         self.configuration = configuration
         self.resync_seconds = resync_seconds
         self.liveness_port = free_port()
-        self.settings = local_settings(
-            resync_seconds=resync_seconds, liveness_port=self.liveness_port,
-            peering=peering, priority=priority,
+        self.settings = local_settings(**{
+            "resync_seconds": resync_seconds, "liveness_port": self.liveness_port,
+            "peering": peering, "priority": priority,
             # Its own conversion webhook too (certificate Secret, caBundle, migration) under
             # the ServiceAccount's RBAC; the API server uses the session's shared one.
-            webhook_namespace=OPERATOR_NAMESPACE, webhook_host="127.0.0.1",
-            webhook_port=free_port(), webhook_cert_check_seconds=30,
-        )
+            "webhook_namespace": OPERATOR_NAMESPACE, "webhook_host": "127.0.0.1",
+            "webhook_port": free_port(), "webhook_cert_check_seconds": 30,
+            **settings,
+        })
         self.controller: Controller | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -112,12 +115,16 @@ class InProcessOperator:
 OPERATOR_ACCOUNT = "thumbnail-operator"
 
 
-def operator_configuration(admin: KubeClient, hours: int = 6) -> client.Configuration:
+def operator_configuration(
+    admin: KubeClient, hours: int = 6, namespace: str = OPERATOR_NAMESPACE,
+    account: str = OPERATOR_ACCOUNT,
+) -> client.Configuration:
     """Client credentials of the operator's ServiceAccount (a TokenRequest token), so every
-    request is authorised by operator/rbac.yaml alone, as in a cluster."""
+    request is authorised by its RBAC alone (operator/rbac.yaml unless told), as in a
+    cluster."""
     review = admin.request(
         "POST",
-        f"/api/v1/namespaces/{OPERATOR_NAMESPACE}/serviceaccounts/{OPERATOR_ACCOUNT}/token",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token",
         body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
               "spec": {"expirationSeconds": hours * 3600}},
     )

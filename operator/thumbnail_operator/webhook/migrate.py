@@ -10,8 +10,13 @@ simply by starting over. Only after
 every object was re-stored without error is `storedVersions` trimmed, through the CRD's
 status subresource.
 
+An operator that watches only some namespaces (`-n`, the namespaced install) has no right to
+list ThumbnailServices elsewhere: it re-stores the objects of its namespaces and leaves
+`storedVersions` alone, since objects it cannot see may still be stored in the old version
+(`MigrationReport.untrimmed` says so); a cluster admin finishes the migration with this module.
+
 Run by the operator after it starts serving conversions, and as
-`python -m thumbnail_operator.webhook.migrate [--kubeconfig FILE]`.
+`python -m thumbnail_operator.webhook.migrate [--kubeconfig FILE] [-n NAMESPACE ...]`.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class MigrationReport:
     failed: list[str] = field(default_factory=list)
     trimmed: bool = False
     skipped: str = ""
+    untrimmed: str = ""  # why storedVersions was left alone although nothing failed
 
     def summary(self) -> str:
         if self.skipped:
@@ -56,6 +62,7 @@ class MigrationReport:
             f"failed {len(self.failed)}; storedVersions "
             f"{self.stored_before} -> "
             f"{[self.storage_version] if self.trimmed else self.stored_before}"
+            + (f" ({self.untrimmed})" if self.untrimmed else "")
         )
 
 
@@ -84,12 +91,14 @@ class StorageVersionMigrator:
     def __init__(
         self, kube: KubeClient, crd_name: str = CRD_NAME, page_size: int = 100,
         events: EventRecorder | None = None, settle_seconds: float = 60.0,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.kube = kube
         self.crd_name = crd_name
         self.page_size = page_size
         self.events = events
         self.settle_seconds = settle_seconds
+        self.namespaces = tuple(namespaces)  # empty: every namespace
 
     def _wait_for_storage(self, group: str, version: str, kind: str, plural: str) -> bool:
         """Wait until the API server stores in `version`: a CRD change takes effect a moment
@@ -128,12 +137,22 @@ class StorageVersionMigrator:
             log.warning(report.summary())
             return report
         base = f"/apis/{group}/{report.storage_version}"
-        for item in self._list_all(f"{base}/{plural}"):
-            report.listed += 1
-            self._restore(base, plural, item, report)
+        lists = ([f"{base}/namespaces/{ns}/{plural}" for ns in self.namespaces]
+                 or [f"{base}/{plural}"])
+        for path in lists:
+            for item in self._list_all(path):
+                report.listed += 1
+                self._restore(base, plural, item, report)
         if report.failed:
             log.warning("%s; not trimming storedVersions: %s", report.summary(),
                         "; ".join(report.failed[:10]))
+            return report
+        if self.namespaces:
+            report.untrimmed = (
+                f"only namespaces {', '.join(self.namespaces)} are watched: objects elsewhere "
+                "may still be stored in an old version; run `python -m "
+                "thumbnail_operator.webhook.migrate` as a cluster admin to trim storedVersions")
+            log.info(report.summary())
             return report
         self._trim(report)
         log.info(report.summary())
@@ -209,11 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kubeconfig")
     parser.add_argument("--force", action="store_true",
                         help="rewrite every object even if storedVersions is already trimmed")
+    parser.add_argument("-n", "--namespace", action="append", default=[],
+                        help="only this namespace (repeatable); storedVersions is then not "
+                             "trimmed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     kube = KubeClient(load_configuration(args.kubeconfig))
     try:
-        report = StorageVersionMigrator(kube, events=EventRecorder(kube)).run(force=args.force)
+        report = StorageVersionMigrator(
+            kube, events=EventRecorder(kube), namespaces=args.namespace).run(force=args.force)
     finally:
         kube.close()
     print(json.dumps(report.__dict__, indent=2))

@@ -66,7 +66,8 @@ class ConversionService:
                 log.exception("webhook certificate check failed")
 
     async def _migrate(self) -> None:
-        migrator = StorageVersionMigrator(self.kube, events=EventRecorder(self.kube))
+        migrator = StorageVersionMigrator(self.kube, events=EventRecorder(self.kube),
+                                          namespaces=self.settings.namespace)
         while True:
             try:
                 self.migration = await asyncio.to_thread(migrator.run)

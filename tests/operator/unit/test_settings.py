@@ -71,3 +71,13 @@ def test_every_setting_has_one_documented_flag() -> None:
         flag = "--" + name.replace("_", "-")
         assert flag in flags or f"--no-{name.replace('_', '-')}" in flags, name
         assert field.description, f"{name} has no description (its --help text)"
+
+
+@pytest.mark.parametrize("name", ["team-*", "Team", "-x", "a" * 64, ""])
+def test_watched_namespaces_are_exact_names(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """kopf would take a pattern as a glob, which needs the right to list namespaces: without
+    it (a namespaced install) the operator would silently watch nothing."""
+    with pytest.raises(SystemExit):
+        from_command_line(["-n", "ok", "-n", name])
+    assert "--namespace" in capsys.readouterr().err
+    assert from_command_line(["-n", "team-a", "-n", "b" * 63]).namespace == ["team-a", "b" * 63]

@@ -125,8 +125,8 @@ class FakeApi:
 
     def _tns(self, method: str, parts: list[str], query: dict[str, str]) -> Obj:
         version = parts[2]
-        if method == "GET":  # a paginated list across namespaces
-            keys = sorted(self.objects)
+        if method == "GET":  # a paginated list across namespaces, or of one namespace
+            keys = sorted(k for k in self.objects if parts[3] != "namespaces" or k[0] == parts[4])
             start = int(query.get("continue") or 0)
             limit = int(query["limit"])
             page = keys[start:start + limit]
@@ -259,11 +259,11 @@ def test_ca_bundle_is_left_alone_without_webhook_conversion(api: FakeApi) -> Non
 # -- migration -------------------------------------------------------------------------------
 
 
-def add_objects(api: FakeApi, stored: dict[str, str]) -> None:
+def add_objects(api: FakeApi, stored: dict[str, str], namespace: str = "ns") -> None:
     for name, version in stored.items():
-        key = ("ns", name)
+        key = (namespace, name)
         api.objects[key] = {"apiVersion": "thumbnails.platform.dev/v1",
-                            "metadata": {"name": name, "namespace": "ns", "uid": name,
+                            "metadata": {"name": name, "namespace": namespace, "uid": name,
                                          "resourceVersion": "5"}}
         api.stored[key] = version
 
@@ -295,6 +295,23 @@ def test_a_failed_object_blocks_the_trim_and_a_rerun_resumes(api: FakeApi) -> No
     rerun = StorageVersionMigrator(api).run()  # type: ignore[arg-type]
     assert rerun.trimmed and rerun.rewritten == 1 and rerun.unchanged == 1
     assert api.writes == ["restore bad", "trim"]  # `a` is not written twice
+
+
+def test_a_namespaced_migration_restores_its_namespaces_but_never_trims(api: FakeApi) -> None:
+    """An operator watching some namespaces cannot see the others: objects there may still be
+    stored in v1alpha1, so storedVersions must stay (the namespaced install has no right to
+    trim it either)."""
+    add_objects(api, {"a": "v1alpha1", "b": "v1"})
+    add_objects(api, {"c": "v1alpha1"}, namespace="team")
+    add_objects(api, {"elsewhere": "v1alpha1"}, namespace="other")
+    report = StorageVersionMigrator(  # type: ignore[arg-type]
+        api, page_size=1, namespaces=["ns", "team"]).run()
+    assert (report.listed, report.rewritten, report.unchanged) == (3, 2, 1)
+    assert report.failed == [] and not report.trimmed
+    assert "ns, team" in report.untrimmed and report.untrimmed in report.summary()
+    assert api.stored[("other", "elsewhere")] == "v1alpha1"
+    assert api.crd is not None and api.crd["status"]["storedVersions"] == ["v1alpha1", "v1"]
+    assert "trim" not in api.writes
 
 
 def test_report_is_json_serialisable(api: FakeApi) -> None:
