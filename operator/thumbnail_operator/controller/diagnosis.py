@@ -71,8 +71,12 @@ def pod_cause(pod: Obj) -> Cause | None:
     for condition in (pod.get("status") or {}).get("conditions", []):
         if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
                 and condition.get("reason") == "Unschedulable"):
-            return Cause("Unschedulable", f"pod {name} cannot be scheduled: "
-                         f"{condition.get('message', '')}", True)
+            message = condition.get("message", "")
+            if "unbound immediate PersistentVolumeClaims" in message:
+                # A provisioner still creating the volume: reported, but it may well heal.
+                return Cause("WaitingForVolume", f"pod {name} waits for its volume: {message}",
+                             False)
+            return Cause("Unschedulable", f"pod {name} cannot be scheduled: {message}", True)
     return None
 
 

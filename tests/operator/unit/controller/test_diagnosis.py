@@ -97,3 +97,10 @@ def test_job_failure_keeps_the_last_log_lines() -> None:
                                "one\ntwo\n\nthree\nmc: <ERROR> Unable to make bucket\n")
     assert text.endswith("two | three | mc: <ERROR> Unable to make bucket")
     assert job_failure_message("failed", "") == "failed"
+
+
+def test_a_volume_still_being_provisioned_is_not_degraded() -> None:
+    message = "0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+    cause = pod_cause(pod(conditions=[{"type": "PodScheduled", "status": "False",
+                                       "reason": "Unschedulable", "message": message}]))
+    assert cause is not None and cause.reason == "WaitingForVolume" and not cause.persistent
