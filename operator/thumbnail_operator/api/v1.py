@@ -278,6 +278,12 @@ class ThumbnailServiceSpec(_Model):
 
 DEFAULTS = ThumbnailServiceSpec()
 
+# `status.components.<component>.message` while the component's workload does not exist
+# (never created, or its creation was refused). controller/status.py writes it; the CRD lets
+# the immutable fields that feed a StatefulSet change only while their component's status
+# says this (api/schema/v1alpha1.py, `immutable_once_created`).
+NOT_CREATED_MESSAGE = "not created yet"
+
 
 def parse_spec(raw: dict[str, Any] | None) -> ThumbnailServiceSpec:
     """Parse a v1 `spec` (camelCase, possibly partial) into the typed model."""

@@ -263,6 +263,19 @@ STATUS = obj(
     },
 )
 
+# The same rules as v1alpha1's, on the fields where v1 keeps them (a unit test checks that
+# these are the v1alpha1 paths moved by the conversion table).
+STATEFUL_SET_INPUTS = v1alpha1.StatefulSetInputs(
+    postgresql_status="status.components.postgresql",
+    object_storage_status="status.components.objectStorage",
+    postgresql_storage_size="spec.postgresql.managed.storage.size",
+    object_storage_storage_size="spec.objectStorage.managed.storage.size",
+    database="spec.postgresql.database",
+    user="spec.postgresql.user",
+    persistence_enabled="spec.persistence.enabled",
+    storage_class_name="spec.persistence.storageClassName",
+)
+
 PRINTER_COLUMNS = v1alpha1.printer_columns(".status.endpoints.cluster")
 
 SCALE = {
@@ -284,7 +297,10 @@ def version_schema() -> dict[str, Any]:
             "spec": copy.deepcopy(SPEC),
             "status": copy.deepcopy(STATUS),
         },
-        "x-kubernetes-validations": copy.deepcopy(v1alpha1.NAME_RULES),
+        "x-kubernetes-validations": [
+            *copy.deepcopy(v1alpha1.NAME_RULES),
+            *v1alpha1.immutable_once_created(STATEFUL_SET_INPUTS),
+        ],
     }
 
 

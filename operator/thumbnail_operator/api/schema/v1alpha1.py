@@ -6,6 +6,7 @@ written; v1 takes most of its subtrees from here, so both versions default alike
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,6 +24,7 @@ from thumbnail_operator.api.schema.openapi import (
 from thumbnail_operator.api.v1 import (
     DEFAULTS,
     FORMATS,
+    NOT_CREATED_MESSAGE,
     ExternalPostgres,
     ExternalRedis,
     ExternalS3,
@@ -31,11 +33,32 @@ from thumbnail_operator.api.v1 import (
     Resources,
     S3SecretRef,
     SecretKeyRef,
+    Storage,
 )
 
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _D = DEFAULTS
+
+# Regular expressions used in CEL rules (RE2, no backslashes: `[.]` is a literal dot).
+# A DNS-1123 subdomain: what Kubernetes requires of Secret and StorageClass names.
+DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# An image repository as container runtimes parse it (the distribution reference grammar):
+# an optional registry `host[:port]/`, then lowercase path components; no tag, no digest.
+_PATH_PART = "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
+_HOST_PART = "([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+IMAGE_REPOSITORY = f"^({_HOST_PART}([.]{_HOST_PART})*(:[0-9]+)?/)?{_PATH_PART}(/{_PATH_PART})*$"
+# 1-65535 as a regular expression (an optional `:port` at the end of an S3 endpoint).
+PORT_SUFFIX = (
+    ":([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+)
+
+# Smallest accepted sizes (docs/deployment.md, "Validation"):
+# a claim below 1Gi holds neither PostgreSQL (its WAL alone may grow to max_wal_size, 1GB by
+# default) nor MinIO (which refuses drives smaller than about 900MiB);
+MIN_STORAGE = "1Gi"
+# a memory limit below 6Mi is refused by Docker and Podman and leaves no room for any process.
+MIN_MEMORY_LIMIT = "6Mi"
 
 
 def _default_of(model: type[BaseModel], field: str) -> Any:
@@ -48,8 +71,16 @@ def _image(what: str, default: Image) -> Schema:
     return obj(
         f"Container image of {what}.",
         {
-            "repository": string("Image repository, without the tag.",
-                                 default=default.repository, min_length=1, max_length=200),
+            "repository": string(
+                "Image repository, without the tag: `[registry[:port]/]path`, e.g. `postgres` "
+                "or `registry.example.com:5000/team/app`.",
+                default=default.repository, min_length=1, max_length=200,
+                rules=[rule(f"self.matches('{IMAGE_REPOSITORY}')",
+                            "image repository must look like postgres or "
+                            "registry.example.com:5000/team/app: an optional registry "
+                            "host[:port]/, then lowercase path parts (letters, digits, '.', "
+                            "'_', '-'); no spaces, no tag or digest (the tag goes in `tag`)")],
+            ),
             "tag": string("Image tag.", default=default.tag,
                           pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=128),
             "pullPolicy": string("When the kubelet pulls the image.",
@@ -60,20 +91,56 @@ def _image(what: str, default: Image) -> Schema:
     )
 
 
+RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+
+
+def _whole_bytes(resource: str) -> dict[str, str]:
+    # The API server warns "fractional byte value ... is invalid, must be an integer".
+    # isInteger() alone is false for every decimal with a binary suffix (1.5Gi), so the
+    # value is also compared with its integer part (exact below 2^52 bytes; beyond, every
+    # double is whole; int() would overflow past 9.2e18).
+    value = "quantity(self).asApproximateFloat()"
+    return rule(f"!isQuantity(self) || quantity(self).isInteger() || {value} >= 9.0e18 || "
+                f"double(int({value})) == {value}",
+                f"{resource} is a number of bytes and must be whole: 'm' means milli "
+                "(512m is half a byte); write Mi or Gi, e.g. 512Mi")
+
+
+def _quantity_rules(resource: str, limits: bool) -> list[dict[str, str]]:
+    rules = [] if resource == "cpu" else [_whole_bytes(resource)]
+    if limits and resource == "memory":
+        rules.append(rule(
+            f"!isQuantity(self) || quantity(self).compareTo(quantity('{MIN_MEMORY_LIMIT}')) >= 0",
+            f"a memory limit must be at least {MIN_MEMORY_LIMIT} (no container runs below "
+            "it); omit the limit for none"))
+    elif limits:
+        # A limit of 0 silently means "no limit" to the kubelet.
+        rules.append(rule("!isQuantity(self) || quantity(self).compareTo(quantity('0')) > 0",
+                          f"a limit of {resource} must be greater than 0; omit it for no limit"))
+    return rules
+
+
 def _quantities(what: str) -> Schema:
-    quantity = string(f"{what} quantity (Kubernetes notation, e.g. 250m or 512Mi).",
-                      pattern=QUANTITY, max_length=32)
+    limits = what == "limits"
     return obj(
         f"Resource {what}.",
-        {"cpu": quantity, "memory": quantity, "ephemeral-storage": quantity},
+        {
+            resource: string(f"{resource} {what} quantity (Kubernetes notation, e.g. "
+                             f"{example}).", pattern=QUANTITY, max_length=32,
+                             rules=_quantity_rules(resource, limits))
+            for resource, example in zip(RESOURCE_NAMES, ("250m or 2", "512Mi or 1Gi",
+                                                          "1Gi"), strict=True)
+        },
     )
 
 
 def _compare(resource: str) -> str:
+    field = "." + resource.replace("-", "__dash__")  # how CEL spells `ephemeral-storage`
     return (
-        f"!has(self.requests) || !has(self.limits) || !has(self.requests.{resource}) || "
-        f"!has(self.limits.{resource}) || "
-        f"quantity(self.limits.{resource}).compareTo(quantity(self.requests.{resource})) >= 0"
+        f"!has(self.requests) || !has(self.limits) || !has(self.requests{field}) || "
+        f"!has(self.limits{field}) || !isQuantity(self.requests{field}) || "
+        f"!isQuantity(self.limits{field}) || "
+        f"quantity(self.limits{field}).compareTo(quantity(self.requests{field})) >= 0"
     )
 
 
@@ -83,9 +150,9 @@ def _resources(what: str, default: Resources) -> Schema:
         {"requests": _quantities("requests"), "limits": _quantities("limits")},
         default=default.as_dict(),
         rules=[
-            rule(_compare("cpu"), "resources.limits.cpu must be >= resources.requests.cpu"),
-            rule(_compare("memory"),
-                 "resources.limits.memory must be >= resources.requests.memory"),
+            rule(_compare(resource),
+                 f"resources.limits.{resource} must be >= resources.requests.{resource}")
+            for resource in RESOURCE_NAMES
         ],
     )
 
@@ -105,26 +172,42 @@ def _node_port(what: str, default: NodePort) -> Schema:
     )
 
 
+SECRET_NAME_RULE = rule(
+    f"self.matches('{DNS_SUBDOMAIN}')",
+    "a Secret name is lowercase letters, digits, '-' and '.', and every '.'-separated part "
+    "starts and ends with a letter or digit",
+)
+# What the API server requires of a key in env[].valueFrom.secretKeyRef (IsConfigMapKey).
+SECRET_KEY_RULE = rule("self != '.' && !self.startsWith('..')",
+                       "a Secret key must not be '.' nor start with '..'")
+
+
 def _secret_ref(what: str, keys: dict[str, tuple[str, str]]) -> Schema:
     properties: dict[str, Schema] = {
         "name": string(f"Name of the Secret (same namespace) holding {what}.",
-                       pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", min_length=1),
+                       min_length=1, rules=[SECRET_NAME_RULE]),
     }
     for key, (description, default) in keys.items():
         properties[key] = string(description, default=default, min_length=1,
-                                 pattern=r"^[-._a-zA-Z0-9]+$")
+                                 pattern=r"^[-._a-zA-Z0-9]+$", rules=[SECRET_KEY_RULE])
     return obj(f"Reference to a Secret with {what}.", properties, required=["name"])
 
 
-def _storage(what: str) -> Schema:
+def _storage(what: str, default: Storage) -> Schema:
+    # Immutable once the StatefulSet exists: see `immutable_once_created` (a root rule, since
+    # it reads the status).
     return obj(
         f"Volume for {what} (used when persistence is enabled).",
-        {"size": string("Requested size of the PersistentVolumeClaim.",
-                        default=_D.postgresql.managed.storage.size, pattern=QUANTITY,
-                        max_length=32)},
+        {"size": string(
+            f"Requested size of the PersistentVolumeClaim, at least {MIN_STORAGE}; immutable "
+            "once the StatefulSet exists.",
+            default=default.size, pattern=QUANTITY, max_length=32,
+            rules=[rule(f"!isQuantity(self) || "
+                        f"quantity(self).compareTo(quantity('{MIN_STORAGE}')) >= 0",
+                        f"storage size must be at least {MIN_STORAGE}, e.g. 10Gi (a quantity in "
+                        "bytes: Mi, Gi or Ti; 'm' would mean milli)")],
+        )},
         default={},
-        rules=[rule("self == oldSelf",
-                    "storage size is immutable (StatefulSet volumeClaimTemplates cannot change)")],
     )
 
 
@@ -220,22 +303,23 @@ WORKER = obj(
     default={},
 )
 
-_INITIALISED_ONCE = rule(
-    "self == oldSelf",
-    "postgresql.database and postgresql.user are immutable (the database is initialised once)",
-)
-
 POSTGRESQL = obj(
     "The job database: a managed PostgreSQL StatefulSet, or an external server.",
     {
         "enabled": boolean("Run PostgreSQL in the cluster; false means use `external`.",
                            default=_D.postgresql.is_managed),
-        "database": string("Database name (immutable).", default=_D.postgresql.database,
-                           pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
-                           rules=[_INITIALISED_ONCE]),
-        "user": string("Database user (immutable).", default=_D.postgresql.user,
-                       pattern=r"^[a-z_][a-z0-9_]*$", max_length=63, rules=[_INITIALISED_ONCE]),
-        "storage": _storage("PostgreSQL data"),
+        "database": string(
+            "Database name (immutable once the PostgreSQL StatefulSet exists).",
+            default=_D.postgresql.database, pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
+            rules=[rule("self != 'template0' && self != 'template1'",
+                        "template0 and template1 are PostgreSQL's template databases; "
+                        "choose another database name")]),
+        "user": string(
+            "Database user (immutable once the PostgreSQL StatefulSet exists).",
+            default=_D.postgresql.user, pattern=r"^[a-z_][a-z0-9_]*$", max_length=63,
+            rules=[rule("!self.startsWith('pg_')",
+                        "PostgreSQL reserves role names starting with pg_; choose another user")]),
+        "storage": _storage("PostgreSQL data", _D.postgresql.managed.storage),
         "resources": _resources("the PostgreSQL pod", _D.postgresql.managed.resources),
         "external": obj(
             "Connection to an external PostgreSQL (when enabled is false).",
@@ -284,7 +368,7 @@ MINIO = obj(
     {
         "enabled": boolean("Run MinIO in the cluster; false means use `external`.",
                            default=_D.object_storage.is_managed),
-        "storage": _storage("MinIO objects"),
+        "storage": _storage("MinIO objects", _D.object_storage.managed.storage),
         "resources": _resources("the MinIO pod", _D.object_storage.managed.resources),
         "console": obj(
             "The MinIO web console (port 9001).",
@@ -308,8 +392,11 @@ MINIO = obj(
         "external": obj(
             "An external S3-compatible endpoint (when enabled is false).",
             {
-                "endpoint": string("host:port of the S3 API, without scheme.", min_length=1,
-                                   pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?$"),
+                "endpoint": string(
+                    "host:port of the S3 API, without scheme.", min_length=1,
+                    pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?$",
+                    rules=[rule(f"!self.matches(':[0-9]+$') || self.matches('{PORT_SUFFIX}')",
+                                "the port of the S3 endpoint must be within 1-65535")]),
                 "secure": boolean("Use HTTPS.", default=_default_of(ExternalS3, "secure")),
                 "region": string("S3 region.", default=_default_of(ExternalS3, "region"),
                                  max_length=64),
@@ -331,9 +418,15 @@ PERSISTENCE = obj(
     "Volumes of the managed PostgreSQL and MinIO.",
     {
         "enabled": boolean("Use PersistentVolumeClaims; false means emptyDir (data is lost "
-                           "when a pod goes away).", default=_D.persistence.enabled),
-        "storageClassName": string("StorageClass of the claims; unset means the cluster "
-                                   "default.", max_length=253),
+                           "when a pod goes away). Immutable once a StatefulSet exists.",
+                           default=_D.persistence.enabled),
+        "storageClassName": string(
+            "StorageClass of the claims; unset means the cluster default, \"\" no class "
+            "(pre-provisioned volumes only). Immutable once a StatefulSet exists.",
+            max_length=253,
+            rules=[rule(f"self == '' || self.matches('{DNS_SUBDOMAIN}')",
+                        "a StorageClass name is lowercase letters, digits, '-' and '.', and "
+                        "every '.'-separated part starts and ends with a letter or digit")]),
         "retentionPolicy": string(
             "What happens to the claims when the ThumbnailService is deleted: Retain keeps "
             "them (re-creating the resource with the same name reuses the data), Delete "
@@ -343,13 +436,6 @@ PERSISTENCE = obj(
         ),
     },
     default={},
-    rules=[
-        rule("self.?enabled.orValue(true) == oldSelf.?enabled.orValue(true)",
-             "persistence.enabled is immutable"),
-        rule("has(self.storageClassName) == has(oldSelf.storageClassName) && "
-             "(!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)",
-             "persistence.storageClassName is immutable"),
-    ],
 )
 
 _PRESET = obj(
@@ -502,6 +588,85 @@ NAME_RULES = [
 ]
 
 
+@dataclass(frozen=True)
+class StatefulSetInputs:
+    """Where one API version keeps the spec fields that end up in an immutable part of a
+    StatefulSet (claim templates) or in data initialised once, and the status of the
+    component each one feeds: dotted paths from the object's root."""
+
+    postgresql_status: str
+    object_storage_status: str
+    postgresql_storage_size: str
+    object_storage_storage_size: str
+    database: str
+    user: str
+    persistence_enabled: str
+    storage_class_name: str
+
+
+STATEFUL_SET_INPUTS = StatefulSetInputs(
+    postgresql_status="status.components.postgresql",
+    object_storage_status="status.components.minio",
+    postgresql_storage_size="spec.postgresql.storage.size",
+    object_storage_storage_size="spec.minio.storage.size",
+    database="spec.postgresql.database",
+    user="spec.postgresql.user",
+    persistence_enabled="spec.persistence.enabled",
+    storage_class_name="spec.persistence.storageClassName",
+)
+
+
+def _optional(root: str, dotted: str) -> str:
+    return root + "".join(f".?{part}" for part in dotted.split("."))
+
+
+def _not_created(status: str) -> str:
+    """The component's workload does not exist: the reconciler says so in the status (no
+    status at all: never reconciled, so nothing was created either)."""
+    message = _optional("oldSelf", f"{status}.message")
+    return f"{message}.orValue('{NOT_CREATED_MESSAGE}') == '{NOT_CREATED_MESSAGE}'"
+
+
+def _immutable(field: str, statuses: list[str], message: str) -> dict[str, str]:
+    # The field's parents always exist (objects default to {}). Plain field access, not
+    # optionals: the API server estimates the cost of comparing two optional strings as
+    # unbounded and refuses the CRD.
+    new, old = f"self.{field}", f"oldSelf.{field}"
+    unchanged = f"(has({new}) == has({old}) && (!has({new}) || {new} == {old}))"
+    while_missing = " && ".join(_not_created(status) for status in statuses)
+    notice = " and ".join(f"{status}.message" for status in statuses)
+    return rule(f"{unchanged} || ({while_missing})",
+                f"{message}; it may change only while {notice} is '{NOT_CREATED_MESSAGE}'",
+                fieldPath=f".{field}")
+
+
+def immutable_once_created(paths: StatefulSetInputs) -> list[dict[str, str]]:
+    """Transition rules on the root (they read the status next to the spec): a field that
+    feeds an immutable part of a StatefulSet may change while that StatefulSet does not exist
+    (never created, e.g. because the API server refused it), and only then."""
+    pg, minio = paths.postgresql_status, paths.object_storage_status
+    claims = "(StatefulSet volumeClaimTemplates cannot change; to grow a volume, expand its " \
+             "PersistentVolumeClaim)"
+    return [
+        _immutable(paths.postgresql_storage_size, [pg],
+                   f"storage size is immutable once the PostgreSQL StatefulSet exists {claims}"),
+        _immutable(paths.object_storage_storage_size, [minio],
+                   f"storage size is immutable once the MinIO StatefulSet exists {claims}"),
+        _immutable(paths.database, [pg],
+                   "postgresql.database is immutable once the PostgreSQL StatefulSet exists "
+                   "(the database is initialised once)"),
+        _immutable(paths.user, [pg],
+                   "postgresql.user is immutable once the PostgreSQL StatefulSet exists "
+                   "(the database is initialised once)"),
+        _immutable(paths.persistence_enabled, [pg, minio],
+                   "persistence.enabled is immutable once a PostgreSQL or MinIO StatefulSet "
+                   f"exists {claims}"),
+        _immutable(paths.storage_class_name, [pg, minio],
+                   "persistence.storageClassName is immutable once a PostgreSQL or MinIO "
+                   f"StatefulSet exists {claims}"),
+    ]
+
+
 def version_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -517,7 +682,7 @@ def version_schema() -> dict[str, Any]:
             "spec": SPEC,
             "status": STATUS,
         },
-        "x-kubernetes-validations": NAME_RULES,
+        "x-kubernetes-validations": [*NAME_RULES, *immutable_once_created(STATEFUL_SET_INPUTS)],
     }
 
 
