@@ -104,11 +104,17 @@ def event_cause(events: Iterable[Obj]) -> Cause | None:
 def workload_cause(
     workload: Obj | None, pods: Sequence[Obj], events: Iterable[Obj] = ()
 ) -> Cause | None:
-    """Persistent causes first: the controller's own report, then the pods', then Events."""
+    """The controller's own report first, then the pods' - newest first, as they run the
+    latest spec (an old pod's crash loop must not hide the new one's image pull failure) -
+    then Events."""
     found = controller_cause(workload)
     if found is not None:
         return found
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+    newest_first = sorted(
+        pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"]),
+        reverse=True,
+    )
+    for pod in newest_first:
         cause = pod_cause(pod)
         if cause is not None:
             return cause

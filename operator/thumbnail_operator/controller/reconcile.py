@@ -236,6 +236,8 @@ class _Pass:
             if state is None or state.ready:
                 continue
             workload = inputs.observed.get((kind, name))
+            if workload is None:
+                continue  # "not created yet" stays as it is (the CRD's rules read it)
             own_pods = pods.get(component, [])
             events: list[Obj] = []
             if needs_events(workload, own_pods):

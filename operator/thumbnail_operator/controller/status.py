@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.api.v1 import ThumbnailServiceSpec
+from thumbnail_operator.api.v1 import NOT_CREATED_MESSAGE, ThumbnailServiceSpec
 from thumbnail_operator.builders import ChildKey, Names
 from thumbnail_operator.controller.diagnosis import Cause
 
@@ -34,7 +34,9 @@ class ComponentState:
         }
 
 
-MISSING = ComponentState(False, 0, 0, "not created yet")
+# The CRD's transition rules read this exact message: while it is shown, the fields that
+# feed the missing StatefulSet may still change (api/schema).
+MISSING = ComponentState(False, 0, 0, NOT_CREATED_MESSAGE)
 EXTERNAL = ComponentState(True, 0, 0, "external")
 
 

@@ -104,3 +104,13 @@ def test_a_volume_still_being_provisioned_is_not_degraded() -> None:
     cause = pod_cause(pod(conditions=[{"type": "PodScheduled", "status": "False",
                                        "reason": "Unschedulable", "message": message}]))
     assert cause is not None and cause.reason == "WaitingForVolume" and not cause.persistent
+
+
+def test_the_newest_pod_speaks_for_the_latest_spec() -> None:
+    old = pod("demo-worker-old", waiting={"reason": "CrashLoopBackOff"},
+              last={"reason": "OOMKilled", "exitCode": 137})
+    new = pod("demo-worker-new", waiting={"reason": "ImagePullBackOff"})
+    old["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+    new["metadata"]["creationTimestamp"] = "2026-01-01T00:01:00Z"
+    cause = workload_cause({"kind": "Deployment"}, [old, new])
+    assert cause is not None and cause.reason == "ImagePullFailed"
