@@ -121,17 +121,9 @@ class KubeClient:
     ) -> Obj:
         return self._call(method, path, body=body, query=query, content_type=content_type)[1]
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: dict[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> tuple[int, Obj]:
-        """(HTTP status, decoded body); ApiError for anything but 2xx."""
-        status, raw = self._raw(method, path, body=body, query=query, content_type=content_type)
+    def _call(self, method: str, path: str, **options: Any) -> tuple[int, Obj]:
+        """(HTTP status, decoded JSON body); ApiError for anything but 2xx."""
+        status, raw = self._raw(method, path, **options)
         return status, (json.loads(raw) if raw else {})
 
     def _raw(
@@ -143,6 +135,7 @@ class KubeClient:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
+        """(HTTP status, raw body); ApiError for anything but 2xx."""
         if query:
             path = f"{path}?{urlencode(query)}"
         headers = {"Accept": "application/json, */*", "Content-Type": content_type}

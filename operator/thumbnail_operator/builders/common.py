@@ -153,6 +153,9 @@ def container(
         "image": image.reference,
         "imagePullPolicy": image.pull_policy.value,
         "securityContext": container_security(),
+        # A container that fails leaves its last log lines as its termination message, so
+        # the status can say why it crashed (controller/diagnosis.py) without reading logs.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if resources:
         body["resources"] = copy.deepcopy(resources)  # children never share mutable parts

@@ -302,3 +302,9 @@ def test_each_data_store_rolls_only_for_its_own_credentials() -> None:
                        ("THUMBNAIL_S3_SECRET_KEY", "demo-minio")):
         after = template_hashes({**base, key: "rotated-value"})
         assert {name for name in before if before[name] != after[name]} == {store}, key
+
+
+def test_every_container_leaves_its_log_tail_when_it_fails() -> None:
+    for name, pod_spec in pod_specs(desired()).items():
+        for item in containers(pod_spec):
+            assert item["terminationMessagePolicy"] == "FallbackToLogsOnError", (name, item["name"])
