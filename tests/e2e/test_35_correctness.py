@@ -1,0 +1,217 @@
+"""The operator as a steward of its data, on real pods (issue 12):
+
+- a deleted credentials Secret comes back with the same values, and nothing rolls;
+- a credential rotated by editing the Secret reaches PostgreSQL, Redis and MinIO (each is
+  restarted with it) as well as the API and workers, and jobs keep working;
+- `kubectl set env` turning authentication off is reverted within seconds;
+- a broken second ThumbnailService reports the real causes in its status: a crash loop with
+  the container's last exit and log line, OOMKilled, and an image that cannot be pulled - with
+  Degraded=True and Warning Events, while routine rollouts of the sample posted none.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import (
+    IMAGE,
+    NAMESPACE,
+    E2ECluster,
+    Service,
+    api_key,
+    pods,
+    ready_pods,
+    selector,
+    submit_and_wait,
+)
+from thumbnail_substrate.deploy import ready_condition, with_images
+from thumbnail_substrate.testing import wait_for
+
+pytestmark = pytest.mark.e2e
+
+BROKEN = "broken"
+
+
+def _secret(cluster: E2ECluster, name: str) -> dict[str, str]:
+    data: dict[str, str] = cluster.get("-n", NAMESPACE, "secret", name)["data"]
+    return data
+
+
+def _pod_uids(cluster: E2ECluster, service: Service, component: str) -> set[str]:
+    return {p["metadata"]["uid"] for p in pods(cluster, selector(service, component))}
+
+
+def _wait_ready(cluster: E2ECluster, name: str, timeout: float = 420) -> None:
+    wait_for(lambda: ready_condition(cluster.kubeconfig, NAMESPACE, name), timeout=timeout,
+             what=f"{name} READY True", interval=2, ignore=(AssertionError,))
+
+
+def _job_succeeds(cluster: E2ECluster, key: str) -> dict[str, Any]:
+    with httpx.Client(base_url=cluster.api_url, timeout=30, headers={"X-API-Key": key}) as http:
+        job = wait_for(lambda: submit_and_wait(http, IMAGE.read_bytes()), timeout=300,
+                       what="a job to succeed", ignore=(httpx.HTTPError, AssertionError))
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def _warnings(cluster: E2ECluster, name: str) -> list[dict[str, Any]]:
+    events = cluster.get("-n", NAMESPACE, "events",
+                         "--field-selector", f"involvedObject.name={name}")["items"]
+    return [e for e in events
+            if e["type"] == "Warning" and e.get("reportingComponent") == "thumbnail-operator"]
+
+
+def test_routine_rollouts_posted_no_warning(e2e_cluster: E2ECluster, service: Service) -> None:
+    """The earlier modules rolled the sample several times (preset change, scaling, pod
+    kills): those are Normal Events, never Warnings."""
+    assert _warnings(e2e_cluster, service.name) == []
+
+
+def test_deleted_credentials_come_back_unchanged(e2e_cluster: E2ECluster, service: Service) -> None:
+    name = f"{service.name}-credentials"
+    before = _secret(e2e_cluster, name)
+    servers = _pod_uids(e2e_cluster, service, "server")
+    e2e_cluster.kubectl("-n", NAMESPACE, "delete", "secret", name)
+    after = wait_for(lambda: _secret(e2e_cluster, name), timeout=30,
+                     what="the credentials Secret back", ignore=(AssertionError,))
+    assert after == before
+    _job_succeeds(e2e_cluster, api_key(e2e_cluster, service))
+    assert _pod_uids(e2e_cluster, service, "server") == servers  # nothing rolled
+
+
+def test_rotated_credentials_reach_every_data_store(
+    e2e_cluster: E2ECluster, service: Service
+) -> None:
+    old_key = api_key(e2e_cluster, service)
+    stores = {c: _pod_uids(e2e_cluster, service, c) for c in ("postgresql", "redis", "minio")}
+    rotated = {key: base64.b64encode(secrets.token_hex(16).encode()).decode()
+               for key in ("THUMBNAIL_DATABASE_PASSWORD", "THUMBNAIL_REDIS_PASSWORD",
+                           "THUMBNAIL_S3_SECRET_KEY")}
+    e2e_cluster.kubectl("-n", NAMESPACE, "patch", "secret", f"{service.name}-credentials",
+                        "--type=merge", "-p", json.dumps({"data": rotated}))
+
+    def restarted() -> bool:
+        return all(
+            (now := {p["metadata"]["uid"] for p in ready_pods(e2e_cluster, service, c)})
+            and not now & before for c, before in stores.items()
+        )
+
+    wait_for(restarted, timeout=300, what="PostgreSQL, Redis and MinIO restarted", interval=2)
+    _wait_ready(e2e_cluster, service.name)
+    assert {k: _secret(e2e_cluster, f"{service.name}-credentials-copy")[k]
+            for k in rotated} == rotated
+    job = _job_succeeds(e2e_cluster, old_key)  # the API key was not rotated
+    assert len(job["thumbnails"]) >= 3
+
+
+def test_hand_set_env_cannot_turn_authentication_off(
+    e2e_cluster: E2ECluster, service: Service
+) -> None:
+    deployment = f"{service.name}-server"
+    e2e_cluster.kubectl("-n", NAMESPACE, "set", "env", f"deployment/{deployment}",
+                        "-c", "server", "THUMBNAIL_AUTH_ENABLED=false")
+
+    def reverted() -> bool:
+        body = e2e_cluster.get("-n", NAMESPACE, "deployment", deployment)
+        (server,) = [c for c in body["spec"]["template"]["spec"]["containers"]
+                     if c["name"] == "server"]
+        return "THUMBNAIL_AUTH_ENABLED" not in {e["name"] for e in server.get("env", [])}
+
+    wait_for(reverted, timeout=15, what="the hand-set env var removed", interval=0.5)
+    _wait_ready(e2e_cluster, service.name)
+    wait_for(lambda: len(ready_pods(e2e_cluster, service, "server"))
+             == service.spec["server"]["replicas"], timeout=180, what="server pods ready")
+    with httpx.Client(base_url=e2e_cluster.api_url, timeout=30) as http:
+        assert wait_for(lambda: http.get("/v1/jobs").status_code == 401, timeout=120,
+                        what="unauthenticated requests refused", ignore=(httpx.HTTPError,))
+    events = e2e_cluster.get("-n", NAMESPACE, "events", "--field-selector",
+                             f"involvedObject.name={service.name},reason=Repaired")["items"]
+    assert any("THUMBNAIL_AUTH_ENABLED" in e["message"] for e in events), events
+
+
+def _broken_service(cluster: E2ECluster, service: Service) -> dict[str, Any]:
+    """Server and workers of their own over the sample's data stores; its 'PostgreSQL' is
+    the sample's Redis port, so the migration container exits non-zero every time, and
+    the workers get a memory limit a Python process cannot start in."""
+    credentials = _secret(cluster, f"{service.name}-credentials")
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "broken-external"},
+        "data": {"password": credentials["THUMBNAIL_DATABASE_PASSWORD"],
+                 "redis": credentials["THUMBNAIL_REDIS_PASSWORD"],
+                 "access": credentials["THUMBNAIL_S3_ACCESS_KEY"],
+                 "secret": credentials["THUMBNAIL_S3_SECRET_KEY"]},
+    }))
+    body = with_images({"apiVersion": "thumbnails.platform.dev/v1", "kind": "ThumbnailService",
+                        "metadata": {"name": BROKEN}, "spec": {}}, cluster.images)
+    redis_host = f"{service.name}-redis.{NAMESPACE}.svc.cluster.local"
+    body["spec"].update({
+        "postgresql": {"mode": "External", "external": {
+            "host": redis_host, "port": 6379,
+            "secretRef": {"name": "broken-external", "key": "password"}}},
+        "redis": {"mode": "External", "external": {
+            "host": redis_host, "port": 6379,
+            "secretRef": {"name": "broken-external", "key": "redis"}}},
+        "objectStorage": {"mode": "External", "buckets": {"originals": "broken-raws",
+                                                          "thumbnails": "broken-out"},
+                          "external": {
+            "endpoint": f"{service.name}-minio.{NAMESPACE}.svc.cluster.local:9000",
+            "secure": False,
+            "secretRef": {"name": "broken-external", "accessKeyKey": "access",
+                          "secretKeyKey": "secret"}}},
+    })
+    body["spec"]["server"] = {**body["spec"].get("server", {}), "replicas": 1,
+                              "service": {"nodePort": {"enabled": False}}}
+    body["spec"]["workers"] = {**body["spec"].get("workers", {}), "replicas": 1, "resources": {
+        "requests": {"cpu": "50m", "memory": "20Mi"}, "limits": {"cpu": "1", "memory": "20Mi"}}}
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=yaml.safe_dump(body))
+    return body
+
+
+def _component(cluster: E2ECluster, component: str) -> dict[str, Any]:
+    status = cluster.get("-n", NAMESPACE, "thumbnailservice", BROKEN).get("status", {})
+    found: dict[str, Any] = status.get("components", {}).get(component, {})
+    return found
+
+
+def test_status_names_the_real_causes(e2e_cluster: E2ECluster, service: Service) -> None:
+    _broken_service(e2e_cluster, service)
+    try:
+        crash = wait_for(
+            lambda: "keeps crashing" in (m := _component(e2e_cluster, "server").get(
+                "message", "")) and m, timeout=180, what="the server's crash loop in status")
+        assert "container migrate" in crash and "exit code" in crash, crash
+        # The container's own last log line (its termination message) says what went wrong.
+        assert crash.split("exit code", 1)[1].count(":") >= 1, crash
+        oom = wait_for(
+            lambda: "memory limit" in (m := _component(e2e_cluster, "workers").get(
+                "message", "")) and m, timeout=180, what="the workers' OOMKilled in status")
+        assert "20Mi" in oom, oom
+        cr = e2e_cluster.get("-n", NAMESPACE, "thumbnailservice", BROKEN)
+        conditions = {c["type"]: c for c in cr["status"]["conditions"]}
+        assert conditions["Degraded"]["status"] == "True", conditions
+        assert conditions["Degraded"]["reason"] in {"CrashLoopBackOff", "OOMKilled"}
+        assert conditions["Ready"]["status"] == "False"
+
+        # (The server: a new worker image would wait for the server to roll out first.)
+        e2e_cluster.kubectl("-n", NAMESPACE, "patch", "thumbnailservice", BROKEN, "--type=merge",
+                            "-p", json.dumps({"spec": {"server": {"image": {
+                                "repository": "localhost/thumbnail-missing", "tag": "1",
+                                "pullPolicy": "IfNotPresent"}}}}))
+        pull = wait_for(
+            lambda: "cannot pull image" in (m := _component(e2e_cluster, "server").get(
+                "message", "")) and m, timeout=180, what="the image pull failure in status")
+        assert "localhost/thumbnail-missing:1" in pull, pull
+        reasons = {e["reason"] for e in _warnings(e2e_cluster, BROKEN)}
+        assert reasons & {"CrashLoopBackOff", "OOMKilled"}, reasons
+    finally:
+        e2e_cluster.kubectl("-n", NAMESPACE, "delete", "thumbnailservice", BROKEN,
+                            "--ignore-not-found", "--wait=false")
+        e2e_cluster.kubectl("-n", NAMESPACE, "delete", "secret", "broken-external",
+                            "--ignore-not-found")
