@@ -1,7 +1,8 @@
 """Pure image engine: bytes + options -> thumbnails (no queue, storage or database).
 
 Decisions callers can rely on:
-- INSIDE never upscales; COVER and SMART always return exactly WxH (upscaling if needed).
+- INSIDE never upscales; COVER and SMART always return exactly WxH (upscaling if needed;
+  an enlargement crops first and computes only the box's pixels, see geometry.CoverWindow).
 - EXIF orientation is applied, output is 8-bit sRGB, all metadata (EXIF/XMP/IPTC/ICC) is
   stripped. Multi-page inputs (GIF, TIFF, HEIF) render their first page.
 - AUTO output: JPEG->jpeg, PNG->png, WebP->webp, GIF->png, others->jpeg; alpha never

@@ -63,6 +63,62 @@ def jpeg_shrink(stored_w: int, stored_h: int, need_w: int, need_h: int) -> int:
     return 1
 
 
+@dataclass(frozen=True)
+class CoverWindow:
+    """COVER/SMART without building what is cut away: the output is the box-sized window at
+    (left, top) of the source scaled uniformly by `scale`. Only that window is ever computed;
+    in source pixels it is the region (left, top, box_w, box_h) / scale (`source_region`),
+    so what gets scaled is exactly what is kept and an upscale never makes more pixels than
+    the box (an 8000x10 strip to a 1024 px square scales 10x10 source pixels, not the whole
+    strip to 819200x1024)."""
+
+    scale: float
+    left: float  # offsets inside the scaled source, in output pixels
+    top: float
+
+    def source_region(self, box_w: int, box_h: int) -> tuple[float, float, float, float]:
+        """The window in source pixels: (x, y, width, height), fractional."""
+        s = self.scale
+        return self.left / s, self.top / s, box_w / s, box_h / s
+
+
+def cover_scale(src_w: int, src_h: int, box_w: int, box_h: int) -> float:
+    """Uniform scale at which the source just covers the box (COVER/SMART)."""
+    return max(box_w / src_w, box_h / src_h)
+
+
+def cover_window(
+    src_w: int,
+    src_h: int,
+    box_w: int,
+    box_h: int,
+    centre: tuple[float, float] | None = None,
+) -> CoverWindow:
+    """The box-sized window of the covering scale, centred on `centre` (source pixels; the
+    middle of the source by default) and moved inside the scaled source where needed."""
+    scale = cover_scale(src_w, src_h, box_w, box_h)
+    cx, cy = centre if centre is not None else (src_w / 2, src_h / 2)
+    return CoverWindow(
+        scale=scale,
+        left=_clamp(cx * scale - box_w / 2, src_w * scale - box_w),
+        top=_clamp(cy * scale - box_h / 2, src_h * scale - box_h),
+    )
+
+
+def crop_size(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int, int]:
+    """The box's aspect ratio cut from the source, in whole source pixels (at least 1)."""
+    scale = cover_scale(src_w, src_h, box_w, box_h)
+    return (
+        max(1, min(src_w, round(box_w / scale))),
+        max(1, min(src_h, round(box_h / scale))),
+    )
+
+
+def _clamp(offset: float, room: float) -> float:
+    # `room` (scaled size minus box) is >= 0 up to rounding: never below zero.
+    return min(max(offset, 0.0), max(room, 0.0))
+
+
 def fit_inside(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int, int]:
     """Expected INSIDE result (reference for tests and callers; libvips does the work)."""
     scale = min(box_w / src_w, box_h / src_h, 1.0)

@@ -7,7 +7,15 @@ import pyvips
 from .deadline import Deadline
 from .encode import encode, resolve_format, to_srgb
 from .errors import CorruptImageError, ImageTooLargeError, ImagingError, ProcessingTimeoutError
-from .geometry import Plan, fit_inside, jpeg_shrink, plan_decode
+from .geometry import (
+    Plan,
+    cover_scale,
+    cover_window,
+    crop_size,
+    fit_inside,
+    jpeg_shrink,
+    plan_decode,
+)
 from .models import (
     CONTENT_TYPES,
     FitMode,
@@ -139,9 +147,50 @@ def _derive(base: pyvips.Image, spec: SizeSpec, fit: FitMode, info: ImageInfo) -
         # a 13x3 original decoded to 6x1 must still give 4x1, not 6x1, for a 6x1 box.
         width, height = fit_inside(info.width, info.height, spec.width, spec.height)
         return _scale_to(base, width, height)
-    return base.thumbnail_image(
-        spec.width, height=spec.height, size="both", crop=_CROPS[fit], no_rotate=True
+    if cover_scale(base.width, base.height, spec.width, spec.height) <= 1.0:
+        # Shrinking: libvips scales the whole of `base` down, then crops; nothing it builds
+        # is larger than `base`.
+        return base.thumbnail_image(
+            spec.width, height=spec.height, size="both", crop=_CROPS[fit], no_rotate=True
+        )
+    return _cover_upscaled(base, spec, fit)
+
+
+def _cover_upscaled(base: pyvips.Image, spec: SizeSpec, fit: FitMode) -> pyvips.Image:
+    """COVER/SMART that must enlarge: crop first, then scale only what is kept.
+
+    thumbnail_image would scale all of `base` to cover the box and crop afterwards: an
+    8000x10 strip to a 1024 px square became a 819200x1024 intermediate (15-30 s, past the
+    time limit). Here the affine transform's output area *is* the box, so libvips computes
+    exactly box-many pixels, from the source region `cover_window` names. The transform is
+    the one vips_resize uses to enlarge (bicubic, centre convention: idx = idy = 0.5), so
+    pixels match a resize-then-crop; the window is placed to the sub-pixel, so the aspect
+    ratio is exact however small the source region.
+    """
+    centre = None
+    if fit is FitMode.SMART:  # the interesting part, found at source resolution
+        crop_w, crop_h = crop_size(base.width, base.height, spec.width, spec.height)
+        _, found = base.smartcrop(
+            crop_w, crop_h, interesting="attention", attention_x=True, attention_y=True
+        )
+        centre = (float(found["attention_x"]), float(found["attention_y"]))
+    window = cover_window(base.width, base.height, spec.width, spec.height, centre)
+    alpha = bool(base.hasalpha())
+    image = base.premultiply() if alpha else base
+    scaled = image.affine(
+        [window.scale, 0.0, 0.0, window.scale],
+        oarea=[0, 0, spec.width, spec.height],
+        idx=0.5,
+        idy=0.5,
+        odx=-window.left,
+        ody=-window.top,
+        interpolate=pyvips.Interpolate.new("bicubic"),
+        extend="copy",
+        premultiplied=alpha,
     )
+    if alpha:
+        scaled = scaled.unpremultiply()
+    return scaled.cast(base.format)
 
 
 def _scale_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:

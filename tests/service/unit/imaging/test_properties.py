@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from thumbnail_service.imaging import FitMode, OutputFormat, RenderOptions, SizeSpec, render
 from thumbnail_service.imaging.geometry import (
     JPEG_SHRINKS,
+    cover_window,
+    crop_size,
     jpeg_shrink,
     plan_decode,
     required_scale,
@@ -44,6 +46,42 @@ def test_jpeg_shrink_is_the_largest_that_covers(w: int, h: int, need_w: int, nee
     assert w // k >= need_w and h // k >= need_h  # libvips floors shrunk JPEG sizes
     for bigger in (s for s in JPEG_SHRINKS if s > k):
         assert w // bigger < need_w or h // bigger < need_h
+
+
+@given(
+    src_w=dims,
+    src_h=dims,
+    box_w=dims,
+    box_h=dims,
+    fx=st.floats(min_value=0, max_value=1),
+    fy=st.floats(min_value=0, max_value=1),
+)
+def test_cover_window_is_the_box_inside_the_scaled_source(
+    src_w: int, src_h: int, box_w: int, box_h: int, fx: float, fy: float
+) -> None:
+    """Crop before scale: the window lies inside the scaled source, the source region it
+    names lies inside the source with exactly the box's aspect ratio, and what is scaled is
+    never larger than the box."""
+    window = cover_window(src_w, src_h, box_w, box_h, centre=(fx * src_w, fy * src_h))
+    s = window.scale
+    assert src_w * s >= box_w * (1 - 1e-9) and src_h * s >= box_h * (1 - 1e-9)  # covers
+    assert 0 <= window.left <= max(0.0, src_w * s - box_w)
+    assert 0 <= window.top <= max(0.0, src_h * s - box_h)
+    x, y, w, h = window.source_region(box_w, box_h)
+    assert x >= 0 and y >= 0
+    assert x + w <= src_w * (1 + 1e-9) and y + h <= src_h * (1 + 1e-9)
+    assert math.isclose(w * box_h, h * box_w, rel_tol=1e-9)  # the box's aspect, exactly
+    assert w * s <= box_w * (1 + 1e-9) and h * s <= box_h * (1 + 1e-9)
+    crop_w, crop_h = crop_size(src_w, src_h, box_w, box_h)
+    assert 1 <= crop_w <= src_w and 1 <= crop_h <= src_h
+    assert abs(crop_w - w) <= 0.5 + 1e-6 or crop_w == 1
+    assert abs(crop_h - h) <= 0.5 + 1e-6 or crop_h == 1
+
+
+def test_centred_window_of_an_extreme_strip() -> None:
+    window = cover_window(8000, 10, 1024, 1024)
+    assert window.scale == 102.4 and window.top == 0
+    assert window.source_region(1024, 1024) == (3995.0, 0.0, 10.0, 10.0)
 
 
 small = st.integers(min_value=1, max_value=300)

@@ -269,3 +269,89 @@ def test_invalid_options(kwargs: dict[str, object]) -> None:
         RenderOptions(**{"sizes": SIZES, **kwargs})  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         SizeSpec("zero", 0, 10)
+
+
+# --- COVER/SMART that enlarge: crop first, scale only what is kept ----------------------------
+
+STRIP_SIZES = (
+    SizeSpec("large", 1024, 1024),
+    SizeSpec("medium", 512, 512),
+    SizeSpec("small", 128, 128),
+)
+
+
+def _strip(width: int, height: int) -> pyvips.Image:
+    """Red rises from 0 at the left to 255 at the right: a crop's red tells where it was."""
+    red = pyvips.Image.xyz(width, height)[0] * (255 / (width - 1))
+    return red.bandjoin([64, 64]).cast("uchar").copy(interpretation="srgb")
+
+
+@pytest.mark.parametrize("fit", [FitMode.COVER, FitMode.SMART])
+def test_extreme_strip_to_cover_is_cropped_before_it_is_scaled(fit: FitMode) -> None:
+    # Scaling the whole 8000x10 strip before cropping made a 819200x1024 image for `large`
+    # (15 s here, 31 s in a worker): past this 3 s limit, ProcessingTimeoutError.
+    data = samples.encode(_strip(8000, 10), ".png")
+    options = RenderOptions(STRIP_SIZES, fit=fit, format=OutputFormat.PNG)
+    thumbs = render(data, options, allowed=ALL, max_pixels=LIMIT, timeout_seconds=3)
+    assert [(t.width, t.height) for t in thumbs] == [(1024, 1024), (512, 512), (128, 128)]
+    for thumb in thumbs:
+        image = _check(thumb)
+        if fit is FitMode.COVER:  # the middle 10x10 of the strip: red ~127 everywhere
+            assert abs(image[0].avg() - 127.5) < 2 and image[0].deviate() < 2
+
+
+def test_smart_enlargement_finds_the_interesting_part_of_a_strip() -> None:
+    # A busy checkerboard in the right tenth of a flat 600x20 strip; to 400x400 (x20) only a
+    # 20x20 source square is kept: attention must pick it from the checkerboard.
+    flat = (pyvips.Image.black(600, 20, bands=3) + 128).cast("uchar")
+    xy = pyvips.Image.xyz(60, 20)
+    checker = ((xy[0] // 4 + xy[1] // 4) % 2 == 0).ifthenelse([255, 0, 0], [255, 255, 255])
+    image = flat.insert(checker.cast("uchar"), 540, 0).copy(interpretation="srgb")
+    data = samples.encode(image, ".png")
+    size = (SizeSpec("sq", 400, 400),)
+    smart = samples.decode(_render(data, sizes=size, fit=FitMode.SMART)[0].data)
+    centre = samples.decode(_render(data, sizes=size, fit=FitMode.COVER)[0].data)
+    assert smart.deviate() > 50 > centre.deviate()
+
+
+@pytest.mark.parametrize(
+    ("source", "box"),
+    [((10, 10), (100, 100)), ((20, 30), (200, 100)), ((8000, 10), (1024, 1024))],
+)
+def test_enlarging_cover_has_the_pixels_of_resize_then_crop(
+    source: tuple[int, int], box: tuple[int, int]
+) -> None:
+    """Where the window falls on whole pixels, the result is libvips' own enlargement of the
+    whole image cropped afterwards (computed lazily here, only the window is evaluated)."""
+    image = _strip(*source)
+    thumb = _render(samples.encode(image, ".png"), sizes=(SizeSpec("t", *box),),
+                    fit=FitMode.COVER, format=OutputFormat.PNG)[0]
+    scale = max(box[0] / source[0], box[1] / source[1])
+    scaled = image.resize(scale)
+    left, top = (scaled.width - box[0]) // 2, (scaled.height - box[1]) // 2
+    reference = scaled.crop(left, top, *box)
+    assert (samples.decode(thumb.data) - reference).abs().max() == 0
+
+
+def test_enlarging_cover_keeps_the_aspect_ratio_of_a_tiny_crop() -> None:
+    # A 6x6 dark square in the middle of a 40x10 source, to 500x400: scale 40, a 12.5 px
+    # wide crop. Cropping whole pixels (12) then forcing 500 px would stretch the square
+    # to 250x240; the sub-pixel window keeps it 240x240.
+    white = (pyvips.Image.black(40, 10, bands=3) + 255).cast("uchar")
+    square = pyvips.Image.black(6, 6, bands=3).cast("uchar")
+    image = white.insert(square, 17, 2).copy(interpretation="srgb")
+    thumb = _render(samples.encode(image, ".png"), sizes=(SizeSpec("t", 500, 400),),
+                    fit=FitMode.COVER, format=OutputFormat.PNG)[0]
+    dark = samples.decode(thumb.data)[0] < 128
+    columns, rows = dark.project()  # dark pixels per column and per row
+    width = sum(1 for x in range(columns.width) if columns(x, 0)[0] > 0)
+    height = sum(1 for y in range(rows.height) if rows(0, y)[0] > 0)
+    assert abs(width - 240) <= 2 and abs(height - 240) <= 2, (width, height)
+
+
+def test_enlarging_cover_keeps_alpha() -> None:
+    image = samples.with_alpha(samples.canvas(30, 10), alpha=0)
+    thumb = _render(samples.encode(image, ".png"), sizes=(SizeSpec("t", 300, 300),),
+                    fit=FitMode.COVER)[0]
+    out = _check(thumb)
+    assert out.bands == 4 and out[3].max() == 0  # still fully transparent

@@ -285,9 +285,11 @@ def test_memory_limit_applies_to_children_and_a_blown_limit_is_a_clean_failure()
             line.startswith("Max address space") and str(limit) in line
             for line in limits.splitlines()
         )
-        # libvips reports a failed tracked allocation; GLib would abort the child instead
-        # (RendererCrashedError, an ImagingError too). Either way: permanent, caller intact.
-        with pytest.raises(ImagingError, match=r"out of memory|crashed"):
+        # libvips reports a failed tracked allocation (an enlarging cover computes only the
+        # box, so it is the JPEG encoder's whole-image buffer that fails: "Insufficient
+        # memory"); GLib would abort the child instead (RendererCrashedError, an ImagingError
+        # too). Either way: permanent, caller intact.
+        with pytest.raises(ImagingError, match=r"out of memory|Insufficient memory|crashed"):
             pool.render(
                 samples.jpeg(640, 480), huge, allowed=ALL, max_pixels=LIMIT, timeout_seconds=30
             )
