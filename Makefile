@@ -6,11 +6,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help system-deps venv tools lint test test-unit dev dev-cluster dev-node clean
+.PHONY: help system-deps venv lock tools lint test test-unit dev dev-cluster dev-node clean
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -34,14 +34,18 @@ system-deps: ## Debian packages: PostgreSQL, Redis, the real node's runtime and 
 	  else echo "==> system packages present (postgresql, redis-server, runc, buildah, ...)"; fi
 	@command -v go >/dev/null || { echo "error: Go >= 1.24 is required to build the test tools (https://go.dev/dl)"; exit 1; }
 
-$(STAMP): pyproject.toml
-	@echo "==> Python environment in $(VENV)"
+# Installed from the lock (constraints.txt), so every machine tests the same versions.
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> Python environment in $(VENV) (versions from constraints.txt)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
-	@$(BIN)/pip install -q --progress-bar off -e '.[dev]'
+	@$(BIN)/pip install -q --progress-bar off -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## Python virtualenv with every extra
+venv: $(STAMP) ## Python virtualenv with every extra, at the versions of constraints.txt
+
+lock: ## re-resolve constraints.txt: the newest versions within pyproject.toml's ranges
+	@scripts/lock.sh
 
 tools: ## build the pinned Go binaries (etcd, kube-*, kwok, minio, kubectl) into the cache
 	@tools/build-tools.sh

@@ -292,7 +292,7 @@ inputs_of() {  # inputs_of <component>: the input hash
         echo "base $BASE_HASH"
         local tree=service
         [[ "$c" == operator ]] && tree=operator
-        hash_lines "images/$c/Dockerfile" images/constraints.txt pyproject.toml README.md \
+        hash_lines "images/$c/Dockerfile" constraints.txt pyproject.toml README.md \
           .dockerignore scripts/build.sh
         mapfile -t files < <(tree_files "$tree")
         hash_lines "${files[@]}"

@@ -4,6 +4,8 @@ ships a compiler fails here."""
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import re
 from pathlib import Path
 
@@ -80,24 +82,46 @@ def test_dockerignore_keeps_the_context_small() -> None:
                     "service/thumbnail_service/__pycache__/a.cpython-311.pyc", ".dev/a"):
         assert ignore.excluded(private), private
     for needed in ("pyproject.toml", "service/thumbnail_service/cli.py",
-                   "operator/thumbnail_operator/cli.py", "images/constraints.txt"):
+                   "operator/thumbnail_operator/cli.py", "constraints.txt"):
         assert not ignore.excluded(needed), needed
 
 
-def test_constraints_pin_every_runtime_dependency() -> None:
-    pins = {
-        line.split("==")[0].lower().replace("_", "-")
-        for line in (IMAGES / "constraints.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
+def _lock() -> dict[str, str]:
+    """constraints.txt: normalised name -> pinned version."""
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_constraints_pin_every_dependency() -> None:
+    pins = set(_lock())
     project = pyproject()["project"]
     declared = project["dependencies"] + [
-        dep for extra in ("service", "operator") for dep in project["optional-dependencies"][extra]
+        dep for extra in ("service", "operator", "dev")
+        for dep in project["optional-dependencies"][extra]
+        if not dep.startswith("thumbnail-platform")
     ]
     names = {
         re.split(r"[<>=\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-") for dep in declared
     }
-    assert names <= pins, f"not pinned in images/constraints.txt: {sorted(names - pins)}"
+    assert names <= pins, f"not pinned in constraints.txt: {sorted(names - pins)}"
+
+
+def test_the_suite_runs_with_the_locked_versions() -> None:
+    """`make venv` installs from the lock: a package at another version than it says means
+    the environment was installed around it (or the lock was not regenerated with make lock)."""
+    installed = {
+        (dist.metadata["Name"] or "").lower().replace("_", "-"): dist.version
+        for dist in importlib.metadata.distributions()
+    }
+    drifted = {name: (version, installed[name]) for name, version in _lock().items()
+               if name in installed and installed[name] != version}
+    assert not drifted, f"installed versions differ from constraints.txt (lock, found): {drifted}"
+    missing = sorted(name for name in _lock() if name not in installed)
+    assert not missing, f"locked but not installed (re-run make venv): {missing}"
 
 
 def test_image_names_agree_everywhere() -> None:
