@@ -32,7 +32,16 @@ _CONNECTION_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
 )
 ACQUIRE_TIMEOUT_SECONDS = 5.0
+CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key keeps vanishing
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())
+
+
+class IdempotencyKeyContended(Exception):
+    """The job holding this idempotency key was deleted and recreated under us, repeatedly."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(f"idempotency key {key!r} kept changing hands")
+        self.key = key
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -90,35 +99,40 @@ class JobRepository:
 
     async def create(self, job: NewJob) -> tuple[JobRecord, bool]:
         """Insert a queued job; with an idempotency key already used, return that job and
-        False instead (the caller compares fingerprints)."""
-        async with self._connection() as conn:
-            row = await conn.fetchrow(
-                """INSERT INTO jobs (id, idempotency_key, request_fingerprint, options,
-                       original_key, original_format, original_width, original_height,
-                       original_bytes, lease_expires_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                           now() + make_interval(secs => $10))
-                   ON CONFLICT (idempotency_key) DO NOTHING
-                   RETURNING *""",
-                job.id,
-                job.idempotency_key,
-                job.request_fingerprint,
-                job.options.model_dump(mode="json"),
-                job.original_key,
-                job.original_format,
-                job.original_width,
-                job.original_height,
-                job.original_bytes,
-                self._lease,
-            )
-            if row is not None:
-                return JobRecord.from_row(row), True
-        existing = (
-            await self.find_by_idempotency_key(job.idempotency_key) if job.idempotency_key else None
-        )
-        if existing is None:  # the conflicting job was deleted in between: insert again
-            return await self.create(job)
-        return existing, False
+        False instead (the caller compares fingerprints).
+
+        Any string is a key, the empty one too (only None means "no key"). If the job holding
+        the key is deleted between our INSERT and our SELECT, the INSERT is tried again, a
+        bounded number of times (a loop, not a recursion); a key that keeps changing hands
+        raises IdempotencyKeyContended."""
+        for _ in range(CREATE_ATTEMPTS):
+            async with self._connection() as conn:
+                row = await conn.fetchrow(
+                    """INSERT INTO jobs (id, idempotency_key, request_fingerprint, options,
+                           original_key, original_format, original_width, original_height,
+                           original_bytes, lease_expires_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                               now() + make_interval(secs => $10))
+                       ON CONFLICT (idempotency_key) DO NOTHING
+                       RETURNING *""",
+                    job.id,
+                    job.idempotency_key,
+                    job.request_fingerprint,
+                    job.options.model_dump(mode="json"),
+                    job.original_key,
+                    job.original_format,
+                    job.original_width,
+                    job.original_height,
+                    job.original_bytes,
+                    self._lease,
+                )
+                if row is not None:
+                    return JobRecord.from_row(row), True
+            if job.idempotency_key is not None:  # NULL keys never conflict
+                existing = await self.find_by_idempotency_key(job.idempotency_key)
+                if existing is not None:
+                    return existing, False
+        raise IdempotencyKeyContended(job.idempotency_key)
 
     async def find_by_idempotency_key(self, key: str) -> JobRecord | None:
         async with self._connection() as conn:

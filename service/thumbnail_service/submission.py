@@ -18,7 +18,7 @@ from .errors import DependencyUnavailable
 from .imaging import ImageInfo
 from .jobs import JobOptions, JobRecord, NewJob
 from .queue import JobQueue
-from .repository import JobRepository
+from .repository import IdempotencyKeyContended, JobRepository
 from .storage import Storage, original_key
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Submitter:
         self, data: bytes, options: JobOptions, info: ImageInfo, *, fingerprint: str,
         idempotency_key: str | None,
     ) -> Submission:
-        if idempotency_key:
+        if idempotency_key is not None:  # "" is a key too; only None means none
             existing = await self.repository.find_by_idempotency_key(idempotency_key)
             if existing is not None:
                 return _replay(existing, fingerprint)
@@ -80,6 +80,9 @@ class Submitter:
         except DependencyUnavailable:
             await self._forget_original(new_job.original_key)
             raise
+        except IdempotencyKeyContended:  # other requests keep creating and deleting it
+            await self._forget_original(new_job.original_key)
+            raise IdempotencyConflict from None
         if not created:
             await self._forget_original(new_job.original_key)
         return job, created

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import socket
 import struct
 import zlib
 from collections.abc import Iterator
@@ -190,6 +193,12 @@ def test_missing_and_empty_file_are_422(client: httpx.Client) -> None:
         ({"sizes": ",".join(f"{i}x{i}" for i in range(1, 12))}, "sizes", "at most"),
         ({"sizes": "bad name!=10x10"}, "sizes", "must match"),
         ({"colour": "red"}, "colour", "unknown form field"),
+        # str.isdigit() took these, then int() raised (a 500) or read another script's digit
+        ({"quality": "\u00b2"}, "quality", "1 to 100"),  # superscript two
+        ({"quality": "\u2460"}, "quality", "1 to 100"),  # circled one
+        ({"quality": "\u0663"}, "quality", "1 to 100"),  # Arabic-Indic three: was taken as 3
+        ({"quality": "1_0"}, "quality", "1 to 100"),
+        ({"sizes": "\u0661\u0660x\u0661\u0660"}, "sizes", "neither a preset"),
     ],
 )
 def test_invalid_option_is_422_naming_the_field(
@@ -198,6 +207,18 @@ def test_invalid_option_is_422_naming_the_field(
     body = error_of(post(client, **fields), 422)
     assert body["field"] == field
     assert fragment in body["message"], body["message"]
+
+
+def test_empty_idempotency_key_is_400_every_time(client: httpx.Client) -> None:
+    # The first one used to create a job under the key "", the second recursed in the
+    # repository (the key is falsy, so the conflict was never looked up) until RecursionError.
+    for _ in range(2):
+        response = client.post(
+            "/v1/jobs", files={"file": ("a", PNG)}, headers={"Idempotency-Key": ""}
+        )
+        body = error_of(response, 400)
+        assert body["code"] == "invalid_idempotency_key" and body["field"] == "Idempotency-Key"
+        assert "empty" in body["message"]
 
 
 def test_idempotency_key_too_long_is_422(client: httpx.Client) -> None:
@@ -216,11 +237,71 @@ def test_bad_job_ids_and_queries(client: httpx.Client) -> None:
     assert error_of(client.get(f"/v1/jobs/{missing}"), 404)["code"] == "job_not_found"
     assert error_of(client.delete(f"/v1/jobs/{missing}"), 404)
     assert error_of(client.get(f"/v1/jobs/{missing}/thumbnails/small"), 404)
-    assert error_of(client.get("/v1/jobs", params={"cursor": "garbage"}), 422)["field"] == "cursor"
+    assert error_of(client.get("/v1/jobs", params={"cursor": "garbage"}), 400)["field"] == "cursor"
     assert error_of(client.get("/v1/jobs", params={"limit": 0}), 422)["field"] == "limit"
+    for limit in ("\u0663", "\u00b2", "1_0", "+3", "3.0"):  # pydantic took the last three
+        assert error_of(client.get("/v1/jobs", params={"limit": limit}), 422)["field"] == "limit"
     assert error_of(client.get("/v1/jobs", params={"status": "done"}), 422)["field"] == "status"
     assert error_of(client.get("/nowhere"), 404)["code"] == "not_found"
     assert error_of(client.put("/v1/jobs"), 405)
+
+
+def cursor_of(created_at: str, job_id: str = "00000000-0000-4000-8000-000000000000") -> str:
+    return base64.urlsafe_b64encode(f"{created_at}|{job_id}".encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        cursor_of("0001-01-01T00:00:00+14:00"),  # UTC is year 0: asyncpg raised, a 500
+        cursor_of("9999-12-31T23:59:59-14:00"),  # UTC is year 10000
+        cursor_of("0001-01-01T00:00:00+00:00"),  # valid for SQL, but no job is that old
+        cursor_of("2026-01-01T00:00:00+02:00"),  # we only ever write UTC
+        cursor_of("2026-01-01T00:00:00Z"),  # another spelling of what we write
+        cursor_of("2026-01-01T00:00:00+00:00", "\u0663" * 32),  # UUID() takes other digits
+        cursor_of("2026-01-01T00:00:00+00:00") + "=",  # padding we never write
+        "A" * 129,  # longer than any cursor
+    ],
+)
+def test_a_cursor_we_did_not_write_is_400_and_the_connection_survives(
+    stack: Stack, cursor: str
+) -> None:
+    """Raw keep-alive socket: a 500 used to make uvicorn close the connection as well."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        replies = []
+        for query in (f"cursor={cursor}", "limit=1"):
+            sock.sendall(
+                f"GET /v1/jobs?{query} HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\n\r\n"
+                .encode()
+            )
+            replies.append(read_response(sock))
+    (status, body), (next_status, _) = replies
+    assert status == 400, body
+    assert json.loads(body)["error"] == {
+        "code": "invalid_cursor",
+        "message": "cursor is not a next_cursor returned by this API; omit it to start from "
+        "the newest",
+        "field": "cursor",
+    }
+    assert next_status == 200
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length body, leaving the connection open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(v) for k, _, v in (line.partition(":") for line in lines[1:])
+                  if k.strip().lower() == "content-length")
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return int(lines[0].split()[1]), body
 
 
 def test_thumbnail_of_unfinished_job_is_409(client: httpx.Client) -> None:
@@ -235,7 +316,11 @@ def test_thumbnail_of_unfinished_job_is_409(client: httpx.Client) -> None:
 field_values = st.one_of(
     st.text(max_size=40),
     st.sampled_from(
-        ["small", "1x1", "0x0", "-1x5", "a=1x1", "4096x4096", "avif", "auto", "smart", "100", "1e3"]
+        [
+            *("small", "1x1", "0x0", "-1x5", "a=1x1", "4096x4096", "avif", "auto", "smart"),
+            *("100", "1e3", "1_0", "a\n=1x1"),
+            *("\u00b2", "\u2460", "\u0663", "\u0661x\u0661"),  # digits of other scripts
+        ]
     ),
 )
 

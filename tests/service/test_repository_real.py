@@ -13,7 +13,11 @@ import pytest
 from thumbnail_service.errors import DependencyUnavailable
 from thumbnail_service.jobs import JobOptions, JobStatus, NewJob, Size, ThumbnailRecord
 from thumbnail_service.migrate import MigrationError, apply_migrations, load_migrations
-from thumbnail_service.repository import JobRepository
+from thumbnail_service.repository import (
+    CREATE_ATTEMPTS,
+    IdempotencyKeyContended,
+    JobRepository,
+)
 
 pytestmark = pytest.mark.services
 
@@ -143,6 +147,31 @@ async def test_idempotency_key_and_listing(repo: JobRepository) -> None:
     assert counts[JobStatus.QUEUED] == 4
     deleted = await repo.delete(first.id)
     assert deleted is not None and await repo.get(first.id) is None
+
+
+async def test_the_empty_idempotency_key_is_a_key(repo: JobRepository) -> None:
+    # "" is falsy: create() never looked the conflict up and called itself until
+    # RecursionError (a 500 for a second POST with an empty Idempotency-Key).
+    first, created = await repo.create(new_job(""))
+    again, created_again = await repo.create(new_job(""))
+    assert created and not created_again and again.id == first.id
+    assert (await repo.find_by_idempotency_key("")) is not None
+
+
+async def test_a_key_that_keeps_vanishing_is_retried_a_bounded_number_of_times(
+    repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await repo.create(new_job("k"))
+    lookups = 0
+
+    async def deleted_in_between(key: str) -> None:  # the holder is gone every time we look
+        nonlocal lookups
+        lookups += 1
+
+    monkeypatch.setattr(repo, "find_by_idempotency_key", deleted_in_between)
+    with pytest.raises(IdempotencyKeyContended):
+        await repo.create(new_job("k"))
+    assert lookups == CREATE_ATTEMPTS
 
 
 async def test_unreachable_database_is_dependency_unavailable() -> None:

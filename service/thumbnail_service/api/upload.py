@@ -27,6 +27,7 @@ from ..imaging import FitMode, OutputFormat
 from ..jobs import JobOptions, Size
 from ..settings import PRESET_NAME_PATTERN, Settings
 from .errors import ApiError
+from .numbers import parse_ascii_int
 
 FORM_FIELDS = ("file", "sizes", "fit", "format", "quality")
 # Room for multipart boundaries, part headers and the option fields next to the file.
@@ -35,7 +36,8 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 # client finishes sending and can read our 413 instead of a connection reset.
 DRAIN_MAX_BYTES = 64 * 1024 * 1024
 DRAIN_MAX_SECONDS = 10.0
-_SIZE_PATTERN = re.compile(r"^(?:(?P<name>[^=]+)=)?(?P<w>\d{1,6})x(?P<h>\d{1,6})$")
+# ASCII digits only (\d would take "٣"); widths/heights are then parsed by parse_ascii_int.
+_SIZE_PATTERN = re.compile(r"(?:(?P<name>[^=]+)=)?(?P<w>[0-9]{1,6})x(?P<h>[0-9]{1,6})")
 
 
 class _TooLarge(Exception):
@@ -69,6 +71,13 @@ async def _drain(request: Request) -> None:
         return
 
 
+def _declared_length(request: Request) -> int | None:
+    try:
+        return parse_ascii_int(request.headers.get("content-length", ""))
+    except ValueError:  # absent (chunked); the HTTP server refuses malformed ones itself
+        return None
+
+
 async def read_upload(request: Request, settings: Settings) -> Upload:
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
@@ -78,8 +87,8 @@ async def read_upload(request: Request, settings: Settings) -> Upload:
             "send multipart/form-data with the image in the 'file' field",
         )
     limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
         if "100-continue" not in request.headers.get("expect", "").lower():
             await _drain(request)
         raise _too_large(settings)
@@ -199,12 +208,12 @@ def parse_options(fields: dict[str, list[str]], settings: Settings) -> JobOption
     fmt = _parse_enum(fields, "format", OutputFormat, OutputFormat.AUTO)
     quality = 80
     if "quality" in fields:
-        raw = fields["quality"][0].strip()
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        try:
+            quality = parse_ascii_int(fields["quality"][0], minimum=1, maximum=100)
+        except ValueError:
             raise ApiError(
                 422, "invalid_option", "quality must be an integer from 1 to 100", field="quality"
-            )
-        quality = int(raw)
+            ) from None
     return JobOptions(sizes=sizes, fit=fit, format=fmt, quality=quality)
 
 
@@ -250,7 +259,7 @@ def _parse_size(item: str, settings: Settings) -> Size:
     if item in settings.presets:
         preset = settings.presets[item]
         return Size(name=item, width=preset.width, height=preset.height)
-    match = _SIZE_PATTERN.match(item)
+    match = _SIZE_PATTERN.fullmatch(item)
     if match is None:
         presets = ", ".join(settings.presets) or "(none configured)"
         raise ApiError(
@@ -259,9 +268,9 @@ def _parse_size(item: str, settings: Settings) -> Size:
             f"size {item!r} is neither a preset ({presets}) nor WIDTHxHEIGHT nor NAME=WIDTHxHEIGHT",
             field="sizes",
         )
-    width, height = int(match["w"]), int(match["h"])
+    width, height = parse_ascii_int(match["w"]), parse_ascii_int(match["h"])
     name = match["name"] or f"{width}x{height}"
-    if not re.match(PRESET_NAME_PATTERN, name):
+    if not re.fullmatch(PRESET_NAME_PATTERN, name):  # match() let "a\n" through ($)
         raise ApiError(
             422,
             "invalid_option",

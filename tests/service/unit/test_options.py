@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thumbnail_service.api.errors import ApiError
+from thumbnail_service.api.numbers import parse_ascii_int
 from thumbnail_service.api.upload import fingerprint, parse_options
 from thumbnail_service.imaging import FitMode, ImageFormat, OutputFormat
 from thumbnail_service.settings import Settings
@@ -91,3 +92,42 @@ def test_retry_backoff_doubles_up_to_the_cap(settings: Settings) -> None:
     assert delays[0] == settings.retry_min_backoff_seconds
     assert delays[1] == 2 * delays[0]
     assert max(delays) == settings.retry_max_backoff_seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("7", 7), ("080", 80), (" 12\t", 12), ("100", 100)],
+)
+def test_numbers_are_ascii_digits(text: str, expected: int) -> None:
+    assert parse_ascii_int(text, minimum=1, maximum=100) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("", " ", "²", "①", "٣", "\uff13"),  # empty, superscript, circled, Arabic, fullwidth
+        *("+3", "-3", "3.0", "1_0", "0x10", "1e2"),  # what int() or pydantic would take
+        *("0", "101", "9" * 19),  # out of range
+    ],
+)
+def test_anything_else_is_not_a_number(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_ascii_int(text, minimum=1, maximum=100)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"quality": ["²"]}, "quality"),  # isdigit() but int() raised: a 500
+        ({"quality": ["①"]}, "quality"),
+        ({"quality": ["٣"]}, "quality"),  # int() took it as 3
+        ({"sizes": ["\u0661\u0660x\u0661\u0660"]}, "sizes"),  # Arabic-Indic 10x10: \d took it
+        ({"sizes": ["a\n=10x10"]}, "sizes"),  # re.match's $ let the newline into the name
+    ],
+)
+def test_non_ascii_numbers_and_names_are_invalid_options(
+    settings: Settings, fields: dict[str, list[str]], field: str
+) -> None:
+    with pytest.raises(ApiError) as info:
+        parse_options(fields, settings)
+    assert info.value.status == 422 and info.value.field == field

@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from ...submission import IdempotencyConflict, Submitter
 from ..auth import require_api_key
 from ..deps import Services, get_services
 from ..errors import ApiError, responses
+from ..numbers import ASCII_INT
 from ..schemas import JobList, JobOut
 from ..upload import fingerprint, validated_upload
 
@@ -72,6 +74,29 @@ _UPLOAD_SCHEMA = {
 }
 
 
+_IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retrying with the same key returns the same job instead of creating a "
+    "duplicate; the same key with another upload or options is a 409. Empty: 400.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+# A cursor is base64url (no padding) of "<created_at ISO 8601, UTC>|<job id>", as
+# _encode_cursor writes it; anything else is refused (400) before it reaches SQL.
+CURSOR_MAX_LENGTH = 128
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"
+CURSOR_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no job is older; nothing can overflow
+_CURSOR_PARAMETER = {
+    "name": "cursor",
+    "in": "query",
+    "required": False,
+    "description": "`next_cursor` of the previous page (empty or absent: the first page). "
+    "Anything this API did not return is a 400.",
+    "schema": {"type": "string", "pattern": CURSOR_PATTERN, "maxLength": CURSOR_MAX_LENGTH},
+}
+
+
 def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
     return {"Location": str(request.url_for("get_job", job_id=job.id))}
 
@@ -81,7 +106,7 @@ def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
     status_code=202,
     response_model=JobOut,
     summary="Submit an image",
-    openapi_extra={"requestBody": _UPLOAD_SCHEMA},
+    openapi_extra={"requestBody": _UPLOAD_SCHEMA, "parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
     responses={
         202: {
             "description": "Job accepted (or, with a known Idempotency-Key, the earlier job; "
@@ -96,13 +121,19 @@ async def submit_job(
     services: ServicesDep,
     idempotency_key: Annotated[
         str | None,
-        Header(
-            max_length=IDEMPOTENCY_KEY_MAX,
-            description="Retrying with the same key returns "
-            "the same job instead of creating a duplicate.",
-        ),
+        # Documented in _IDEMPOTENCY_KEY_PARAMETER (minLength is ours, a 400, see below).
+        Header(max_length=IDEMPOTENCY_KEY_MAX, include_in_schema=False),
     ] = None,
 ) -> JobOut:
+    if idempotency_key is not None and not idempotency_key.strip():
+        # An empty key is no key at all, yet as a string it would make every keyless-looking
+        # retry collide with the first: refuse it rather than guess.
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Idempotency-Key is empty: send 1 to 255 characters, or omit the header",
+            field="Idempotency-Key",
+        )
     upload, options, info = await validated_upload(request, services.settings)
     submitter = Submitter(services.repository, services.storage, services.queue)
     try:
@@ -141,41 +172,57 @@ async def _load(services: Services, job_id: UUID) -> JobRecord:
     "",
     response_model=JobList,
     summary="List jobs, newest first",
-    responses=responses(401, 422, 503),
+    responses=responses(400, 401, 422, 503),
+    openapi_extra={"parameters": [_CURSOR_PARAMETER]},
 )
 async def list_jobs(
     request: Request,
     services: ServicesDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100), ASCII_INT] = 20,
+    # Documented in _CURSOR_PARAMETER; _decode_cursor enforces it.
+    cursor: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> JobList:
     before = _decode_cursor(cursor) if cursor else None
     jobs = await services.repository.list_jobs(status=status, before=before, limit=limit + 1)
     page, more = jobs[:limit], len(jobs) > limit
     return JobList(
         items=[JobOut.from_record(j, request) for j in page],
-        next_cursor=_encode_cursor(page[-1]) if more else None,
+        next_cursor=_encode_cursor(page[-1].created_at, page[-1].id) if more else None,
     )
 
 
-def _encode_cursor(job: JobRecord) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}"
+def _encode_cursor(created_at: datetime, job_id: UUID) -> str:
+    raw = f"{created_at.isoformat()}|{job_id}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """Only what _encode_cursor could have written: bounded length and alphabet, a UTC time
+    no earlier than CURSOR_EARLIEST, and the same text when encoded again (so no other
+    spelling, offset or digit script gets through to SQL)."""
+    invalid = ApiError(
+        400,
+        "invalid_cursor",
+        "cursor is not a next_cursor returned by this API; omit it to start from the newest",
+        field="cursor",
+    )
+    if len(cursor) > CURSOR_MAX_LENGTH or not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise invalid
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         created, job_id = raw.split("|")
-        parsed = datetime.fromisoformat(created)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, UUID(job_id)
+        position = datetime.fromisoformat(created), UUID(job_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(
-            422, "invalid_parameter", "cursor is not a cursor returned by this API", field="cursor"
-        ) from None
+        raise invalid from None
+    created_at = position[0]
+    if (
+        created_at.utcoffset() != timedelta(0)
+        or created_at < CURSOR_EARLIEST
+        or _encode_cursor(*position) != cursor
+    ):
+        raise invalid
+    return position
 
 
 @router.get(
