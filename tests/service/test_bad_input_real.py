@@ -376,3 +376,5 @@ def test_metrics_expose_requests_jobs_and_queue(stack: Stack, client: httpx.Clie
     assert "thumbnail_http_request_duration_seconds_bucket" in text
     assert 'thumbnail_jobs{status="queued"}' in text
     assert 'thumbnail_queue_depth{state="ready"}' in text
+    for dependency in ("postgresql", "redis", "minio"):  # minio had no series
+        assert f'thumbnail_dependency_up{{dependency="{dependency}"}} 1.0' in text

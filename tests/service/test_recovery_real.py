@@ -185,6 +185,9 @@ def test_minio_outage_is_503_for_submissions(
         response = client.post("/v1/jobs", files={"file": ("a.png", data)})
         assert response.status_code == 503, response.text
         assert "minio" in response.json()["error"]["message"]
+        metrics = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
+        assert 'thumbnail_dependency_up{dependency="minio"} 0.0' in metrics
+        assert 'thumbnail_dependency_up{dependency="postgresql"} 1.0' in metrics
     finally:
         minio_server.start()
     wait_for(
@@ -193,3 +196,5 @@ def test_minio_outage_is_503_for_submissions(
         what="readiness after MinIO returned",
     )
     assert client.post("/v1/jobs", files={"file": ("a.png", data)}).status_code == 202
+    metrics = httpx.get(f"{stack.base_url}/metrics", timeout=10).text
+    assert 'thumbnail_dependency_up{dependency="minio"} 1.0' in metrics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,7 +78,9 @@ class MetricsMiddleware:
 
 
 async def refresh_gauges(services: Services) -> None:
-    """Update job and queue gauges; an unreachable dependency leaves its gauges as they were."""
+    """Update job and queue gauges and one `thumbnail_dependency_up` series per dependency
+    (PostgreSQL, Redis, MinIO), concurrently, each within SCRAPE_TIMEOUT_SECONDS; an
+    unreachable dependency leaves its other gauges as they were."""
 
     async def jobs() -> None:
         counts = await services.repository.count_by_status()
@@ -89,10 +92,16 @@ async def refresh_gauges(services: Services) -> None:
         for state, value in depth.items():
             QUEUE_DEPTH.labels(state).set(value)
 
-    for name, refresh in (("postgresql", jobs), ("redis", queue)):
+    async def refresh(name: str, probe: Callable[[], Awaitable[None]]) -> None:
         try:
-            await asyncio.wait_for(refresh(), SCRAPE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(probe(), SCRAPE_TIMEOUT_SECONDS)
             DEPENDENCY_UP.labels(name).set(1)
         except (DependencyUnavailable, TimeoutError) as exc:
             DEPENDENCY_UP.labels(name).set(0)
             log.debug("metrics: %s not refreshed: %s", name, exc)
+
+    await asyncio.gather(
+        refresh("postgresql", jobs),
+        refresh("redis", queue),
+        refresh("minio", services.storage.ping),  # no gauge of its own: reachability only
+    )
