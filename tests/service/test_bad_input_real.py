@@ -9,6 +9,7 @@ import socket
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -145,6 +146,30 @@ def test_decompression_bomb_is_422_from_the_header(client: httpx.Client) -> None
     assert len(bomb) < 2000
     body = error_of(post(client, bomb), 422)
     assert body["field"] == "file" and body["code"] == "image_too_large"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_compressed_text_chunks_cost_the_api_nothing(stack: Stack, client: httpx.Client) -> None:
+    # A 64x48 PNG with three 49 KB zTXt chunks, each inflating to 50 MB: libvips' PNG loader
+    # inflated them while the API probed the header (0.6 s of CPU, 150 MB of strings).
+    def ztxt(inflated: int) -> bytes:
+        payload = b"Comment\x00\x00" + zlib.compress(b"A" * inflated, 9)
+        crc = zlib.crc32(b"zTXt" + payload)
+        return struct.pack(">I", len(payload)) + b"zTXt" + payload + struct.pack(">I", crc)
+
+    bomb = PNG[:33] + ztxt(50_000_000) * 3 + PNG[33:]
+    assert len(bomb) < MAX_UPLOAD
+    assert stack.api is not None
+    before = process_cpu_seconds(stack.api.pid)
+    response = post(client, bomb, sizes="small")
+    spent = process_cpu_seconds(stack.api.pid) - before
+    assert response.status_code == 202, response.text
+    assert (response.json()["original"]["width"], response.json()["original"]["height"]) == (64, 48)
+    assert spent < 0.15, f"the API spent {spent:.2f} s of CPU on a 150 KB upload"
 
 
 def test_unreadable_header_is_422(client: httpx.Client) -> None:

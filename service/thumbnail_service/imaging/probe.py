@@ -6,6 +6,7 @@ import pyvips
 
 from .errors import CorruptImageError, ImageTooLargeError, UnsupportedFormatError
 from .models import ImageFormat, ImageInfo
+from .png import without_text_chunks
 from .policy import ensure_policy, formats_for_loader
 from .sniff import sniff_format
 
@@ -14,12 +15,19 @@ _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF values that rotate by 9
 
 def probe(data: bytes, *, allowed: frozenset[ImageFormat], max_pixels: int) -> ImageInfo:
     """Read the header only (libvips loads lazily) and enforce format and pixel limits."""
-    return open_header(data, allowed=allowed, max_pixels=max_pixels)[1]
+    return open_header(loadable(data), allowed=allowed, max_pixels=max_pixels)[1]
+
+
+def loadable(data: bytes) -> bytes:
+    """The bytes to hand to libvips: without metadata it would inflate for nothing (PNG
+    text chunks, see `png`). Cheap, and `data` itself when there is nothing to drop."""
+    return without_text_chunks(data)
 
 
 def open_header(
     data: bytes, *, allowed: frozenset[ImageFormat], max_pixels: int
 ) -> tuple[pyvips.Image, ImageInfo]:
+    """`data` must come from `loadable`."""
     sniffed = sniff_format(data)
     if sniffed is None:
         raise UnsupportedFormatError("not a recognised image format")

@@ -26,7 +26,7 @@ from .models import (
     SizeSpec,
     Thumbnail,
 )
-from .probe import open_header
+from .probe import loadable, open_header
 
 _CROPS = {FitMode.COVER: "centre", FitMode.SMART: "attention"}
 _PLAIN = frozenset({"srgb", "b-w"})  # interpretations _scale_to may resize directly
@@ -42,7 +42,7 @@ def render(
 ) -> list[Thumbnail]:
     """Thumbnails for every size in `options`, in order; raises ImagingError subclasses."""
     with Deadline(timeout_seconds) as deadline:
-        return _render(data, options, allowed, max_pixels, deadline)
+        return _render(loadable(data), options, allowed, max_pixels, deadline)
 
 
 def _render(
