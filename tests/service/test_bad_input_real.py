@@ -329,6 +329,32 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return int(lines[0].split()[1]), body
 
 
+JOB = "/v1/jobs/00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/v1/jobs", "GET, POST"),  # was "POST": the first route of the path only
+        (JOB, "DELETE, GET"),  # was "GET"
+        (f"{JOB}/thumbnails/small", "GET"),
+        ("/healthz", "GET"),
+        ("/metrics", "GET"),
+        ("/openapi.json", "GET, HEAD"),
+    ],
+)
+def test_405_lists_every_method_of_the_path(
+    client: httpx.Client, path: str, allowed: str
+) -> None:
+    for method in ("PUT", "PATCH", *{"DELETE", "POST"} - set(allowed.split(", "))):
+        response = client.request(method, path)
+        body = error_of(response, 405)
+        assert response.headers["allow"] == allowed, (method, path)
+        assert body["code"] == "method_not_allowed" and allowed in body["message"]
+    for method in allowed.split(", "):  # and each of them is really served there
+        assert client.request(method, path).status_code != 405, (method, path)
+
+
 def test_thumbnail_of_unfinished_job_is_409(client: httpx.Client) -> None:
     job = post(client, sizes="small").json()  # no worker runs in this module
     body = error_of(client.get(f"/v1/jobs/{job['id']}/thumbnails/small"), 409)

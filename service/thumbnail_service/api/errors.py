@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..errors import DependencyUnavailable
 
@@ -89,6 +90,24 @@ _STATUS_CODES = {
 }
 
 
+# Methods a 405 may list: every method HTTP defines for resources (CONNECT/TRACE are not).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app's router would route at this request's path: asked of the router
+    itself, once per method, so nested routers and every route of the path count."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in routes
+        )
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -104,11 +123,18 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "invalid_parameter", f"{field}: {message}" if field else message, field
         )
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+        headers = dict(exc.headers) if exc.headers else {}
+        message = str(exc.detail)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; a path
+            # served by several routes (GET and POST /v1/jobs) needs all of them.
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        return error_response(exc.status_code, code, message, headers=headers or None)
 
     async def dependency_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DependencyUnavailable)
