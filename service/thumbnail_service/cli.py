@@ -17,11 +17,13 @@ def api_main() -> None:
     import uvicorn
 
     from .api.app import create_app
+    from .api.server import HTTP_PROTOCOL
 
     settings = Settings()
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
+        http=HTTP_PROTOCOL,  # its own 400s in the API's JSON error shape
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -141,6 +141,57 @@ def test_huge_declared_content_length_is_413_without_reading(stack: Stack) -> No
     assert reply.startswith("HTTP/1.1 413"), reply
 
 
+def raw_exchange(stack: Stack, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read until the server closes: status, headers, body."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"HELLO\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET \x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ],
+    ids=["garbage", "header-no-colon", "bad-length", "two-lengths", "bad-chunk", "bad-target",
+         "http2-preface"],
+)
+def test_requests_the_server_cannot_parse_get_the_json_error_shape(
+    stack: Stack, request_bytes: bytes
+) -> None:
+    # uvicorn answered these itself: text/plain "Invalid HTTP request received."
+    status, headers, body = raw_exchange(stack, request_bytes)
+    assert status == 400
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    error = json.loads(body)["error"]
+    assert error["code"] == "malformed_request" and error["field"] is None
+    assert "not valid HTTP/1.1" in error["message"]
+
+
+def test_a_websocket_handshake_gets_the_json_error_shape(stack: Stack) -> None:
+    status, headers, body = raw_exchange(
+        stack,
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert status == 403  # was an empty text/plain body
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["error"]["code"] == "websocket_not_supported"
+
+
 def test_decompression_bomb_is_422_from_the_header(client: httpx.Client) -> None:
     bomb = png_header_only(20000, 20000)
     assert len(bomb) < 2000

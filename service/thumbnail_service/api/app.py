@@ -13,6 +13,7 @@ from .deps import Services
 from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .routes import jobs, ops
+from .server import RefuseWebSockets
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RefuseWebSockets)
     app.include_router(jobs.router)
     app.include_router(ops.router)
     return app

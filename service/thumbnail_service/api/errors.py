@@ -64,8 +64,8 @@ def error_response(
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given error statuses."""
     described = {
-        400: "Malformed request: broken multipart body, empty Idempotency-Key or a cursor "
-        "this API did not return.",
+        400: "Malformed request: not valid HTTP/1.1, a broken multipart body, an empty "
+        "Idempotency-Key or a cursor this API did not return.",
         401: "Missing or invalid X-API-Key header.",
         404: "No such job or thumbnail.",
         409: "Conflict with the job's current state or an earlier request.",
