@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.service import images
+from tests.service import images, schema
 from tests.service.conftest import API_KEY
 from tests.service.stack import Stack
 
@@ -454,6 +454,69 @@ def test_openapi_documents_statuses_and_the_upload(stack: Stack) -> None:
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
     download = spec["paths"]["/v1/jobs/{job_id}/thumbnails/{name}"]["get"]["responses"]
     assert {"200", "304", "307", "404", "409"} <= set(download)
+
+
+@pytest.fixture(scope="module")
+def openapi(stack: Stack) -> dict[str, Any]:
+    spec: dict[str, Any] = httpx.get(f"{stack.base_url}/openapi.json").json()
+    return spec
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"sizes": "small,300x200, banner=1200x400", "fit": "smart", "quality": "55"},
+        {"sizes": ",".join(f"s{i}={i}x{i}" for i in range(1, 11))},  # 10: the limit
+        {"sizes": ",".join(f"s{i}={i}x{i}" for i in range(1, 12))},  # 11 sizes
+        {"sizes": "enormous"},  # not a preset
+        {"sizes": "4097x10"},
+        {"sizes": "\u0661\u0660x\u0661\u0660"},
+        {"colour": "red"},  # unknown field
+        {"quality": "101"},
+        {"quality": "\u00b2"},
+        {"quality": "1_0"},
+        {"fit": "stretch"},
+        {"format": "bmp"},
+    ],
+)
+def test_the_served_schema_admits_a_form_exactly_when_the_api_accepts_it(
+    client: httpx.Client, openapi: dict[str, Any], fields: dict[str, str]
+) -> None:
+    # It declared `sizes` a free string, allowed any other field and said nothing of the
+    # presets, the limits or how many sizes a job may have.
+    admitted = schema.admits(schema.upload_form(openapi), {"file": "<binary>", **fields})
+    response = post(client, **fields)
+    assert admitted == (response.status_code == 202), (fields, response.text)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("cursor", ""), ("cursor", "garbage"), ("cursor", "a+b"), ("cursor", "A" * 129),
+     ("limit", "100"), ("limit", "101"), ("limit", "\u0663"), ("limit", "1_0")],
+)
+def test_the_served_schema_admits_a_query_only_when_the_api_may_accept_it(
+    client: httpx.Client, openapi: dict[str, Any], name: str, value: str
+) -> None:
+    admitted = schema.admits(schema.parameter(openapi, "/v1/jobs", "get", name), value)
+    response = client.get("/v1/jobs", params={name: value})
+    if not admitted:
+        assert response.status_code in (400, 422), response.text
+    if response.status_code == 200:
+        assert admitted
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_sizes_the_served_schema_admits_are_accepted(
+    client: httpx.Client, openapi: dict[str, Any], data: st.DataObject
+) -> None:
+    pattern = schema.upload_form(openapi)["properties"]["sizes"]["pattern"]
+    sizes = data.draw(st.from_regex(pattern, fullmatch=True))
+    names = [i.strip().split("=")[0] for i in sizes.split(",")]
+    if len(set(names)) == len(names):  # distinct names: the one rule a schema cannot state
+        response = post(client, sizes=sizes)
+        assert response.status_code == 202, (sizes, response.text)
 
 
 def test_debug_endpoints_redact_every_secret(stack: Stack, client: httpx.Client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -53,4 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseWebSockets)
     app.include_router(jobs.router)
     app.include_router(ops.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            jobs.document_limits(FastAPI.openapi(app), settings)  # cached by FastAPI
+        assert app.openapi_schema is not None
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -30,6 +30,7 @@ from .errors import ApiError
 from .numbers import parse_ascii_int
 
 FORM_FIELDS = ("file", "sizes", "fit", "format", "quality")
+QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 1, 100, 80
 # Room for multipart boundaries, part headers and the option fields next to the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
 # After rejecting an oversized upload we keep reading (and discarding) a little, so the
@@ -206,10 +207,12 @@ def parse_options(fields: dict[str, list[str]], settings: Settings) -> JobOption
     sizes = _parse_sizes(fields.get("sizes", []), settings)
     fit = _parse_enum(fields, "fit", FitMode, FitMode.INSIDE)
     fmt = _parse_enum(fields, "format", OutputFormat, OutputFormat.AUTO)
-    quality = 80
+    quality = QUALITY_DEFAULT
     if "quality" in fields:
         try:
-            quality = parse_ascii_int(fields["quality"][0], minimum=1, maximum=100)
+            quality = parse_ascii_int(
+                fields["quality"][0], minimum=QUALITY_MIN, maximum=QUALITY_MAX
+            )
         except ValueError:
             raise ApiError(
                 422, "invalid_option", "quality must be an integer from 1 to 100", field="quality"
@@ -286,6 +289,89 @@ def _parse_size(item: str, settings: Settings) -> Size:
             field="sizes",
         )
     return Size(name=name, width=width, height=height)
+
+
+# --- the same rules, as the OpenAPI description of the form ------------------------------
+
+_NAME = PRESET_NAME_PATTERN.removeprefix("^").removesuffix("$")
+
+
+def number_pattern(high: int) -> str:
+    """Regex (no anchors) for the whole numbers 1..high, without leading zeros."""
+
+    def any_digits(count: int) -> str:
+        return "" if count == 0 else "[0-9]" if count == 1 else f"[0-9]{{{count}}}"
+
+    digits = str(high)
+    alternatives = [f"[1-9]{any_digits(k)}" for k in range(len(digits) - 1)]  # shorter ones
+    for i, digit in enumerate(digits):  # as long as `high`: below it from position i on
+        low, top = (1 if i == 0 else 0), int(digit) - 1
+        if top >= low:
+            alternatives.append(f"{digits[:i]}[{low}-{top}]{any_digits(len(digits) - i - 1)}")
+    alternatives.append(digits)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def sizes_pattern(settings: Settings) -> str:
+    """`sizes` as one field: 1 to max_sizes_per_job comma-separated items, each a preset,
+    WIDTHxHEIGHT or NAME=WIDTHxHEIGHT with both sides in 1..max_output_dimension. (The
+    parser also takes repeated fields, empty items, leading zeros and Unicode spaces; the
+    pattern admits none of those, and nothing the parser refuses except duplicate names.)"""
+    dim = number_pattern(settings.max_output_dimension)
+    presets = [name for name in settings.presets if re.fullmatch(PRESET_NAME_PATTERN, name)]
+    item = f"(?:{_NAME}=)?{dim}x{dim}"
+    if presets:  # names are [A-Za-z0-9_-]: nothing to escape
+        item = f"(?:{'|'.join(presets)}|{item})"
+    return f"^ *{item} *(?:, *{item} *){{0,{settings.max_sizes_per_job - 1}}}$"
+
+
+def form_schema(settings: Settings) -> dict[str, object]:
+    """The multipart form exactly as read_upload and parse_options enforce it: only
+    FORM_FIELDS, each once (sizes as one field), the values they accept."""
+    presets = ", ".join(settings.presets) or "(none configured)"
+    return {
+        "type": "object",
+        "required": ["file"],
+        "additionalProperties": False,
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The image. Its format is detected from its bytes; allowed: "
+                f"{', '.join(sorted(settings.allowed_format_set))}; at most "
+                f"{settings.max_upload_bytes} bytes and {settings.max_pixels} pixels.",
+            },
+            "sizes": {
+                "type": "string",
+                "pattern": sizes_pattern(settings),
+                "description": f"Comma-separated list of 1 to {settings.max_sizes_per_job} "
+                f"distinct sizes: a preset ({presets}), WIDTHxHEIGHT or NAME=WIDTHxHEIGHT, "
+                f"each side 1 to {settings.max_output_dimension}. Default: every preset.",
+                "example": "small,800x600,banner=1200x400",
+            },
+            "fit": {
+                "type": "string",
+                "enum": [m.value for m in FitMode],
+                "default": FitMode.INSIDE.value,
+                "description": "inside: within the box, aspect kept, never upscaled; "
+                "cover: exactly the box, centre crop; smart: exactly the box, "
+                "attention crop.",
+            },
+            "format": {
+                "type": "string",
+                "enum": [m.value for m in OutputFormat],
+                "default": OutputFormat.AUTO.value,
+                "description": "auto keeps a web format close to the input.",
+            },
+            "quality": {
+                "type": "integer",
+                "minimum": QUALITY_MIN,
+                "maximum": QUALITY_MAX,
+                "default": QUALITY_DEFAULT,
+                "description": "Written in the digits 0-9 only.",
+            },
+        },
+    }
 
 
 def fingerprint(data: bytes, options: JobOptions) -> str:

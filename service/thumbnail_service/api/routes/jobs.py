@@ -8,15 +8,15 @@ import binascii
 import logging
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from ... import imaging
 from ...deletion import delete_job_and_images
 from ...jobs import JobRecord, JobStatus
+from ...settings import Settings
 from ...storage import ObjectNotFound
 from ...submission import IdempotencyConflict, Submitter
 from ..auth import require_api_key
@@ -24,55 +24,13 @@ from ..deps import Services, get_services
 from ..errors import ApiError, responses
 from ..numbers import ASCII_INT
 from ..schemas import JobList, JobOut
-from ..upload import fingerprint, validated_upload
+from ..upload import fingerprint, form_schema, validated_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
 ServicesDep = Annotated[Services, Depends(get_services)]
 JobId = Annotated[UUID, Path(description="The job id returned by POST /v1/jobs.")]
 IDEMPOTENCY_KEY_MAX = 255
-
-_UPLOAD_SCHEMA = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {
-                    "file": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "The image. Its format is detected from its bytes; "
-                        "allowed: THUMBNAIL_ALLOWED_FORMATS.",
-                    },
-                    "sizes": {
-                        "type": "string",
-                        "description": "Comma-separated (or repeated) list of preset names, "
-                        "WIDTHxHEIGHT or NAME=WIDTHxHEIGHT. Default: every preset.",
-                        "example": "small,800x600,banner=1200x400",
-                    },
-                    "fit": {
-                        "type": "string",
-                        "enum": [m.value for m in imaging.FitMode],
-                        "default": "inside",
-                        "description": "inside: within the box, aspect kept, never upscaled; "
-                        "cover: exactly the box, centre crop; smart: exactly the box, "
-                        "attention crop.",
-                    },
-                    "format": {
-                        "type": "string",
-                        "enum": [m.value for m in imaging.OutputFormat],
-                        "default": "auto",
-                        "description": "auto keeps a web format close to the input.",
-                    },
-                    "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 80},
-                },
-            }
-        }
-    },
-}
-
 
 _IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key",
@@ -97,6 +55,14 @@ _CURSOR_PARAMETER = {
 }
 
 
+def document_limits(openapi: dict[str, Any], settings: Settings) -> None:
+    """Fill in what depends on the settings: the upload form (presets, limits)."""
+    openapi["paths"][router.prefix]["post"]["requestBody"] = {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": form_schema(settings)}},
+    }
+
+
 def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
     return {"Location": str(request.url_for("get_job", job_id=job.id))}
 
@@ -106,7 +72,8 @@ def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
     status_code=202,
     response_model=JobOut,
     summary="Submit an image",
-    openapi_extra={"requestBody": _UPLOAD_SCHEMA, "parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
+    # The request body (the form, from the settings) is added by document_limits.
+    openapi_extra={"parameters": [_IDEMPOTENCY_KEY_PARAMETER]},
     responses={
         202: {
             "description": "Job accepted (or, with a known Idempotency-Key, the earlier job; "
