@@ -5,7 +5,6 @@ ships a compiler fails here."""
 from __future__ import annotations
 
 import importlib.metadata
-
 import re
 from pathlib import Path
 
