@@ -201,12 +201,13 @@ class KubeClient:
             content_type="application/json-patch+json",
         )
 
-    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
-        """The last lines a pod's (first) container wrote; empty when there is no log."""
+    def log_tail(self, namespace: str, pod: str, container: str, lines: int = 20) -> str:
+        """The last lines a container wrote (its previous run's when it is restarting); empty
+        when there is no log. The container is named: pods with init containers need it."""
         try:
             _, raw = self._raw(
                 "GET", POD.path(namespace, pod, "log"),
-                query={"tailLines": str(lines), "limitBytes": "8192"},
+                query={"container": container, "tailLines": str(lines), "limitBytes": "8192"},
             )
         except ApiError:
             return ""

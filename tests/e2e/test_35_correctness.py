@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     selector,
     submit_and_wait,
 )
+from thumbnail_operator.kube import KubeClient, load_configuration
 from thumbnail_substrate.deploy import ready_condition, with_images
 from thumbnail_substrate.testing import wait_for
 
@@ -189,6 +190,15 @@ def test_status_names_the_real_causes(e2e_cluster: E2ECluster, service: Service)
         assert "container migrate" in crash and "exit code" in crash, crash
         # The container's own last log line (its termination message) says what went wrong.
         assert crash.split("exit code", 1)[1].count(":") >= 1, crash
+        # The operator's log reader (a failed Job's cause) on a real pod with init containers.
+        kube = KubeClient(load_configuration(str(e2e_cluster.kubeconfig)))
+        try:
+            (server_pod, *_) = pods(e2e_cluster, f"app.kubernetes.io/instance={BROKEN},"
+                                                 "app.kubernetes.io/component=server")
+            tail = kube.log_tail(NAMESPACE, server_pod["metadata"]["name"], "migrate")
+        finally:
+            kube.close()
+        assert tail.strip(), "no log lines read from the migrate container"
         oom = wait_for(
             lambda: "memory limit" in (m := _component(e2e_cluster, "workers").get(
                 "message", "")) and m, timeout=180, what="the workers' OOMKilled in status")

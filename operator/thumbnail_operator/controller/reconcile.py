@@ -251,8 +251,11 @@ class _Pass:
         if buckets is not None and buckets.failed:
             job_pods = sorted(pods.get("bucket-init", []),
                               key=lambda p: p["metadata"].get("creationTimestamp", ""))
-            tail = self.kube.log_tail(self.namespace, job_pods[-1]["metadata"]["name"]) \
-                if job_pods else ""
+            tail = ""
+            if job_pods:
+                last = job_pods[-1]
+                tail = self.kube.log_tail(self.namespace, last["metadata"]["name"],
+                                          last["spec"]["containers"][0]["name"])
             causes["buckets"] = Cause("JobFailed", job_failure_message(buckets.message, tail), True)
         elif buckets is not None and not buckets.ready:
             cause = workload_cause(None, pods.get("bucket-init", []))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from thumbnail_operator.kube import ApiError, Kind, kind_of
@@ -52,7 +53,7 @@ class FakeKube:
             and all(field(obj, a) == b for a, b in (fields or {}).items())
         ]
 
-    def json_patch(self, obj: Obj, operations: list[Obj]) -> Obj:
+    def json_patch(self, obj: Obj, operations: Sequence[Obj]) -> Obj:
         """`test` and `remove` operations, as the reconciler sends them."""
         self.writes.append(("json-patch", obj["kind"], obj["metadata"]["name"]))
         key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -71,7 +72,7 @@ class FakeKube:
                 del node[index]
         return self.put(target)
 
-    def log_tail(self, namespace: str, pod: str, lines: int = 20) -> str:
+    def log_tail(self, namespace: str, pod: str, container: str, lines: int = 20) -> str:
         return str(self.objects.get(("Pod", namespace, pod), {}).get("log", ""))
 
     def apply(self, obj: Obj) -> tuple[Obj, bool]:
