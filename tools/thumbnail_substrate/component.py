@@ -34,6 +34,15 @@ class Component:
         for proc in reversed(self.processes):
             proc.stop()
 
+    def pause(self) -> None:
+        """Freeze every process (SIGSTOP): connections hang instead of failing."""
+        for proc in self.processes:
+            proc.pause()
+
+    def resume(self) -> None:
+        for proc in self.processes:
+            proc.resume()
+
     def close(self) -> None:
         """Stop and delete the work directory (unless the caller gave it)."""
         self.stop()

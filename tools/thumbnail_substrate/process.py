@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from thumbnail_substrate.errors import SubstrateError
+from thumbnail_substrate.process_tree import descendants_of
 
 _PR_SET_PDEATHSIG = 1
 
@@ -148,12 +149,33 @@ class ManagedProcess:
             )
         return True
 
+    def pause(self) -> None:
+        """SIGSTOP the server and every process it started (fault injection): its sockets
+        stay open, so the kernel still accepts connections but nothing answers, like a hung
+        server. Descendants are signalled one by one, as some leave the group (PostgreSQL
+        backends call setsid); the leader first, so that it forks no new ones meanwhile."""
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT everything `pause` stopped."""
+        self._signal_tree(signal.SIGCONT)
+
+    def _signal_tree(self, sig: signal.Signals) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._proc.pid, sig)
+        for pid in descendants_of(self._proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, self.stop_signal)
+            os.killpg(proc.pid, signal.SIGCONT)  # a paused server must run to stop
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
