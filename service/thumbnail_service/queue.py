@@ -6,7 +6,6 @@ sweeper rebuild any lost message from the database alone.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from uuid import UUID
 
@@ -14,23 +13,33 @@ import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from .blocking import BlockingCalls
 from .errors import DependencyUnavailable
 from .settings import Settings
 
 ACTOR_NAME = "process_job"
 NAMESPACE = "dramatiq"
+# Concurrent Redis calls per process from async code (redis-py's pool is thread-safe).
+REDIS_THREADS = 8
 
 
 def redis_parameters(settings: Settings) -> dict[str, Any]:
+    timeout = settings.dependency_timeout_seconds
     return {
         "host": settings.redis_host,
         "port": settings.redis_port,
         "db": settings.redis_db,
         "password": settings.redis_password.get_secret_value() or None,
-        "socket_connect_timeout": 3,
-        "socket_timeout": 10,
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
         "health_check_interval": 15,
+        # redis-py's default retries a timed-out command 3 times with backoff (a hung Redis
+        # then holds a call for 4 timeouts and more). Retry once, at once, only when a
+        # pooled connection turns out to be dead (Redis restarted); never after a timeout.
+        "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
     }
 
 
@@ -47,9 +56,12 @@ def build_broker(
 class JobQueue:
     """Producer side (API and sweeper): enqueue a job id, read the queue depth."""
 
-    def __init__(self, broker: RedisBroker, queue_name: str) -> None:
+    def __init__(
+        self, broker: RedisBroker, queue_name: str, *, timeout_seconds: float = 3.0
+    ) -> None:
         self._broker = broker
         self._queue_name = queue_name
+        self._calls = BlockingCalls("redis", REDIS_THREADS, timeout_seconds)
 
     def enqueue_sync(self, job_id: UUID, delay_ms: int | None = None) -> None:
         message: dramatiq.Message[Any] = dramatiq.Message(
@@ -65,7 +77,7 @@ class JobQueue:
             raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
 
     async def enqueue(self, job_id: UUID) -> None:
-        await asyncio.to_thread(self.enqueue_sync, job_id)
+        await self._calls.run(lambda: self.enqueue_sync(job_id))
 
     def _depth_sync(self) -> dict[str, int]:
         client: redis.Redis[bytes] = self._broker.client
@@ -79,7 +91,7 @@ class JobQueue:
         return {"ready": int(ready), "delayed": int(delayed)}
 
     async def depth(self) -> dict[str, int]:
-        return await asyncio.to_thread(self._depth_sync)
+        return await self._calls.run(self._depth_sync)
 
     async def ping(self) -> None:
         def ping() -> None:
@@ -88,7 +100,8 @@ class JobQueue:
             except redis.RedisError as exc:
                 raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
 
-        await asyncio.to_thread(ping)
+        await self._calls.run(ping)
 
     def close(self) -> None:
+        self._calls.close()
         self._broker.close()

@@ -9,6 +9,7 @@ that lost its lease (and a stale or duplicate message) cannot touch a job anothe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,7 +32,6 @@ _CONNECTION_ERRORS = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
 )
-ACQUIRE_TIMEOUT_SECONDS = 5.0
 CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key keeps vanishing
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())
 
@@ -51,6 +51,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def create_pool(settings: Settings) -> asyncpg.Pool:
     """A lazy pool: no connection is made until first use, so processes start while the
     database is down and report it as a 503 / retry instead of crashing."""
+    timeout = settings.dependency_timeout_seconds
     pool = asyncpg.create_pool(
         host=settings.database_host,
         port=settings.database_port,
@@ -60,23 +61,52 @@ async def create_pool(settings: Settings) -> asyncpg.Pool:
         min_size=0,
         max_size=settings.database_pool_max_size,
         max_inactive_connection_lifetime=60,
-        timeout=ACQUIRE_TIMEOUT_SECONDS,  # connect timeout
-        command_timeout=30,
+        timeout=timeout,  # connect timeout
+        command_timeout=timeout,
         init=_init_connection,
     )
     return await pool
 
 
 class JobRepository:
-    def __init__(self, pool: asyncpg.Pool, *, lease_seconds: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, lease_seconds: float, timeout_seconds: float = 3.0
+    ) -> None:
         self._pool = pool
         self._lease = lease_seconds
+        self._timeout = timeout_seconds
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one operation, all of it (acquiring or connecting, every
+        statement, giving the connection back) within `timeout_seconds`.
+
+        asyncpg alone bounds each statement, but after a timeout it cancels the query over a
+        second connection and, on release, waits for that cancel and resets the session: a
+        hung server held a request for several timeouts. Here a connection whose operation
+        ran out of time is terminated instead (closed at once; the pool opens a new one)."""
+        conn: asyncpg.Connection | None = None
+        released = False
         try:
-            async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as conn:
-                yield conn
+            async with asyncio.timeout(self._timeout):
+                conn = await self._pool.acquire()
+                try:
+                    yield conn
+                except (asyncio.CancelledError, TimeoutError):
+                    conn.terminate()  # stopped mid-statement: its state is unknown
+                    raise
+                finally:
+                    await self._pool.release(conn)
+                    released = True
+        except TimeoutError as exc:
+            if conn is not None and not released:
+                # Timed out while being given back (the pool finishes that in the
+                # background): close it, so that the pool stops waiting for the server.
+                with contextlib.suppress(asyncpg.InterfaceError):
+                    conn.terminate()
+            raise DependencyUnavailable(
+                "postgresql", f"no answer within {self._timeout:g}s"
+            ) from exc
         except _CONNECTION_ERRORS as exc:
             raise DependencyUnavailable("postgresql", _describe(exc)) from exc
         except (asyncpg.UndefinedTableError, asyncpg.UndefinedObjectError) as exc:

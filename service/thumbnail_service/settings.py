@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     bucket_originals: str = "raws"
     bucket_thumbnails: str = "thumbnails"
 
+    # Fail fast: the longest wait for PostgreSQL, Redis or MinIO to connect or answer one
+    # call (a repository operation, a Redis command, an S3 request without progress).
+    # Past it the call fails: the API answers 503, the worker retries the job.
+    dependency_timeout_seconds: float = Field(default=3, gt=0, le=60)
+
     # API.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

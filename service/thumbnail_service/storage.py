@@ -6,24 +6,49 @@ objects instead of adding a second set.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import threading
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TypeVar
+from types import TracebackType
+from typing import Self, TypeVar
 from uuid import UUID
 
 import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error, ServerError
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, ReadTimeoutError
+from urllib3.response import BaseHTTPResponse
 
+from .blocking import BlockingCalls
 from .errors import DependencyUnavailable
 from .settings import Settings
 
 T = TypeVar("T")
 _MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchBucket"})
+# Concurrent S3 requests per process (urllib3 keeps as many connections).
+STORAGE_THREADS = 16
+
+
+class _Retry(urllib3.Retry):
+    """Retry refused connections and 5xx answers (a restarting MinIO), never a timeout: a
+    server that did not answer within the timeout is not waited for a second time."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        retry = self
+        if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
+            retry = self.new(total=0)  # as if none were left: MaxRetryError with this cause
+        return urllib3.Retry.increment(retry, method, url, response, error, _pool, _stacktrace)
 
 
 class ObjectNotFound(Exception):
@@ -44,14 +69,15 @@ class Storage:
         self.thumbnails = settings.bucket_thumbnails
         self._endpoint = settings.s3_endpoint
         self._presign_ttl = timedelta(seconds=settings.presigned_url_ttl_seconds)
-        # Short timeouts and few retries: a dead MinIO must become a 503 / a retry in
-        # seconds, not hang a request for the SDK's default minute.
+        # A dead or hung MinIO must become a 503 / a job retry within
+        # THUMBNAIL_DEPENDENCY_TIMEOUT_SECONDS, not hang a request for the SDK's default
+        # minute: every connect, send and read is bounded by it (a transfer that keeps
+        # moving is not), and a timeout is never retried.
+        timeout = settings.dependency_timeout_seconds
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=3, read=30),
-            retries=urllib3.Retry(
-                total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
-            ),
-            maxsize=16,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=_Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            maxsize=STORAGE_THREADS,
         )
         self._client = Minio(
             settings.s3_endpoint,
@@ -63,10 +89,14 @@ class Storage:
         )
         self._buckets_ready = False
         self._bucket_lock = threading.Lock()
+        self._calls = BlockingCalls("minio", STORAGE_THREADS, timeout)
+
+    def close(self) -> None:
+        self._calls.close()
 
     async def _call(self, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            return await self._calls.run(fn)
         except S3Error as exc:
             if exc.code in _MISSING_CODES:
                 raise ObjectNotFound(exc.code) from exc

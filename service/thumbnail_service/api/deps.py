@@ -36,13 +36,22 @@ class Services:
         return cls(
             settings=settings,
             pool=pool,
-            repository=JobRepository(pool, lease_seconds=settings.job_lease_seconds),
+            repository=JobRepository(
+                pool,
+                lease_seconds=settings.job_lease_seconds,
+                timeout_seconds=settings.dependency_timeout_seconds,
+            ),
             storage=storage,
-            queue=JobQueue(build_broker(settings), settings.queue_name),
+            queue=JobQueue(
+                build_broker(settings),
+                settings.queue_name,
+                timeout_seconds=settings.dependency_timeout_seconds,
+            ),
         )
 
     async def close(self) -> None:
         self.queue.close()
+        self.storage.close()
         await self.pool.close()
 
 

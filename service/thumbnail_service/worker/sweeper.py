@@ -41,8 +41,16 @@ async def sweep_once(repo: JobRepository, queue: JobQueue) -> int:
 async def run_sweeper(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     pool = await create_pool(settings)
-    repo = JobRepository(pool, lease_seconds=settings.job_lease_seconds)
-    queue = JobQueue(build_broker(settings), settings.queue_name)
+    repo = JobRepository(
+        pool,
+        lease_seconds=settings.job_lease_seconds,
+        timeout_seconds=settings.dependency_timeout_seconds,
+    )
+    queue = JobQueue(
+        build_broker(settings),
+        settings.queue_name,
+        timeout_seconds=settings.dependency_timeout_seconds,
+    )
     log.info(
         "sweeper: every %.1fs, lease %.1fs",
         settings.sweep_interval_seconds,

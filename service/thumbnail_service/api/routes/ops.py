@@ -23,7 +23,9 @@ from ..schemas import DependencyCheck, DetailedHealth, Liveness
 
 router = APIRouter(tags=["operations"])
 ServicesDep = Annotated[Services, Depends(get_services)]
-CHECK_TIMEOUT_SECONDS = 3.0
+# A check may take the dependency timeout (THUMBNAIL_DEPENDENCY_TIMEOUT_SECONDS) and a little
+# more before the check itself gives up: the dependency's own error names the cause.
+CHECK_GRACE_SECONDS = 0.5
 
 
 @router.get("/healthz", response_model=Liveness, summary="Liveness (no dependency calls)")
@@ -31,15 +33,15 @@ async def healthz() -> Liveness:
     return Liveness()
 
 
-async def _check(probe: Callable[[], Awaitable[None]]) -> DependencyCheck:
+async def _check(probe: Callable[[], Awaitable[None]], limit: float) -> DependencyCheck:
     started = time.perf_counter()
     error: str | None = None
     try:
-        await asyncio.wait_for(probe(), CHECK_TIMEOUT_SECONDS)
+        await asyncio.wait_for(probe(), limit + CHECK_GRACE_SECONDS)
     except DependencyUnavailable as exc:
         error = exc.detail
     except TimeoutError:
-        error = f"no answer within {CHECK_TIMEOUT_SECONDS:g}s"
+        error = f"no answer within {limit + CHECK_GRACE_SECONDS:g}s"
     latency = round((time.perf_counter() - started) * 1000, 2)
     return DependencyCheck(status="unavailable" if error else "ok", latency_ms=latency, error=error)
 
@@ -57,8 +59,11 @@ async def _check(probe: Callable[[], Awaitable[None]]) -> DependencyCheck:
 )
 async def healthz_detailed(services: ServicesDep) -> JSONResponse:
     names = ("postgresql", "redis", "minio")
+    timeout = services.settings.dependency_timeout_seconds
     results = await asyncio.gather(
-        _check(services.repository.ping), _check(services.queue.ping), _check(services.storage.ping)
+        _check(services.repository.ping, timeout),
+        _check(services.queue.ping, timeout),
+        _check(services.storage.ping, timeout),
     )
     checks = dict(zip(names, results, strict=True))
     down = [name for name, check in checks.items() if check.status != "ok"]
