@@ -18,12 +18,14 @@ def api_main() -> None:
 
     from .api.app import create_app
     from .api.server import HTTP_PROTOCOL
+    from .api.timeouts import with_header_timeout
 
     settings = Settings()
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
-        http=HTTP_PROTOCOL,  # its own 400s in the API's JSON error shape
+        # Its own 400s in the API's JSON error shape, and a deadline for request headers.
+        http=with_header_timeout(HTTP_PROTOCOL, settings.http_header_timeout_seconds),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

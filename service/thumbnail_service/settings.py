@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     download_mode: Literal["stream", "redirect"] = "stream"
     presigned_url_ttl_seconds: int = Field(default=300, ge=1, le=604800)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Request timeouts (slowloris, stalled uploads): complete headers within this of the
+    # connection or the previous response; no pause in a body longer than the idle timeout;
+    # the whole body within the body timeout. Past them: 408 and the connection closed.
+    http_header_timeout_seconds: float = Field(default=10, gt=0)
+    http_body_idle_timeout_seconds: float = Field(default=10, gt=0)
+    http_body_timeout_seconds: float = Field(default=120, gt=0)
 
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)

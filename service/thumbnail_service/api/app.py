@@ -15,6 +15,8 @@ from .errors import install_error_handlers
 from .metrics import MetricsMiddleware
 from .routes import jobs, ops
 from .server import RefuseWebSockets
+from .timeouts import RequestTimeouts
+from .upload import FORM_OVERHEAD_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the metrics middleware, so that its 408s and 413s are counted.
+    app.add_middleware(
+        RequestTimeouts,
+        idle_seconds=settings.http_body_idle_timeout_seconds,
+        total_seconds=settings.http_body_timeout_seconds,
+        max_body_bytes=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RefuseWebSockets)
     app.include_router(jobs.router)
