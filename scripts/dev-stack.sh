@@ -14,8 +14,26 @@ echo "export THUMBNAIL_API_KEYS=$THUMBNAIL_API_KEYS THUMBNAIL_PORT=$THUMBNAIL_PO
 
 echo "==> migrating the database and creating the buckets"
 $BIN/thumbnail-migrate
-echo "==> starting a worker (log: .dev/worker.log)"
-$BIN/thumbnail-worker > .dev/worker.log 2>&1 &
+echo "==> starting a worker (its processes log to .dev/worker.log; restarts are reported here)"
+# thumbnail-worker replaces a worker process that dies or hangs, and says so on stderr (this
+# console). Should the whole worker stop (killed, or a crash loop it gave up on), start it
+# again, backing off up to 30 s while it keeps failing fast.
+(
+  pid=""
+  trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0' TERM INT
+  delay=1
+  while :; do
+    started=$SECONDS
+    $BIN/thumbnail-worker >> .dev/worker.log &
+    pid=$!
+    wait "$pid" && code=0 || code=$?
+    [ $((SECONDS - started)) -lt 60 ] || delay=1
+    if [ "$code" -gt 128 ]; then why="killed by SIG$(kill -l $((code - 128)))"; else why="exit code $code"; fi
+    echo "==> the worker stopped ($why); restarting it in ${delay}s (log: .dev/worker.log)" >&2
+    sleep "$delay" & wait $!
+    delay=$((delay < 16 ? delay * 2 : 30))
+  done
+) &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT
 URL="http://127.0.0.1:$THUMBNAIL_PORT"

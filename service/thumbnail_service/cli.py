@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 from .logs import configure_logging
@@ -35,28 +34,10 @@ def api_main() -> None:
 
 
 def worker_main() -> None:
-    """Replace this process with the Dramatiq CLI (so signals reach it directly): worker
-    processes run the actor, one fork process runs the sweeper."""
-    settings = Settings()  # validate the configuration before exec'ing
-    argv = [
-        sys.executable,
-        "-m",
-        "dramatiq",
-        "--processes",
-        str(settings.worker_processes),
-        "--threads",
-        str(settings.worker_threads),
-        "--queues",
-        settings.queue_name,
-        "--fork-function",
-        "thumbnail_service.worker.sweeper:main",
-        "--worker-shutdown-timeout",
-        str(int((settings.job_timeout_seconds + 30) * 1000)),
-        "thumbnail_service.worker.tasks",
-    ]
-    # Read by dramatiq.worker at import: the consumers' longest idle backoff.
-    env = {**os.environ, "dramatiq_worker_timeout": str(settings.worker_idle_poll_ms)}
-    os.execve(sys.executable, argv, env)
+    """The supervisor of the worker processes and the sweeper (worker/supervisor.py)."""
+    from .worker.supervisor import main
+
+    main()
 
 
 def migrate_main() -> None:

@@ -24,6 +24,21 @@ ACTOR_NAME = "process_job"
 NAMESPACE = "dramatiq"
 # Concurrent Redis calls per process from async code (redis-py's pool is thread-safe).
 REDIS_THREADS = 8
+# Live worker processes: a sorted set per queue, member = worker id, score = when its last
+# heartbeat expires, both on Redis' clock (TIME), so that pods' clocks need not agree.
+WORKERS_KEY = "thumbnail:workers:{queue}"
+_BEAT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+_LIVE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. t)
+return redis.call('ZCARD', KEYS[1])
+"""
 
 
 def redis_parameters(settings: Settings) -> dict[str, Any]:
@@ -62,6 +77,8 @@ class JobQueue:
         self._broker = broker
         self._queue_name = queue_name
         self._calls = BlockingCalls("redis", REDIS_THREADS, timeout_seconds)
+        self._beat = broker.client.register_script(_BEAT)
+        self._live = broker.client.register_script(_LIVE)
 
     def enqueue_sync(self, job_id: UUID, delay_ms: int | None = None) -> None:
         message: dramatiq.Message[Any] = dramatiq.Message(
@@ -92,6 +109,36 @@ class JobQueue:
 
     async def depth(self) -> dict[str, int]:
         return await self._calls.run(self._depth_sync)
+
+    # --- worker heartbeats ---------------------------------------------------------------
+
+    def _workers_key(self) -> str:
+        return WORKERS_KEY.format(queue=self._queue_name)
+
+    def beat_sync(self, worker_id: str, ttl_seconds: float) -> None:
+        """This worker is alive for the next `ttl_seconds` (worker side, blocking)."""
+        try:
+            self._beat(keys=[self._workers_key()], args=[worker_id, ttl_seconds])
+        except redis.RedisError as exc:
+            raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
+    def forget_sync(self, worker_id: str) -> None:
+        """This worker stops (a graceful exit): count it out at once."""
+        try:
+            self._broker.client.zrem(self._workers_key(), worker_id)
+        except redis.RedisError as exc:
+            raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
+    async def live_workers(self) -> int:
+        """Worker processes whose last heartbeat has not expired (expired ones are dropped)."""
+
+        def count() -> int:
+            try:
+                return int(self._live(keys=[self._workers_key()]))
+            except redis.RedisError as exc:
+                raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
+        return await self._calls.run(count)
 
     async def ping(self) -> None:
         def ping() -> None:

@@ -218,6 +218,16 @@ class JobRepository:
         counts.update({JobStatus(r["status"]): r["n"] for r in rows})
         return counts
 
+    async def oldest_queued_age(self) -> float | None:
+        """Seconds since the oldest job still waiting (`queued`) was submitted; None if no
+        job waits. A growing value with no live worker means nothing is processing."""
+        async with self._connection() as conn:
+            age = await conn.fetchval(
+                """SELECT extract(epoch FROM now() - min(created_at))::float8
+                   FROM jobs WHERE status = 'queued'"""
+            )
+        return None if age is None else max(float(age), 0.0)
+
     # --- worker side ----------------------------------------------------------------------
 
     async def claim(self, job_id: UUID) -> JobRecord | None:

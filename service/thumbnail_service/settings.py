@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     # 1000 ms by default): bounds how long a job submitted to an idle worker waits.
     worker_idle_poll_ms: int = Field(default=100, ge=1, le=60_000)
     worker_processes: int = Field(default=1, ge=1)
+    # Supervision (docs/configuration.md, "Worker supervision"): every worker process beats
+    # this often, to its supervisor (which replaces one that stops) and to Redis (which the
+    # API counts); 3 missed beats make it dead. A port > 0 serves the supervisor's
+    # /healthz (liveness) and /readyz on THUMBNAIL_HOST.
+    worker_heartbeat_seconds: float = Field(default=5, gt=0, le=300)
+    worker_health_port: int = Field(default=0, ge=0, le=65535)
     max_attempts: int = Field(default=5, ge=1)
     retry_min_backoff_seconds: float = Field(default=2, gt=0)
     retry_max_backoff_seconds: float = Field(default=300, gt=0)

@@ -92,10 +92,26 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class WorkersHealth(BaseModel):
+    status: Literal["ok", "none", "unknown"] = Field(
+        description="ok: at least one worker process is alive; none: no worker is, so jobs "
+        "are accepted but not processed; unknown: Redis (where workers beat) is unreachable."
+    )
+    alive: int | None = Field(
+        description="Worker processes whose last heartbeat (every "
+        "THUMBNAIL_WORKER_HEARTBEAT_SECONDS) is at most three beats old; null if unknown."
+    )
+    oldest_queued_job_age_seconds: float | None = Field(
+        description="Age of the oldest job still waiting in `queued`; null if none waits "
+        "(or PostgreSQL is unreachable). Growing while `alive` is 0: nothing processes jobs."
+    )
+
+
 class DetailedHealth(BaseModel):
     status: Literal["ok", "unavailable"]
     message: str
     checks: dict[str, DependencyCheck]
+    workers: WorkersHealth
 
 
 class Liveness(BaseModel):

@@ -2,8 +2,9 @@
 
 Redis runs without persistence and a SIGKILLed worker never acks; either way the job row
 stays `queued`/`processing` with a `lease_expires_at` in the past. Run by the worker command
-as a Dramatiq fork process (one per worker pod); several sweepers may run at once because
-the reclaim query uses SKIP LOCKED and a duplicate message is dropped by the claim.
+as a process of its own next to the worker processes (one per worker pod, supervised like
+them); several sweepers may run at once because the reclaim query uses SKIP LOCKED and a
+duplicate message is dropped by the claim.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+from collections.abc import Callable
 
 from ..errors import DependencyUnavailable
 from ..logs import configure_logging
 from ..queue import JobQueue, build_broker
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
+from .link import SupervisorLink
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,13 @@ async def sweep_once(repo: JobRepository, queue: JobQueue) -> int:
             return total
 
 
-async def run_sweeper(settings: Settings, stop: asyncio.Event | None = None) -> None:
+async def run_sweeper(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    beat: Callable[[], None] | None = None,
+) -> None:
+    """Sweeps until `stop` is set; calls `beat` every THUMBNAIL_WORKER_HEARTBEAT_SECONDS
+    while its event loop runs (the supervisor replaces a sweeper that stops beating)."""
     stop = stop or asyncio.Event()
     pool = await create_pool(settings)
     repo = JobRepository(
@@ -56,6 +66,14 @@ async def run_sweeper(settings: Settings, stop: asyncio.Event | None = None) -> 
         settings.sweep_interval_seconds,
         settings.job_lease_seconds,
     )
+
+    async def beat_until_stopped() -> None:
+        while beat is not None and not stop.is_set():
+            beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.worker_heartbeat_seconds)
+
+    beating = asyncio.create_task(beat_until_stopped())
     try:
         while not stop.is_set():
             try:
@@ -68,12 +86,28 @@ async def run_sweeper(settings: Settings, stop: asyncio.Event | None = None) -> 
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.sweep_interval_seconds)
     finally:
+        beating.cancel()
         queue.close()
-        await pool.close()
+        try:  # a hung PostgreSQL must not hold the exit
+            await asyncio.wait_for(pool.close(), settings.dependency_timeout_seconds)
+        except TimeoutError:
+            pool.terminate()
 
 
 def main() -> None:
-    """Dramatiq `--fork-function` entry point."""
+    """The sweeper process, started (and replaced when it dies) by the supervisor.
+    SIGTERM or SIGINT stop it."""
+    link = SupervisorLink.from_environment()
     settings = Settings()
     configure_logging(settings.log_level)
-    asyncio.run(run_sweeper(settings))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_sweeper(settings, stop, link.beat)
+
+    asyncio.run(run())
+    log.info("sweeper: stopped")
+

@@ -1,16 +1,17 @@
 """Worker tuning settings (no services needed): render processes apart from worker threads,
-and the queue's idle poll interval handed to Dramatiq."""
+and the threads and queue idle poll interval handed to Dramatiq by each worker process."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 
 from thumbnail_service import cli
+from thumbnail_service.queue import build_broker
 from thumbnail_service.rendering.factory import build_renderer
 from thumbnail_service.rendering.pool import IsolatedRenderer
 from thumbnail_service.settings import Settings
+from thumbnail_service.worker import supervisor
+from thumbnail_service.worker.consumer import build_worker
 
 
 def test_render_processes_default_to_one_per_worker_thread() -> None:
@@ -36,20 +37,23 @@ def test_renderer_starts_render_processes_children() -> None:
         renderer.close()
 
 
-def test_worker_command_passes_the_idle_poll_interval_to_dramatiq(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    captured: dict[str, Any] = {}
+def test_worker_processes_pass_threads_and_the_idle_poll_interval_to_dramatiq() -> None:
+    settings = Settings(worker_idle_poll_ms=40, worker_threads=4, queue_name="q")
+    broker = build_broker(settings)
+    try:
+        worker = build_worker(settings, broker)
+        assert worker.worker_timeout == 40
+        assert worker.worker_threads == 4
+        assert worker.consumer_whitelist == {"q"}
+    finally:
+        broker.close()
 
-    def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
-        captured.update(path=path, argv=argv, env=env)
 
-    monkeypatch.setattr(cli.os, "execve", fake_execve)
-    monkeypatch.setenv("THUMBNAIL_WORKER_IDLE_POLL_MS", "40")
-    monkeypatch.setenv("THUMBNAIL_WORKER_THREADS", "4")
+def test_worker_command_is_the_supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(supervisor, "main", lambda: ran.append("supervisor"))
     cli.worker_main()
-    assert captured["env"]["dramatiq_worker_timeout"] == "40"
-    assert captured["argv"][captured["argv"].index("--threads") + 1] == "4"
+    assert ran == ["supervisor"]
 
 
 def test_idle_poll_default_is_100_ms() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -20,6 +20,7 @@ from ..deps import Services, get_services
 from ..errors import responses
 from ..metrics import REGISTRY, refresh_gauges
 from ..schemas import DependencyCheck, DetailedHealth, Liveness
+from ..workers import workers_health
 
 router = APIRouter(tags=["operations"])
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -49,30 +50,52 @@ async def _check(probe: Callable[[], Awaitable[None]], limit: float) -> Dependen
 @router.get(
     "/healthz/detailed",
     response_model=DetailedHealth,
-    summary="Readiness: PostgreSQL, Redis and MinIO, with latency",
+    summary="Readiness: PostgreSQL, Redis and MinIO, with latency; live workers",
+    description="200 while PostgreSQL, Redis and MinIO answer (the API's readiness). "
+    "`workers` says how many worker processes are alive and how old the oldest waiting job "
+    "is; with `require_workers=true`, no live worker is a 503 too (for monitors: the API "
+    "itself still accepts jobs then, which wait for a worker).",
     responses={
         503: {
             "model": DetailedHealth,
-            "description": "At least one dependency is down; `message` names it.",
+            "description": "At least one dependency is down (or, with require_workers, no "
+            "worker is alive); `message` says which.",
         }
     },
 )
-async def healthz_detailed(services: ServicesDep) -> JSONResponse:
+async def healthz_detailed(
+    services: ServicesDep,
+    require_workers: Annotated[
+        bool, Query(description="Also answer 503 when no worker process is alive.")
+    ] = False,
+) -> JSONResponse:
     names = ("postgresql", "redis", "minio")
     timeout = services.settings.dependency_timeout_seconds
-    results = await asyncio.gather(
-        _check(services.repository.ping, timeout),
-        _check(services.queue.ping, timeout),
-        _check(services.storage.ping, timeout),
+    results, workers = await asyncio.gather(
+        asyncio.gather(
+            _check(services.repository.ping, timeout),
+            _check(services.queue.ping, timeout),
+            _check(services.storage.ping, timeout),
+        ),
+        workers_health(services),
     )
     checks = dict(zip(names, results, strict=True))
     down = [name for name, check in checks.items() if check.status != "ok"]
+    problems = [f"unavailable: {', '.join(down)}"] if down else []
+    if workers.status == "none":
+        waiting = workers.oldest_queued_job_age_seconds
+        problems.append(
+            "no live worker: jobs are accepted but not processed"
+            + (f" (oldest waiting {waiting:g}s)" if waiting is not None else "")
+        )
+    failing = bool(down) or (require_workers and workers.status != "ok")
     body = DetailedHealth(
-        status="unavailable" if down else "ok",
-        message=f"unavailable: {', '.join(down)}" if down else "all dependencies reachable",
+        status="unavailable" if failing else "ok",
+        message="; ".join(problems) or "all dependencies reachable",
         checks=checks,
+        workers=workers,
     )
-    return JSONResponse(body.model_dump(), status_code=503 if down else 200)
+    return JSONResponse(body.model_dump(), status_code=503 if failing else 200)
 
 
 @router.get(
@@ -82,7 +105,7 @@ async def healthz_detailed(services: ServicesDep) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(services: ServicesDep) -> Response:
-    await refresh_gauges(services)
+    await asyncio.gather(refresh_gauges(services), workers_health(services))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,57 @@
+"""Is anything processing jobs? Live worker processes (their heartbeats in Redis) and the age
+of the oldest job still waiting (PostgreSQL), for /healthz/detailed and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from prometheus_client import Gauge
+
+from ..errors import DependencyUnavailable
+from .deps import Services
+from .metrics import REGISTRY
+from .schemas import WorkersHealth
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WORKERS_ALIVE = Gauge(
+    "thumbnail_workers_alive",
+    "Worker processes whose last heartbeat is fresh (left as it was while Redis is "
+    "unreachable).",
+    registry=REGISTRY,
+)
+OLDEST_QUEUED_AGE = Gauge(
+    "thumbnail_oldest_queued_job_age_seconds",
+    "Age of the oldest job waiting in `queued`; 0 when none waits.",
+    registry=REGISTRY,
+)
+
+
+async def _known(call: Awaitable[T], limit: float) -> tuple[bool, T | None]:
+    try:
+        return True, await asyncio.wait_for(call, limit)
+    except (DependencyUnavailable, TimeoutError) as exc:
+        log.debug("workers health: %s", exc)
+        return False, None
+
+
+async def workers_health(services: Services) -> WorkersHealth:
+    """Also updates the two gauges (when their source answered)."""
+    limit = services.settings.dependency_timeout_seconds + 0.5
+    (alive_known, alive), (age_known, age) = await asyncio.gather(
+        _known(services.queue.live_workers(), limit),
+        _known(services.repository.oldest_queued_age(), limit),
+    )
+    if alive_known and alive is not None:
+        WORKERS_ALIVE.set(alive)
+    if age_known:
+        OLDEST_QUEUED_AGE.set(age or 0.0)
+    return WorkersHealth(
+        status="unknown" if not alive_known else "ok" if alive else "none",
+        alive=alive,
+        oldest_queued_job_age_seconds=None if age is None else round(age, 1),
+    )
