@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -52,7 +53,10 @@ class Services:
     async def close(self) -> None:
         self.queue.close()
         self.storage.close()
-        await self.pool.close()
+        try:  # a hung PostgreSQL must not hold the shutdown
+            await asyncio.wait_for(self.pool.close(), self.settings.dependency_timeout_seconds)
+        except TimeoutError:
+            self.pool.terminate()
 
 
 def get_services(request: Request) -> Services:

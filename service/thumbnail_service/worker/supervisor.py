@@ -26,6 +26,7 @@ The supervisor logs to stderr; its processes' output (stdout and stderr) goes to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -144,6 +145,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._stopping = False
         self._gave_up = False
+        self._init = os.getpid() == 1  # in a container: orphans are ours to reap
         self.tick = time.monotonic()
 
     # --- the loop ---------------------------------------------------------------------
@@ -164,6 +166,8 @@ class Supervisor:
             self.tick = now
             for slot in self.slots:
                 self._check(slot, now)
+            if self._init:
+                self._reap_orphans()
             self._read_beats(TICK_SECONDS)
         self._shutdown()
         return 1 if self._gave_up else 0
@@ -190,6 +194,21 @@ class Supervisor:
             )
             slot.hung = True
             slot.proc.kill()
+
+    def _reap_orphans(self) -> None:
+        """As PID 1 of a container we inherit every orphan (e.g. the render processes of a
+        worker process that was killed; they exit on their own): reap them, so that they do
+        not stay zombies. Our own processes are left to their Popen."""
+        managed = {s.pid for s in self.slots if s.proc is not None and s.proc.returncode is None}
+        while True:
+            try:
+                waitable = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if waitable is None or waitable.si_pid in managed:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(waitable.si_pid, 0)
 
     def _start(self, slot: Slot, now: float) -> None:
         read_end, write_end = os.pipe()
@@ -285,6 +304,8 @@ class Supervisor:
         deadline = time.monotonic() + self.settings.job_timeout_seconds + 35
         while any(s.proc.poll() is None for s in running if s.proc) and time.monotonic() < deadline:
             self.tick = time.monotonic()
+            if self._init:
+                self._reap_orphans()
             self._read_beats(TICK_SECONDS)
         for slot in running:
             assert slot.proc is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -175,3 +176,50 @@ def test_sigterm_stops_every_process(supervisor: Supervisor) -> None:
     procs = [s.proc for s in supervisor.slots]
     assert stop(supervisor, thread, result) == 0
     assert all(p is not None and p.poll() is not None for p in procs)
+
+
+ORPHANER = (  # starts a grandchild that outlives it by a little: an orphan, then a zombie
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(0.3)'])\n"
+    "time.sleep(0.1)\n"
+)
+AS_INIT = f"""
+import os, sys, threading
+from thumbnail_service.settings import Settings
+from thumbnail_service.worker.supervisor import RestartPolicy, Slot, Supervisor
+assert os.getpid() == 1
+sup = Supervisor(Settings(worker_heartbeat_seconds=10),
+                 RestartPolicy(max_quick_deaths=10**6, max_delay_seconds=0.2))
+sup.slots = [Slot("orphaner", [sys.executable, "-c", {ORPHANER!r}])]
+threading.Timer(4, lambda: sup.request_stop(15)).start()
+sys.exit(sup.run())
+"""
+
+
+def state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace needs root")
+def test_as_pid_1_it_reaps_the_orphans_it_inherits() -> None:
+    """In a container the supervisor is PID 1: the render processes of a killed worker
+    process become its children when they exit, and must not pile up as zombies."""
+    from thumbnail_substrate.process_tree import children_of
+
+    proc = subprocess.Popen(
+        ["unshare", "--fork", "--pid", "--kill-child", sys.executable, "-c", AS_INIT]
+    )
+    try:
+        time.sleep(3)  # about ten orphans have come and gone by now
+        (init,) = children_of(proc.pid)
+        zombies = [p for p in children_of(init) if state(p) == "Z"]
+        assert len(zombies) <= 1, zombies  # at most one between two reaps
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
