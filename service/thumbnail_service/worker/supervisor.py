@@ -112,7 +112,7 @@ class Slot:
         return self.proc.pid if self.proc is not None else None
 
     def status(self, now: float, ttl: float) -> dict[str, Any]:
-        up = self.proc is not None and self.proc.poll() is None
+        up = self.proc is not None and self.proc.returncode is None  # the loop polls it
         fresh = self.last_beat is not None and now - self.last_beat <= ttl
         return {
             "pid": self.pid,
