@@ -32,6 +32,8 @@ APPLIED_HASH_ANNOTATION: Final = f"{GROUP}/applied-hash"
 PAUSE_ANNOTATION: Final = f"{GROUP}/reconcile-paused"
 
 API_PORT: Final = 8000
+# The worker supervisor's /healthz and /readyz (THUMBNAIL_WORKER_HEALTH_PORT).
+WORKER_HEALTH_PORT: Final = 8081
 POSTGRES_PORT: Final = 5432
 REDIS_PORT: Final = 6379
 MINIO_API_PORT: Final = 9000

@@ -52,10 +52,8 @@ def test_ready_with_every_probe_and_init_container_run(
     assert {"server", "worker", "postgresql", "redis", "minio"} <= components, components
     for pod in running:
         name = pod["metadata"]["name"]
-        component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
         probed = [c for c in pod["spec"]["containers"] if "readinessProbe" in c]
-        # Workers serve no port and have no probe (yet): for them Ready means running.
-        assert probed or component == "worker", f"{name} has no readiness probe"
+        assert probed, f"{name} has no readiness probe"
         # Ready is only ever set by a readiness probe that really passed in the pod.
         for state in pod["status"]["containerStatuses"]:
             assert state["ready"] and state["started"], (name, state)

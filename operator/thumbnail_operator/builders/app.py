@@ -137,7 +137,10 @@ def server_deployment(ctx: Context, config_hash: str) -> Obj:
 
 def worker_deployment(ctx: Context, config_hash: str) -> Obj:
     workers = ctx.spec.workers
-    return _app_deployment(
+    # The supervisor (thumbnail-worker) replaces a dead or hung worker process itself; its
+    # /healthz fails only when the supervisor's own loop is stuck, its /readyz until every
+    # process beats (docs/configuration.md, "Worker supervision").
+    deployment = _app_deployment(
         ctx,
         component="worker",
         name=ctx.names.worker,
@@ -147,8 +150,25 @@ def worker_deployment(ctx: Context, config_hash: str) -> Obj:
         command="thumbnail-worker",
         config_hash=config_hash,
         extra_init=[],
-        main_fields={},
+        main_fields={
+            "ports": [{"name": "health", "containerPort": c.WORKER_HEALTH_PORT,
+                       "protocol": "TCP"}],
+            "readinessProbe": {
+                "httpGet": {"path": "/readyz", "port": "health"},
+                "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": "health"},
+                "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3,
+            },
+        },
     )
+    (worker,) = deployment["spec"]["template"]["spec"]["containers"]
+    worker["env"] = [
+        *worker["env"],
+        {"name": "THUMBNAIL_WORKER_HEALTH_PORT", "value": str(c.WORKER_HEALTH_PORT)},
+    ]
+    return deployment
 
 
 def api_service(ctx: Context) -> Obj:

@@ -308,3 +308,13 @@ def test_every_container_leaves_its_log_tail_when_it_fails() -> None:
     for name, pod_spec in pod_specs(desired()).items():
         for item in containers(pod_spec):
             assert item["terminationMessagePolicy"] == "FallbackToLogsOnError", (name, item["name"])
+
+
+def test_workers_are_probed_through_their_supervisor() -> None:
+    (worker,) = pod_specs(desired())["demo-worker"]["containers"]
+    assert {"name": "THUMBNAIL_WORKER_HEALTH_PORT", "value": str(c.WORKER_HEALTH_PORT)} in (
+        worker["env"])
+    assert worker["ports"] == [{"name": "health", "containerPort": c.WORKER_HEALTH_PORT,
+                                "protocol": "TCP"}]
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
