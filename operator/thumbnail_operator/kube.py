@@ -204,14 +204,18 @@ class KubeClient:
     def log_tail(self, namespace: str, pod: str, container: str, lines: int = 20) -> str:
         """The last lines a container wrote (its previous run's when it is restarting); empty
         when there is no log. The container is named: pods with init containers need it."""
-        try:
-            _, raw = self._raw(
-                "GET", POD.path(namespace, pod, "log"),
-                query={"container": container, "tailLines": str(lines), "limitBytes": "8192"},
-            )
-        except ApiError:
-            return ""
-        return raw.decode(errors="replace")
+        query = {"container": container, "tailLines": str(lines), "limitBytes": "8192"}
+        # A container waiting to restart (crash loop) has no current log: read the last run's.
+        for previous in ("false", "true"):
+            try:
+                _, raw = self._raw(
+                    "GET", POD.path(namespace, pod, "log"), query={**query, "previous": previous}
+                )
+            except ApiError:
+                continue
+            if raw.strip():
+                return raw.decode(errors="replace")
+        return ""
 
     def create(self, obj: Obj) -> Obj:
         meta = obj["metadata"]
