@@ -48,7 +48,12 @@ from thumbnail_operator.controller.drift import (
 )
 from thumbnail_operator.controller.events import EventRecorder
 from thumbnail_operator.controller.rollout import gate_worker_rollout
-from thumbnail_operator.controller.status import StatusInputs, components, compute_status
+from thumbnail_operator.controller.status import (
+    StatusInputs,
+    components,
+    compute_status,
+    workloads,
+)
 from thumbnail_operator.kube import (
     CHILD_KINDS,
     EVENT,
@@ -183,13 +188,15 @@ class _Pass:
             if secret is not None:
                 observed[("Secret", name)] = secret
             found[name] = secret
-        annotations = self.cr["metadata"].get("annotations") or {}
+        regenerate = (self.cr["metadata"].get("annotations") or {}).get(
+            REGENERATE_ANNOTATION) == "true"
+        in_use = _credentials_in_use(observed, self.names)
         resolved = resolve_credentials(
             self.spec,
             _decode(found[self.names.credentials]),
             _decode(found[self.names.credentials_copy]),
-            in_use=_credentials_in_use(observed, self.names),
-            regenerate=annotations.get(REGENERATE_ANNOTATION) == "true",
+            in_use=in_use,
+            regenerate=regenerate,
         )
         label = f"Secret/{self.names.credentials}"
         if resolved.restored:
@@ -206,9 +213,7 @@ class _Pass:
                 f"the ThumbnailService {REGENERATE_ANNOTATION}=true to issue new ones (the "
                 "data stores are restarted with them; clients need the new API key)"
             )
-        elif annotations.get(REGENERATE_ANNOTATION) == "true" and resolved.generated and (
-            set(resolved.generated) & _credentials_in_use(observed, self.names)
-        ):
+        elif regenerate and set(resolved.generated) & in_use:
             self.events.record(
                 self.cr, "Warning", "CredentialsRegenerated",
                 f"issued new {', '.join(resolved.generated)} as {REGENERATE_ANNOTATION} asks; "
@@ -231,16 +236,16 @@ class _Pass:
         """For each component that is not ready: what its controller, pods or Events say."""
         causes: dict[str, Cause] = {}
         states = components(inputs.spec, inputs.names, inputs.observed, inputs.job_name)
-        for status_name, (kind, name, component) in _workloads(self.names).items():
-            state = states.get(status_name)
-            if state is None or state.ready:
+        for status_name, owner in workloads(self.names).items():
+            if states[status_name].ready:
                 continue
-            workload = inputs.observed.get((kind, name))
+            workload = inputs.observed.get(owner.key)
             if workload is None:
                 continue  # "not created yet" stays as it is (the CRD's rules read it)
-            own_pods = pods.get(component, [])
+            own_pods = pods.get(owner.component, [])
             events: list[Obj] = []
             if needs_events(workload, own_pods):
+                kind, name = owner.key
                 events = self.kube.list(EVENT, self.namespace, {}, fields={
                     "involvedObject.kind": kind, "involvedObject.name": name,
                 })
@@ -420,27 +425,14 @@ def _apply_order(child: Obj) -> int:
     return _APPLY_ORDER.get(child["kind"], 4)
 
 
-def _workloads(names: Names) -> dict[str, tuple[str, str, str]]:
-    """status.components key -> (kind, name, component label) of its workload."""
-    return {
-        "server": ("Deployment", names.server, "server"),
-        "workers": ("Deployment", names.worker, "worker"),
-        "postgresql": ("StatefulSet", names.postgresql, "postgresql"),
-        "redis": ("Deployment", names.redis, "redis"),
-        "objectStorage": ("StatefulSet", names.minio, "minio"),
-    }
-
-
 def _credentials_in_use(observed: Mapping[ChildKey, Obj], names: Names) -> set[str]:
     """Keys some existing workload was started with (so never to be replaced silently)."""
     users = {
-        API_KEYS: ("Deployment", names.server),
-        DATABASE_PASSWORD: ("StatefulSet", names.postgresql),
-        REDIS_PASSWORD: ("Deployment", names.redis),
-        S3_ACCESS_KEY: ("StatefulSet", names.minio),
-        S3_SECRET_KEY: ("StatefulSet", names.minio),
+        API_KEYS: "server", DATABASE_PASSWORD: "postgresql", REDIS_PASSWORD: "redis",
+        S3_ACCESS_KEY: "objectStorage", S3_SECRET_KEY: "objectStorage",
     }
-    return {key for key, user in users.items() if user in observed}
+    by_component = workloads(names)
+    return {key for key, user in users.items() if by_component[user].key in observed}
 
 
 def _node_address(server_pods: list[Obj]) -> str:

@@ -88,25 +88,37 @@ def explained(state: ComponentState, cause: Cause | None) -> ComponentState:
                           failed=state.failed or cause.persistent, reason=cause.reason)
 
 
+@dataclass(frozen=True)
+class Workload:
+    """The object behind a `status.components` entry, and its pods' component label."""
+
+    key: ChildKey
+    component: str
+
+
+def workloads(names: Names) -> dict[str, Workload]:
+    """`status.components` key -> its Deployment or StatefulSet (the bucket Job aside)."""
+    return {
+        "server": Workload(("Deployment", names.server), "server"),
+        "workers": Workload(("Deployment", names.worker), "worker"),
+        "postgresql": Workload(("StatefulSet", names.postgresql), "postgresql"),
+        "redis": Workload(("Deployment", names.redis), "redis"),
+        "objectStorage": Workload(("StatefulSet", names.minio), "minio"),
+    }
+
+
 def components(
     spec: ThumbnailServiceSpec, names: Names, observed: Mapping[ChildKey, Obj], job_name: str,
     causes: Mapping[str, Cause] | None = None,
 ) -> dict[str, ComponentState]:
-    def get(kind: str, name: str) -> Obj | None:
-        return observed.get((kind, name))
-
-    def managed(is_managed: bool, kind: str, name: str) -> ComponentState:
-        return workload_state(get(kind, name)) if is_managed else EXTERNAL
-
+    managed = {"postgresql": spec.postgresql.is_managed, "redis": spec.redis.is_managed,
+               "objectStorage": spec.object_storage.is_managed}
     # Keyed as in `status.components`.
     states = {
-        "server": workload_state(get("Deployment", names.server)),
-        "workers": workload_state(get("Deployment", names.worker)),
-        "postgresql": managed(spec.postgresql.is_managed, "StatefulSet", names.postgresql),
-        "redis": managed(spec.redis.is_managed, "Deployment", names.redis),
-        "objectStorage": managed(spec.object_storage.is_managed, "StatefulSet", names.minio),
-        "buckets": job_state(get("Job", job_name)),
+        name: workload_state(observed.get(workload.key)) if managed.get(name, True) else EXTERNAL
+        for name, workload in workloads(names).items()
     }
+    states["buckets"] = job_state(observed.get(("Job", job_name)))
     return {name: explained(state, (causes or {}).get(name)) for name, state in states.items()}
 
 
