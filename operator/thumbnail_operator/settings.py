@@ -39,6 +39,9 @@ class OperatorSettings(BaseSettings):
     there (manifests/namespaced/)"""
     resync_seconds: float = 60.0
     """revisit every resource at least this often"""
+    processing_probe_seconds: float = 30.0
+    """ask each ready API server this often how many worker processes are alive and since
+    when the oldest job waits, for status.processing (0 disables)"""
     workers: int = 16
     """reconcile passes running at once, each for a different resource (they mostly wait for
     the API server)"""

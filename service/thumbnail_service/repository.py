@@ -218,15 +218,19 @@ class JobRepository:
         counts.update({JobStatus(r["status"]): r["n"] for r in rows})
         return counts
 
-    async def oldest_queued_age(self) -> float | None:
-        """Seconds since the oldest job still waiting (`queued`) was submitted; None if no
-        job waits. A growing value with no live worker means nothing is processing."""
+    async def oldest_queued(self) -> tuple[datetime, float] | None:
+        """When the oldest job still waiting (`queued`) was submitted, and its age in seconds
+        (PostgreSQL's clock for both); None if no job waits. A growing age with no live
+        worker means nothing is processing."""
         async with self._connection() as conn:
-            age = await conn.fetchval(
-                """SELECT extract(epoch FROM now() - min(created_at))::float8
+            row = await conn.fetchrow(
+                """SELECT min(created_at) AS since,
+                          extract(epoch FROM now() - min(created_at))::float8 AS age
                    FROM jobs WHERE status = 'queued'"""
             )
-        return None if age is None else max(float(age), 0.0)
+        if row is None or row["since"] is None:
+            return None
+        return row["since"], max(float(row["age"]), 0.0)
 
     # --- worker side ----------------------------------------------------------------------
 

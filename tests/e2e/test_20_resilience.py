@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -153,3 +154,75 @@ def test_postgresql_pod_comes_back_on_its_claim_with_the_jobs(
         job = wait_for(read_again, timeout=90, what="the API reading jobs again", interval=1,
                        ignore=(httpx.HTTPError,))
         assert job.json()["status"] == "succeeded", job.text
+
+
+def _processing(cluster: E2ECluster, service: Service) -> dict[str, Any]:
+    cr = cluster.get("-n", NAMESPACE, "thumbnailservice", service.name)
+    processing: dict[str, Any] = cr.get("status", {}).get("processing", {})
+    return processing
+
+
+def _await_processing(
+    cluster: E2ECluster, service: Service, done: Callable[[dict[str, Any]], bool], what: str,
+    timeout: float,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        processing = _processing(cluster, service)
+        return processing if done(processing) else None
+
+    return wait_for(probe, timeout=timeout, what=f"status.processing: {what}", interval=2)
+
+
+def _columns(cluster: E2ECluster, service: Service) -> dict[str, str]:
+    """`kubectl get thumbnailservice` as a user reads it: header -> value."""
+    header, row = cluster.kubectl("-n", NAMESPACE, "get", "thumbnailservice",
+                                  service.name).splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
+    bounds = zip(starts, [*starts[1:], None], strict=True)
+    return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
+
+
+def test_status_reports_live_workers_and_the_oldest_waiting_job(
+    e2e_cluster: E2ECluster, service: Service
+) -> None:
+    """The operator asks the running API (its /healthz/detailed, every 30 s by default): the
+    live worker processes and, while no worker runs, since when a job waits."""
+    spec = service.spec["workers"]
+    expected = spec["replicas"] * spec["concurrency"]["processes"]
+    started = time.monotonic()
+    alive = _await_processing(e2e_cluster, service, lambda p: p.get("liveWorkers") == expected,
+                              f"{expected} live workers", timeout=120)
+    assert "oldestQueuedJobSince" not in alive, alive
+    columns = _columns(e2e_cluster, service)
+    assert columns["LIVE"] == str(expected) and columns["OLDEST QUEUED"] == "", columns
+    print(f"\n[status.processing] {alive['message']!r} after {time.monotonic() - started:.0f}s")
+
+    _scale_workers(e2e_cluster, service, 0)
+    with _client(e2e_cluster, service) as http:
+        png = pyvips.Image.black(64, 64).pngsave_buffer()
+        submitted = http.post("/v1/jobs", files={"file": ("a.png", png, "image/png")})
+        assert submitted.status_code == 202, submitted.text
+        job = submitted.json()
+        started = time.monotonic()
+        stalled = _await_processing(
+            e2e_cluster, service,
+            lambda p: p.get("liveWorkers") == 0 and "oldestQueuedJobSince" in p,
+            "no live worker, a job waiting", timeout=150)
+        # The job's own submission time, to the second, as Kubernetes writes times.
+        assert job["created_at"].startswith(stalled["oldestQueuedJobSince"].rstrip("Z")), (
+            job, stalled)
+        assert "no live worker process" in stalled["message"], stalled
+        columns = _columns(e2e_cluster, service)
+        assert columns["LIVE"] == "0" and re.fullmatch(r"\d+s|\dm\d+s", columns[
+            "OLDEST QUEUED"]), columns
+        print(f"[status.processing] {stalled['message']!r} after "
+              f"{time.monotonic() - started:.0f}s; kubectl get: {columns}")
+
+        _scale_workers(e2e_cluster, service, spec["replicas"])
+        wait_for(lambda: http.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded",
+                 timeout=120, what="the waiting job done by the new workers", interval=1)
+    recovered = _await_processing(
+        e2e_cluster, service,
+        lambda p: p.get("liveWorkers") == expected and "oldestQueuedJobSince" not in p,
+        "live workers back, no job waiting", timeout=120)
+    assert recovered["message"].endswith("no job waits"), recovered

@@ -113,7 +113,8 @@ def test_live_workers_are_counted_and_the_supervisor_serves_probes(
     fresh_worker(stack)
     body = health(stack).json()
     assert body["workers"] == {
-        "status": "ok", "alive": 2, "oldest_queued_job_age_seconds": None
+        "status": "ok", "alive": 2, "oldest_queued_job_age_seconds": None,
+        "oldest_queued_job_since": None,
     }, body
     assert probe("/healthz") == 200
     assert probe("/readyz") == 200
@@ -230,6 +231,8 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     workers = reported.json()["workers"]
     assert workers["status"] == "none" and workers["alive"] == 0, workers
     assert workers["oldest_queued_job_age_seconds"] >= 1.0, workers
+    # The submission time of that same job: what the operator stores in its status.
+    assert workers["oldest_queued_job_since"] == job["created_at"], (workers, job)
     assert "no live worker" in reported.json()["message"]
     assert strict.status_code == 503 and strict.json()["status"] == "unavailable"
     assert re.search(r"^thumbnail_workers_alive 0\.0$", metrics, re.M)
@@ -240,7 +243,9 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     done = wait_finished(client, job["id"], stack)
     assert done["status"] == "succeeded", done
     assert seconds_until(lambda: alive(stack) == 2, timeout=30) >= 0
-    assert health(stack).json()["workers"]["oldest_queued_job_age_seconds"] is None
+    after = health(stack).json()["workers"]
+    assert after["oldest_queued_job_age_seconds"] is None, after
+    assert after["oldest_queued_job_since"] is None, after
 
 
 def test_graceful_stop_counts_the_worker_out_at_once(stack: Stack) -> None:

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from thumbnail_operator import metrics
 from thumbnail_operator.controller.events import EventRecorder
+from thumbnail_operator.controller.processing import ProcessingMonitor
 from thumbnail_operator.controller.reconcile import ReconcileFailed, Reconciler, RetryNeeded
 from thumbnail_operator.controller.workqueue import ResourceKey, WorkQueue
 from thumbnail_operator.kube import KubeClient
@@ -32,6 +33,7 @@ class Controller:
     events: EventRecorder = field(init=False)
     reconciler: Reconciler = field(init=False)
     queue: WorkQueue = field(init=False)
+    processing: ProcessingMonitor = field(init=False)
     passes: int = 0
     passes_by_key: Counter[ResourceKey] = field(default_factory=Counter)
     _executor: ThreadPoolExecutor = field(init=False)
@@ -44,8 +46,11 @@ class Controller:
         # One pooled connection per worker thread, the event thread and kopf's own calls.
         self.kube = KubeClient(self.configuration, pool_size=workers + 4)
         self.events = EventRecorder(self.kube, background=True)
-        self.reconciler = Reconciler(self.kube, self.events)
         self.queue = WorkQueue(self.reconcile, resync_seconds=self.settings.resync_seconds)
+        self.processing = ProcessingMonitor(
+            self.queue.trigger, interval=self.settings.processing_probe_seconds
+        )
+        self.reconciler = Reconciler(self.kube, self.events, processing=self.processing)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
 
     def close(self) -> None:

@@ -75,11 +75,13 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(**_: Any) -> None:
         controller.queue.start()
+        controller.processing.start()
         log.info("thumbnail-operator started (resync every %.0fs)",
                  controller.settings.resync_seconds)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
+        await controller.processing.stop()
         await controller.queue.stop()
         await asyncio.to_thread(controller.close)  # waits for passes and queued Events
 
@@ -96,6 +98,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         key = (namespace, name)
         if type == "DELETED":
             controller.queue.forget(key)
+            controller.processing.forget(key)
             return
         controller.queue.remember(key)
         controller.queue.trigger(key)

@@ -47,6 +47,7 @@ from thumbnail_operator.controller.drift import (
     unexpected_fields,
 )
 from thumbnail_operator.controller.events import EventRecorder
+from thumbnail_operator.controller.processing import HEALTH_PATH, Processing, ProcessingMonitor
 from thumbnail_operator.controller.rollout import gate_worker_rollout
 from thumbnail_operator.controller.status import (
     StatusInputs,
@@ -97,11 +98,13 @@ def _decode(secret: Obj | None) -> dict[str, str]:
 
 class Reconciler:
     def __init__(
-        self, kube: KubeClient, recorder: EventRecorder, kind: Kind = THUMBNAIL_SERVICE
+        self, kube: KubeClient, recorder: EventRecorder, kind: Kind = THUMBNAIL_SERVICE,
+        processing: ProcessingMonitor | None = None,
     ) -> None:
         self.kube = kube
         self.events = recorder
         self.kind = kind  # the storage version; v1alpha1 only to act as the previous release
+        self.processing = processing  # None: status.processing is left out
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         # The storage version, whatever version the object was created in (the API server
@@ -124,6 +127,7 @@ class _Pass:
         self.kube = reconciler.kube
         self.events = reconciler.events
         self.kind = reconciler.kind
+        self.processing = reconciler.processing
         self.cr = cr
         meta = cr["metadata"]
         self.namespace: str = meta["namespace"]
@@ -172,6 +176,7 @@ class _Pass:
             errors=self.outcome.errors,
             previous=self.hub.get("status") or {},
             node_address=_node_address(pods.get("server", [])),
+            processing=self._processing(observed, desired.endpoint),
         )
         causes = self._causes(inputs, pods)
         self._write_status(compute_status(dataclasses.replace(inputs, causes=causes)))
@@ -220,6 +225,32 @@ class _Pass:
                 "remove the annotation",
             )
         return resolved
+
+    # -- is anything processing jobs ------------------------------------------------------
+
+    def _processing(self, observed: Mapping[ChildKey, Obj], endpoint: str) -> Processing | None:
+        """The API's last answer about live workers and waiting jobs (controller/processing);
+        asked only while a server pod is ready behind the Service."""
+        monitor = self.processing
+        if monitor is None:
+            return None
+        if not monitor.enabled:
+            return Processing("not observed: the operator's processing probe is off")
+        server = observed.get(("Deployment", self.names.server)) or {}
+        serving = (int(server.get("status", {}).get("readyReplicas", 0)) > 0
+                   and ("Service", self.names.server) in observed)
+        key = (self.namespace, self.owner.name)
+        answer = monitor.watch(key, endpoint + HEALTH_PATH if serving else None)
+        if answer is not None:
+            return answer
+        if not serving:
+            return Processing("not observed: no API server is ready")
+        # Asked now: until the answer comes (which triggers a pass), what was last seen
+        # stands - a restarted operator must not rewrite every status twice.
+        previous = (self.hub.get("status") or {}).get("processing")
+        if previous:
+            return Processing.from_status(previous)
+        return Processing("waiting for the API server's first answer")
 
     # -- why components are not ready -----------------------------------------------------
 
@@ -383,7 +414,8 @@ class _Pass:
     def _write_status(self, computed: Obj) -> None:
         status = self._in_own_version(computed)
         previous = self.cr.get("status") or {}
-        if all(previous.get(key) == value for key, value in status.items()):
+        # A None in the merge patch removes that key: compare as the stored status will be.
+        if all(previous.get(key) == _without_nulls(value) for key, value in status.items()):
             return
         self.kube.patch_status(self.kind, self.namespace, self.owner.name, status)
         self.outcome.status_written = True
@@ -452,3 +484,9 @@ def _condition(status: Obj, type_: str) -> Obj:
         if cond.get("type") == type_:
             return dict(cond)
     return {}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value

@@ -11,6 +11,7 @@ from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import NOT_CREATED_MESSAGE, ThumbnailServiceSpec
 from thumbnail_operator.builders import ChildKey, Names
 from thumbnail_operator.controller.diagnosis import Cause
+from thumbnail_operator.controller.processing import Processing
 
 Obj = dict[str, Any]
 
@@ -162,6 +163,7 @@ class StatusInputs:
     previous: Obj
     causes: Mapping[str, Cause] = field(default_factory=dict)  # by component, not-ready ones
     node_address: str = ""  # a node a server pod runs on, for the NodePort endpoint
+    processing: Processing | None = None  # None: left out of the status
 
 
 def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
@@ -238,4 +240,6 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
             if node_port.enabled and inputs.node_address else ""
         ),
     }
+    if inputs.processing is not None:
+        status["processing"] = inputs.processing.as_status()
     return status

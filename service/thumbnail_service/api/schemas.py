@@ -105,6 +105,12 @@ class WorkersHealth(BaseModel):
         description="Age of the oldest job still waiting in `queued`; null if none waits "
         "(or PostgreSQL is unreachable). Growing while `alive` is 0: nothing processes jobs."
     )
+    oldest_queued_job_since: datetime | None = Field(
+        description="When the oldest job still waiting in `queued` was submitted (the same "
+        "job as the age); null if none waits or PostgreSQL is unreachable. Unlike the age it "
+        "stays the same while that job waits, so a watcher (the operator's status) can "
+        "store it without rewriting it on every look."
+    )
 
 
 class DetailedHealth(BaseModel):

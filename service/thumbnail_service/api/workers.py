@@ -42,16 +42,18 @@ async def _known(call: Awaitable[T], limit: float) -> tuple[bool, T | None]:
 async def workers_health(services: Services) -> WorkersHealth:
     """Also updates the two gauges (when their source answered)."""
     limit = services.settings.dependency_timeout_seconds + 0.5
-    (alive_known, alive), (age_known, age) = await asyncio.gather(
+    (alive_known, alive), (oldest_known, oldest) = await asyncio.gather(
         _known(services.queue.live_workers(), limit),
-        _known(services.repository.oldest_queued_age(), limit),
+        _known(services.repository.oldest_queued(), limit),
     )
     if alive_known and alive is not None:
         WORKERS_ALIVE.set(alive)
-    if age_known:
+    since, age = oldest if oldest is not None else (None, None)
+    if oldest_known:
         OLDEST_QUEUED_AGE.set(age or 0.0)
     return WorkersHealth(
         status="unknown" if not alive_known else "ok" if alive else "none",
         alive=alive,
         oldest_queued_job_age_seconds=None if age is None else round(age, 1),
+        oldest_queued_job_since=since,
     )

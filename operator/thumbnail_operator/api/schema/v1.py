@@ -260,6 +260,7 @@ STATUS = obj(
                 "buckets": _alpha_status("components", "buckets"),
             },
         ),
+        "processing": _alpha_status("processing"),
     },
 )
 

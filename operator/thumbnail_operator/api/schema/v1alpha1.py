@@ -576,6 +576,22 @@ STATUS = obj(
                 "buckets": _component_status("the bucket-init Job"),
             },
         ),
+        "processing": obj(
+            "Whether jobs are being processed, as the running API reports it (asked every "
+            "--processing-probe-seconds while an API server is ready).",
+            {
+                "liveWorkers": integer(
+                    "Worker processes whose heartbeat is fresh; absent when unknown.",
+                    minimum=0, maximum=1_000_000),
+                "oldestQueuedJobSince": {
+                    "type": "string", "format": "date-time",
+                    "description": "When the oldest job still waiting was submitted; absent "
+                    "when no job waits. Growing old while liveWorkers is 0: nothing processes.",
+                },
+                "message": string("What the API reported, or why nothing was observed.",
+                                  max_length=1024),
+            },
+        ),
     },
 )
 
@@ -696,6 +712,11 @@ def printer_columns(endpoint: str) -> list[dict[str, Any]]:
          "description": "Ready/desired API server pods."},
         {"name": "Workers", "type": "string", "jsonPath": ".status.workerReplicas",
          "description": "Ready/desired worker pods."},
+        {"name": "Live", "type": "integer", "jsonPath": ".status.processing.liveWorkers",
+         "description": "Worker processes alive (heartbeats), as the API reports."},
+        {"name": "Oldest Queued", "type": "date",
+         "jsonPath": ".status.processing.oldestQueuedJobSince",
+         "description": "How long the oldest waiting job has waited (empty: none waits)."},
         {"name": "Endpoint", "type": "string", "jsonPath": endpoint,
          "description": "In-cluster URL of the API."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -95,7 +95,7 @@ async def healthz_detailed(
         checks=checks,
         workers=workers,
     )
-    return JSONResponse(body.model_dump(), status_code=503 if failing else 200)
+    return JSONResponse(body.model_dump(mode="json"), status_code=503 if failing else 200)
 
 
 @router.get(

@@ -110,4 +110,4 @@ def test_resource_shape_scale_and_columns() -> None:
     assert beta["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
     for version in (alpha, beta):
         columns = [col["name"] for col in version["additionalPrinterColumns"]]
-        assert columns == ["Ready", "Server", "Workers", "Endpoint", "Age"]
+        assert columns == ["Ready", "Server", "Workers", "Live", "Oldest Queued", "Endpoint", "Age"]

@@ -95,7 +95,7 @@ class FakeKube:
     def patch_status(self, kind: Kind, namespace: str, name: str, status: Obj) -> Obj:
         self.writes.append(("status", kind.kind, name))
         obj = self.objects[(kind.kind, namespace, name)]
-        obj["status"] = {**obj.get("status", {}), **copy.deepcopy(status)}
+        obj["status"] = merge_patch(obj.get("status", {}), status)
         return self.put(obj)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Obj:
@@ -111,4 +111,17 @@ def _merge(current: Obj, applied: Obj) -> Obj:
             result[key] = _merge(result[key], value)
         else:
             result[key] = copy.deepcopy(value)
+    return result
+
+
+def merge_patch(current: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies `application/merge-patch+json`: null removes."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(current) if isinstance(current, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
     return result
