@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from ..settings import Settings
 from .deps import Services
-from .errors import install_error_handlers
+from .errors import document_validation_errors, install_error_handlers
 from .metrics import MetricsMiddleware
 from .routes import jobs, ops
 from .server import RefuseWebSockets
@@ -67,7 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            jobs.document_limits(FastAPI.openapi(app), settings)  # cached by FastAPI
+            schema = FastAPI.openapi(app)  # cached by FastAPI
+            jobs.document_limits(schema, settings)
+            document_validation_errors(schema)
         assert app.openapi_schema is not None
         return app.openapi_schema
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
+    # `field` is always sent (null when no field is at fault): the schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     code: str = Field(description="Stable machine-readable error code.")
     message: str = Field(description="Human-readable explanation.")
     field: str | None = Field(default=None, description="The request field at fault, if any.")
@@ -75,7 +78,44 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         "in pixels or has an unreadable header.",
         503: "A dependency (postgresql, redis or minio) is unavailable; retry later.",
     }
-    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+    headers = {
+        401: {
+            "WWW-Authenticate": {
+                "required": True,
+                "description": "The header the key belongs in: X-API-Key.",
+                "schema": {"type": "string"},
+            }
+        },
+        503: {
+            "Retry-After": {
+                "required": True,
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    }
+    return {
+        s: {"model": ErrorResponse, "description": described[s]}
+        | ({"headers": headers[s]} if s in headers else {})
+        for s in statuses
+    }
+
+
+def document_validation_errors(openapi: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body ({"detail": [...]}, HTTPValidationError) on every
+    route with parameters that does not list 422 itself, but validation_error (below) answers
+    each of them in the error shape: document that, and drop FastAPI's unused models."""
+    fastapi_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+    for operations in openapi["paths"].values():
+        for operation in operations.values():
+            response = operation["responses"].get("422", {})
+            body = response.get("content", {}).get("application/json", {})
+            if body.get("schema") == fastapi_422:
+                response["description"] = "A parameter is invalid; `field` names it."
+                body["schema"] = {"$ref": "#/components/schemas/ErrorResponse"}
+    schemas = openapi.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
 
 
 _STATUS_CODES = {

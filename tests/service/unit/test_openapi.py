@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,3 +157,51 @@ def test_header_and_query_limits_are_in_the_schema(openapi: dict[str, Any]) -> N
     assert not admits(key, "") and admits(key, "k") and not admits(key, "k" * 256)
     limit = parameter(openapi, "/v1/jobs", "get", "limit")
     assert (limit["minimum"], limit["maximum"]) == (1, 100)
+
+
+def _error_responses(openapi: dict[str, Any]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    yield method.upper(), path, status, response
+
+
+def test_every_error_is_documented_in_the_error_shape(openapi: dict[str, Any]) -> None:
+    # FastAPI documented its own 422 body ({"detail": [...]}, HTTPValidationError) wherever a
+    # route did not list 422 itself (GET /healthz/detailed), while the API answers
+    # {"error": {...}} everywhere; that schema requires nothing, so it "admitted" our body.
+    for method, path, status, response in _error_responses(openapi):
+        schema = response["content"]["application/json"]["schema"]
+        expected = "DetailedHealth" if (path, status) == ("/healthz/detailed", "503") else (
+            "ErrorResponse"
+        )
+        assert schema == {"$ref": f"#/components/schemas/{expected}"}, (method, path, status)
+    assert not {"HTTPValidationError", "ValidationError"} & set(openapi["components"]["schemas"])
+    detailed = openapi["paths"]["/healthz/detailed"]["get"]["responses"]
+    assert "422" in detailed  # require_workers=maybe
+
+
+def test_the_error_body_always_has_its_three_fields(openapi: dict[str, Any]) -> None:
+    # `field` is always sent (null when no field is at fault): a client may rely on it.
+    body = openapi["components"]["schemas"]["ErrorBody"]
+    assert body["required"] == ["code", "message", "field"]
+
+
+def test_the_headers_the_api_always_sends_are_documented(openapi: dict[str, Any]) -> None:
+    jobs = openapi["paths"]["/v1/jobs"]
+    download = openapi["paths"]["/v1/jobs/{job_id}/thumbnails/{name}"]["get"]["responses"]
+
+    def required(response: dict[str, Any]) -> set[str]:
+        return {name for name, h in response.get("headers", {}).items() if h.get("required")}
+
+    assert required(jobs["post"]["responses"]["202"]) == {"Location"}
+    assert "Idempotent-Replayed" in jobs["post"]["responses"]["202"]["headers"]
+    assert required(download["200"]) == {"ETag", "Cache-Control", "Content-Disposition"}
+    assert required(download["304"]) == {"ETag", "Cache-Control"}
+    assert required(download["307"]) == {"Location", "Cache-Control"}
+    for method, path, status, response in _error_responses(openapi):
+        if status == "401":
+            assert required(response) == {"WWW-Authenticate"}, (method, path)
+        if status == "503" and path.startswith("/v1/"):
+            assert required(response) == {"Retry-After"}, (method, path)

@@ -55,6 +55,24 @@ _CURSOR_PARAMETER = {
 }
 
 
+def _header(description: str, *, required: bool = False, **schema: Any) -> dict[str, Any]:
+    """An OpenAPI response header: a string, sent always (required) or only sometimes."""
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", **schema},
+    }
+
+
+CACHE_FOREVER = "private, max-age=31536000, immutable"  # a job's thumbnails never change
+_ETAG = _header(
+    "The SHA-256 of the image bytes, quoted (a strong ETag).",
+    required=True,
+    pattern='^"[0-9a-f]{64}"$',
+)
+_CACHE_FOREVER = _header(CACHE_FOREVER, required=True, enum=[CACHE_FOREVER])
+
+
 def document_limits(openapi: dict[str, Any], settings: Settings) -> None:
     """Fill in what depends on the settings: the upload form (presets, limits)."""
     openapi["paths"][router.prefix]["post"]["requestBody"] = {
@@ -77,7 +95,14 @@ def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
     responses={
         202: {
             "description": "Job accepted (or, with a known Idempotency-Key, the earlier job; "
-            "then the Idempotent-Replayed header is true)."
+            "then the Idempotent-Replayed header is true).",
+            "headers": {
+                "Location": _header("The job's URL.", required=True),
+                "Idempotent-Replayed": _header(
+                    "true: this is the earlier job of the same Idempotency-Key.",
+                    enum=["true"],
+                ),
+            },
         },
         **responses(400, 401, 409, 413, 415, 422, 503),
     },
@@ -200,9 +225,25 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         200: {
             "description": "The image, with Content-Type, ETag and Cache-Control.",
             "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": {
+                "ETag": _ETAG,
+                "Cache-Control": _CACHE_FOREVER,
+                "Content-Disposition": _header(
+                    'inline; filename="{job_id}-{name}.{extension}"', required=True
+                ),
+            },
         },
-        304: {"description": "If-None-Match matched the ETag."},
-        307: {"description": "Redirect to a short-lived presigned URL (redirect=true)."},
+        304: {
+            "description": "If-None-Match matched the ETag.",
+            "headers": {"ETag": _ETAG, "Cache-Control": _CACHE_FOREVER},
+        },
+        307: {
+            "description": "Redirect to a short-lived presigned URL (redirect=true).",
+            "headers": {
+                "Location": _header("The presigned object URL.", required=True),
+                "Cache-Control": _header("no-store", required=True, enum=["no-store"]),
+            },
+        },
         **responses(401, 404, 409, 422, 503),
     },
 )
@@ -234,7 +275,7 @@ async def download_thumbnail(
             404, "thumbnail_not_found", f"job {job_id} has no thumbnail {name!r}", field="name"
         )
     etag = f'"{thumb.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=31536000, immutable"}
+    headers = {"ETag": etag, "Cache-Control": CACHE_FOREVER}
     if redirect if redirect is not None else services.settings.download_mode == "redirect":
         url = await services.storage.presigned_url(services.storage.thumbnails, thumb.object_key)
         return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
