@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10, gt=0)
     http_body_idle_timeout_seconds: float = Field(default=10, gt=0)
     http_body_timeout_seconds: float = Field(default=120, gt=0)
+    # The web console at /console (docs/console.md): static pages that call this API with a
+    # key the user enters. Off unless asked for; `make dev` turns it on.
+    console_enabled: bool = False
 
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
