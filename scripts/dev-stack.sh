@@ -10,6 +10,8 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$THUMBNAIL_PORT") 2>/dev/null; then
 fi
 export THUMBNAIL_API_KEYS="${THUMBNAIL_API_KEYS:-dev-$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(12))')}"
 export THUMBNAIL_SWEEP_INTERVAL_SECONDS="${THUMBNAIL_SWEEP_INTERVAL_SECONDS:-10}"
+# The web console (docs/console.md) is off by default; a developer wants it.
+export THUMBNAIL_CONSOLE_ENABLED="${THUMBNAIL_CONSOLE_ENABLED:-true}"
 echo "export THUMBNAIL_API_KEYS=$THUMBNAIL_API_KEYS THUMBNAIL_PORT=$THUMBNAIL_PORT" >> .dev/substrate.env
 
 echo "==> migrating the database and creating the buckets"
@@ -37,12 +39,17 @@ echo "==> starting a worker (its processes log to .dev/worker.log; restarts are 
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT
 URL="http://127.0.0.1:$THUMBNAIL_PORT"
+case "${THUMBNAIL_CONSOLE_ENABLED,,}" in  # what pydantic reads as true
+  1 | true | t | yes | y | on) CONSOLE_LINE="==> Console at $URL/console   (API key: $THUMBNAIL_API_KEYS)" ;;
+  *) CONSOLE_LINE="==> Console off (THUMBNAIL_CONSOLE_ENABLED=$THUMBNAIL_CONSOLE_ENABLED)" ;;
+esac
 (
   for _ in $(seq 1 150); do
     if curl -fsS "$URL/healthz/detailed" >/dev/null 2>&1; then
       cat <<MSG
 
 ==> API ready at $URL   (docs: $URL/docs, health: $URL/healthz/detailed, metrics: $URL/metrics)
+$CONSOLE_LINE
 Submit an image:
   curl -sS -H 'X-API-Key: $THUMBNAIL_API_KEYS' -F file=@tests/data/sample.jpg -F sizes=small,medium $URL/v1/jobs
 Read the result (use the id printed above):

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,12 @@ def test_dev_stack_serves_the_printed_curl_commands() -> None:
         assert job["status"] == "succeeded", job
         assert {t["name"] for t in job["thumbnails"]} == {"small", "medium"}
         assert re.search(r"X-API-Key: dev-", submit)
+        # The console is on in `make dev`, at the URL it prints (docs/console.md).
+        (console,) = [line for line in lines if line.startswith("==> Console at ")]
+        console_url = console.split()[3]
+        with urllib.request.urlopen(console_url, timeout=10) as page:
+            assert page.status == 200 and b"Thumbnail console" in page.read()
+            assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
         try:
