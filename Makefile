@@ -19,19 +19,21 @@ help: ## list targets
 # forwards into the node's network namespace), buildah and debootstrap (images, no Docker).
 NODE_PACKAGES := runc:runc iptables:iptables conntrack:conntrack socat:socat buildah:buildah \
   debootstrap:debootstrap nsenter:util-linux
+# The console's browser test drives Debian's headless Chromium (never a downloaded browser).
+BROWSER_PACKAGES := chromium:chromium
 
-system-deps: ## Debian packages: PostgreSQL, Redis, the real node's runtime and image tools
+system-deps: ## Debian packages: PostgreSQL, Redis, the real node's runtime and image tools, Chromium
 	@missing=""; \
 	  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
 	  command -v runuser >/dev/null || missing="$$missing util-linux"; \
-	  for pair in $(NODE_PACKAGES); do \
+	  for pair in $(NODE_PACKAGES) $(BROWSER_PACKAGES); do \
 	    command -v "$${pair%%:*}" >/dev/null || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; \
 	  done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "==> installing Debian packages:$$missing"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "==> system packages present (postgresql, redis-server, runc, buildah, ...)"; fi
+	  else echo "==> system packages present (postgresql, redis-server, runc, buildah, chromium, ...)"; fi
 	@command -v go >/dev/null || { echo "error: Go >= 1.24 is required to build the test tools (https://go.dev/dl)"; exit 1; }
 
 # Installed from the lock (constraints.txt), so every machine tests the same versions.
