@@ -171,6 +171,10 @@ def test_truncated_image_fails_at_once_without_retries(
     assert done["status"] == "failed"
     assert done["attempts"] == 1
     assert "corrupt" in done["error"] or "truncated" in done["error"], done["error"]
+    # Its thumbnail will never exist: a 404 that says why, not "not available yet".
+    thumbnail = client.get(f"/v1/jobs/{job['id']}/thumbnails/small")
+    assert thumbnail.status_code == 404, thumbnail.text
+    assert "failed" in thumbnail.json()["error"]["message"], thumbnail.text
 
 
 def test_idempotency_key_returns_the_same_job(worker_stack: Stack, client: httpx.Client) -> None:

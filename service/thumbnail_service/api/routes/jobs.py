@@ -264,7 +264,14 @@ async def download_thumbnail(
     job = await _load(services, job_id)
     thumb = next((t for t in job.thumbnails if t.name == name), None)
     if thumb is None:
-        if job.status is not JobStatus.SUCCEEDED and any(s.name == name for s in job.options.sizes):
+        requested = any(s.name == name for s in job.options.sizes)
+        if job.status is JobStatus.FAILED and requested:
+            raise ApiError(  # never "not available yet": a failed job will not get it
+                404, "thumbnail_not_found",
+                f"job {job_id} failed ({job.error or 'no reason recorded'}); it has no "
+                f"thumbnail {name!r}", field="name",
+            )
+        if job.status is not JobStatus.SUCCEEDED and requested:
             raise ApiError(
                 409,
                 "job_not_finished",
