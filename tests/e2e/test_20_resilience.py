@@ -58,12 +58,13 @@ def _scale_workers(cluster: E2ECluster, service: Service, replicas: int) -> list
     cluster.kubectl("-n", NAMESPACE, "scale", f"thumbnailservice/{service.name}",
                     f"--replicas={replicas}")
 
-    def settled() -> list[dict[str, Any]] | None:
+    def settled() -> tuple[list[dict[str, Any]]] | None:
         ready = ready_pods(cluster, service, "worker")
         all_now = pods(cluster, selector(service, "worker"))
-        return ready if len(all_now) == len(ready) == replicas else None
+        return (ready,) if len(all_now) == len(ready) == replicas else None  # () is falsy
 
-    return wait_for(settled, timeout=180, what=f"{replicas} ready worker pods", interval=1)
+    (ready,) = wait_for(settled, timeout=180, what=f"{replicas} ready worker pods", interval=1)
+    return ready
 
 
 def test_killing_a_worker_pod_mid_batch_loses_no_job(
@@ -198,11 +199,27 @@ def test_status_reports_live_workers_and_the_oldest_waiting_job(
     print(f"\n[status.processing] {alive['message']!r} after {time.monotonic() - started:.0f}s")
 
     _scale_workers(e2e_cluster, service, 0)
+    try:
+        job = _wait_for_the_waiting_job(e2e_cluster, service)
+    finally:
+        _scale_workers(e2e_cluster, service, spec["replicas"])
+    with _client(e2e_cluster, service) as http:
+        wait_for(lambda: http.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded",
+                 timeout=120, what="the waiting job done by the new workers", interval=1)
+    recovered = _await_processing(
+        e2e_cluster, service,
+        lambda p: p.get("liveWorkers") == expected and "oldestQueuedJobSince" not in p,
+        "live workers back, no job waiting", timeout=120)
+    assert recovered["message"].endswith("no job waits"), recovered
+
+
+def _wait_for_the_waiting_job(e2e_cluster: E2ECluster, service: Service) -> dict[str, Any]:
+    """With no worker running: a job is submitted; the status shows it waiting."""
     with _client(e2e_cluster, service) as http:
         png = pyvips.Image.black(64, 64).pngsave_buffer()
         submitted = http.post("/v1/jobs", files={"file": ("a.png", png, "image/png")})
         assert submitted.status_code == 202, submitted.text
-        job = submitted.json()
+        job: dict[str, Any] = submitted.json()
         started = time.monotonic()
         stalled = _await_processing(
             e2e_cluster, service,
@@ -217,12 +234,4 @@ def test_status_reports_live_workers_and_the_oldest_waiting_job(
             "OLDEST QUEUED"]), columns
         print(f"[status.processing] {stalled['message']!r} after "
               f"{time.monotonic() - started:.0f}s; kubectl get: {columns}")
-
-        _scale_workers(e2e_cluster, service, spec["replicas"])
-        wait_for(lambda: http.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded",
-                 timeout=120, what="the waiting job done by the new workers", interval=1)
-    recovered = _await_processing(
-        e2e_cluster, service,
-        lambda p: p.get("liveWorkers") == expected and "oldestQueuedJobSince" not in p,
-        "live workers back, no job waiting", timeout=120)
-    assert recovered["message"].endswith("no job waits"), recovered
+    return job

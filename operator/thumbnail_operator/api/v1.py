@@ -93,11 +93,16 @@ class ApiService(_Model):
     node_port: NodePort = Field(default_factory=NodePort)
 
 
+class WebConsole(_Model):
+    enabled: bool = False
+
+
 class Server(_Model):
     image: Image = _image("thumbnail-service-server")
     replicas: int = 1
     resources: Resources = _resources("250m", "256Mi", "500m", "512Mi")
     service: ApiService = Field(default_factory=ApiService)
+    console: WebConsole = Field(default_factory=WebConsole)
 
 
 class Concurrency(_Model):

@@ -44,6 +44,7 @@ def service_environment(ctx: Context) -> dict[str, str]:
         "THUMBNAIL_BUCKET_ORIGINALS": storage.buckets.originals,
         "THUMBNAIL_BUCKET_THUMBNAILS": storage.buckets.thumbnails,
         "THUMBNAIL_AUTH_ENABLED": _flag(thumbs.auth_enabled),
+        "THUMBNAIL_CONSOLE_ENABLED": _flag(spec.server.console.enabled),
         "THUMBNAIL_MAX_UPLOAD_BYTES": str(thumbs.limits.max_upload_bytes),
         "THUMBNAIL_MAX_PIXELS": str(thumbs.limits.max_pixels),
         "THUMBNAIL_JOB_TIMEOUT_SECONDS": str(thumbs.limits.job_timeout_seconds),

@@ -75,6 +75,7 @@ SERVER = obj(
         "replicas": _alpha("server", "replicas"),
         "resources": _alpha("server", "resources"),
         "service": _alpha("server", "service"),
+        "console": _alpha("server", "console"),
     },
     default={},
 )

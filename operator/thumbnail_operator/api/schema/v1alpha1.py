@@ -277,6 +277,12 @@ SERVER = obj(
             },
             default={},
         ),
+        "console": obj(
+            "The web console at /console on the API (docs/console.md): upload images, watch "
+            "jobs, browse thumbnails in a browser with an API key.",
+            {"enabled": boolean("Serve the console.", default=_D.server.console.enabled)},
+            default={},
+        ),
     },
     default={},
 )

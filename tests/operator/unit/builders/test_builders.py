@@ -112,8 +112,10 @@ def test_config_map_renders_the_contract_variables() -> None:
             "allowedFormats": ["png", "webp"], "authEnabled": False, "logLevel": "DEBUG",
         },
         "objectStorage": {"buckets": {"originals": "in", "thumbnails": "out"}},
+        "server": {"console": {"enabled": True}},
     }
     data = by_name(desired(spec))[("ConfigMap", "demo-config")]["data"]
+    assert data["THUMBNAIL_CONSOLE_ENABLED"] == "true"
     assert json.loads(data["THUMBNAIL_PRESETS"]) == {"tiny": {"width": 32, "height": 16}}
     assert data["THUMBNAIL_MAX_UPLOAD_BYTES"] == "1000"
     assert data["THUMBNAIL_MAX_PIXELS"] == "2000"

@@ -44,6 +44,7 @@ SHARED_DEFAULTS = (
     "database_name", "database_user", "redis_db", "bucket_originals", "bucket_thumbnails",
     "port", "auth_enabled", "log_level", "max_upload_bytes", "max_pixels", "presets",
     "allowed_formats", "job_timeout_seconds", "worker_threads", "worker_processes",
+    "console_enabled",
 )
 
 
