@@ -91,10 +91,16 @@ class Kubectl:
         return self.run(*args, "-f", "-", stdin=yaml.safe_dump_all(documents))
 
 
+# Cluster-scoped kinds kubectl's kustomize does not know: its namespace transformer stamps
+# them with the install's namespace, which `kubectl apply` and the API server drop for a
+# cluster-scoped object (tests/e2e applies manifests/ with them).
+UNKNOWN_CLUSTER_SCOPED = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+
+
 @cache
 def kustomize_build(directory: Path = MANIFESTS) -> tuple[Obj, ...]:
-    """`kubectl kustomize DIR`: exactly what `kubectl apply -k DIR` applies (manifests/, the
-    cluster-wide install, unless told)."""
+    """`kubectl kustomize DIR`: what `kubectl apply -k DIR` applies (manifests/, the
+    cluster-wide install, unless told), with the namespace dropped where apply drops it."""
     proc = subprocess.run(
         [str(kubectl_path()), "kustomize", str(directory)],
         capture_output=True,
@@ -104,7 +110,11 @@ def kustomize_build(directory: Path = MANIFESTS) -> tuple[Obj, ...]:
     )
     if proc.returncode != 0:
         raise AssertionError(f"kubectl kustomize {directory} failed:\n{proc.stderr}")
-    return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+    docs = tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
+    for doc in docs:
+        if doc["kind"] in UNKNOWN_CLUSTER_SCOPED:
+            doc["metadata"].pop("namespace", None)
+    return docs
 
 
 def built(kind: str, name: str | None = None, directory: Path = MANIFESTS) -> list[Obj]:

@@ -18,6 +18,7 @@ from tests.deploy.support import (
     MANIFESTS,
     NAMESPACED,
     OPERATOR_NAMESPACE,
+    UNKNOWN_CLUSTER_SCOPED,
     Kubectl,
     Obj,
     built,
@@ -70,7 +71,7 @@ def test_kustomize_output_is_a_complete_install() -> None:
     assert the_one("Namespace")["metadata"]["name"] == OPERATOR_NAMESPACE
     for doc in kustomize_build():
         if doc["kind"] not in {"Namespace", "CustomResourceDefinition", "ClusterRole",
-                               "ClusterRoleBinding"}:
+                               "ClusterRoleBinding", *UNKNOWN_CLUSTER_SCOPED}:
             assert doc["metadata"].get("namespace") == OPERATOR_NAMESPACE, doc["metadata"]
 
 

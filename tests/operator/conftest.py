@@ -11,6 +11,7 @@ from kubernetes import client
 
 from tests.operator.support import (
     CRD_FILE,
+    POLICIES_FILE,
     RBAC_FILE,
     InProcessOperator,
     apply_object,
@@ -36,6 +37,8 @@ def crd(admin: KubeClient, kube_cluster: Any) -> dict[str, Any]:
     # control plane that Service points at a webhook on localhost (tests/upgrade).
     body = localize(load_documents(CRD_FILE)[0], shared_webhook(str(kube_cluster.kubeconfig)))
     apply_object(admin, body)
+    for document in load_documents(POLICIES_FILE):  # deletion protection (api/policy.py)
+        apply_object(admin, document)
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{body['metadata']['name']}"
 
     def established() -> bool:

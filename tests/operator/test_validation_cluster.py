@@ -579,3 +579,33 @@ def test_a_storage_size_is_fixable_until_the_statefulset_is_created(
         body={"spec": nested(size[1:], "3Gi")}, content_type="application/merge-patch+json"))
     assert err.status == 422
     assert "storage size is immutable once the PostgreSQL StatefulSet exists" in err.message
+
+
+# -- deletion protection (api/policy.py: a ValidatingAdmissionPolicy) -------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha1"])
+def test_protected_resource_refuses_delete_until_protection_is_off(
+    admin: KubeClient, crd: Any, namespace: str, version: str
+) -> None:
+    kind, name = KINDS[version], f"kept-{version}"
+    admin.request("POST", kind.path(namespace),
+                  body=in_version({"deletionProtection": True}, version, name))
+    refused = expect_api_error(lambda: admin.request("DELETE", kind.path(namespace, name)))
+    assert refused.status == 403, refused.message
+    # The message says what to run, and the command it gives works as written.
+    assert f"ThumbnailService {namespace}/{name} has spec.deletionProtection: true" in (
+        refused.message)
+    command = refused.message.split("first run: ", 1)[1]
+    assert command == (f"kubectl patch thumbnailservice {name} -n {namespace} --type merge "
+                       """-p '{"spec":{"deletionProtection":false}}'"""), command
+    # A collection delete (`kubectl delete tns --all`) is refused item by item too.
+    expect_api_error(lambda: admin.request("DELETE", kind.path(namespace)))
+    assert admin.get(kind, namespace, name) is not None
+
+    admin.request("PATCH", kind.path(namespace, name),
+                  body={"spec": {"deletionProtection": False}},
+                  content_type="application/merge-patch+json")
+    admin.request("DELETE", kind.path(namespace, name))
+    wait_for(lambda: admin.get(kind, namespace, name) is None, timeout=30,
+             what="the unprotected resource gone")

@@ -84,12 +84,12 @@ __all__ = [
 
 
 def apply_object(kube: KubeClient, obj: Obj, field_manager: str = "tests") -> Obj:
-    """Server-side apply of any kind, cluster-scoped ones too (plural = kind + "s", true for
-    every kind the tests and benchmarks install)."""
+    """Server-side apply of any kind, cluster-scoped ones too (plural = kind + "s", or "ies"
+    for a "y": true for every kind the tests and benchmarks install)."""
     api_version, kind = obj["apiVersion"], obj["kind"]
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     namespace = obj["metadata"].get("namespace")
-    plural = kind.lower() + "s"
+    plural = kind.lower()[:-1] + "ies" if kind.endswith("y") else kind.lower() + "s"
     base = f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
     result: Obj = kube.request(
         "PATCH", f"{base}/{obj['metadata']['name']}", body=obj,

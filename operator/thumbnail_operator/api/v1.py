@@ -279,6 +279,7 @@ class ThumbnailServiceSpec(_Model):
     thumbnails: Thumbnails = Field(default_factory=Thumbnails)
     dependency_wait: DependencyWait = Field(default_factory=DependencyWait)
     image_pull_secrets: tuple[LocalObjectReference, ...] = ()
+    deletion_protection: bool = False
 
 
 DEFAULTS = ThumbnailServiceSpec()

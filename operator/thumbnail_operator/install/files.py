@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from thumbnail_operator.api import policy
 from thumbnail_operator.install import objects as o
 from thumbnail_operator.install import rbac, values
 from thumbnail_operator.install.yamltext import Comment, Tpl, dump, dump_all, header
@@ -79,12 +80,20 @@ def kustomize_files(root: Path) -> dict[str, str]:
              "  kubectl apply --server-side -k manifests/",
              "Namespaced instead (Roles, no cluster-wide rights): manifests/namespaced/.",
              "Helm: charts/thumbnail-operator (the same objects). docs/deployment.md"],
-            _top_kustomization(["namespace.yaml", "crds", "operator", "rbac"],
+            _top_kustomization(["namespace.yaml", "crds", "policies", "operator", "rbac"],
                                namespace=o.NAMESPACE)),
         "manifests/namespace.yaml": _file([], o.namespace(t)),
         "manifests/crds/kustomization.yaml": _kustomization(
             [f"The CRDs: byte copies of /{CRDS}/ (kustomize only reads below its root)."],
             {"resources": [p.name for p in crds]}),
+        "manifests/policies/kustomization.yaml": _kustomization(
+            ["Admission policies of the ThumbnailService API, enforced by the API server."],
+            {"resources": ["deletion-protection.yaml"]}),
+        "manifests/policies/deletion-protection.yaml": _file(
+            ["spec.deletionProtection: true refuses `kubectl delete` of that ThumbnailService",
+             "(and so of its namespace) until it is set back to false; the message says how.",
+             "operator/thumbnail_operator/api/policy.py"],
+            *policy.documents()),
         "manifests/operator/kustomization.yaml": _kustomization(
             ["The operator, the same in both installs: identity, Deployment, Services."],
             {"resources": ["service_account.yaml", "deployment.yaml", "service.yaml",
@@ -125,7 +134,8 @@ def kustomize_files(root: Path) -> dict[str, str]:
              "Other namespaces: add a Role and RoleBinding per namespace (copy those of",
              "rbac.yaml) and a --namespace argument each (the patch below), or use the Helm",
              "chart's watchNamespaces. Trade-offs in docs/deployment.md."],
-            {**_top_kustomization(["namespaces.yaml", "../crds", "../operator", "rbac.yaml"]),
+            {**_top_kustomization(["namespaces.yaml", "../crds", "../policies", "../operator",
+                                   "rbac.yaml"]),
              "patches": [{"target": {"kind": "Deployment", "name": o.NAME},
                           "patch": yaml.safe_dump(
                               [{"op": "add",
@@ -250,6 +260,9 @@ def chart_files(root: Path, version: str) -> dict[str, str]:
         f"{CHART}/templates/crds.yaml": _template(
             [f"The CRDs of /{CRDS}/ (crds.create), upgraded with the chart, kept on uninstall."],
             [("if $.Values.crds.create", [o.crd_for_chart(doc) for doc in crds])]),
+        f"{CHART}/templates/policies.yaml": _template(
+            ["Admission policies of the API (manifests/policies/), with the CRDs (crds.create)."],
+            [("if $.Values.crds.create", [o.crd_for_chart(doc) for doc in policy.documents()])]),
         f"{CHART}/templates/operator.yaml": _template(
             ["The operator: identity, Deployment, Services (manifests/operator/)."],
             [(None, [o.service_account(t), o.deployment(t, None), o.metrics_service(t),

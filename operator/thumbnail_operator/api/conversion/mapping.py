@@ -160,7 +160,7 @@ SPEC_MOVES: tuple[Move, ...] = (
     Move(_p("spec.minio.console"), _p("spec.objectStorage.managed.console")),
     Move(_p("spec.minio.buckets"), _p("spec.objectStorage.buckets")),
     Move(_p("spec.minio.external"), _p("spec.objectStorage.external")),
-    *_same_place("spec.persistence"),
+    *_same_place("spec.persistence", "spec.deletionProtection"),
     Move(_p("spec.thumbnails.presets"), _p("spec.thumbnails.presets"),
          presets_to_v1, presets_to_alpha),
     *_same_place("spec.thumbnails.limits", "spec.thumbnails.allowedFormats",

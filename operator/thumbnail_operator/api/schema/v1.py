@@ -221,6 +221,7 @@ SPEC = obj(
         "thumbnails": THUMBNAILS,
         "dependencyWait": DEPENDENCY_WAIT,
         "imagePullSecrets": IMAGE_PULL_SECRETS,
+        "deletionProtection": _alpha("deletionProtection"),
     },
     default={},
     rules=[

@@ -512,6 +512,10 @@ SPEC = obj(
         "minio": MINIO,
         "persistence": PERSISTENCE,
         "thumbnails": THUMBNAILS,
+        "deletionProtection": boolean(
+            "Refuse `kubectl delete` of this resource (a ValidatingAdmissionPolicy shipped with "
+            "the CRD) until this is set back to false.",
+            default=_D.deletion_protection),
     },
     default={},
     rules=[
