@@ -12,8 +12,11 @@
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import secrets
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -110,6 +113,105 @@ def test_rotated_credentials_reach_every_data_store(
             for k in rotated} == rotated
     job = _job_succeeds(e2e_cluster, old_key)  # the API key was not rotated
     assert len(job["thumbnails"]) >= 3
+
+
+class _Traffic(threading.Thread):
+    """A bounded load loop with one API key: submits a small job about every 0.3 s and
+    polls the ones accepted, until stopped (at most 600 s); records every status code."""
+
+    def __init__(self, cluster: E2ECluster, key: str) -> None:
+        super().__init__(daemon=True)
+        self.cluster, self.key = cluster, key
+        self.codes: collections.Counter[int] = collections.Counter()
+        self.accepted: list[str] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        image = IMAGE.read_bytes()
+        deadline = time.monotonic() + 600
+        with httpx.Client(base_url=self.cluster.api_url, timeout=30,
+                          headers={"X-API-Key": self.key}) as http:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    answer = http.post("/v1/jobs", files={"file": ("a.jpg", image)},
+                                       data={"sizes": "small"})
+                    self.codes[answer.status_code] += 1
+                    if answer.status_code == 202:
+                        self.accepted.append(answer.json()["id"])
+                    if self.accepted:
+                        self.codes[http.get(f"/v1/jobs/{self.accepted[-1]}").status_code] += 1
+                except httpx.HTTPError as exc:  # a server pod rolling: no answer, no 5xx
+                    self.codes[0] += 1
+                    print(f"  [traffic] {type(exc).__name__}")
+                self.stop.wait(0.3)
+
+
+def test_rotation_annotation_changes_every_credential_in_the_data_stores(
+    e2e_cluster: E2ECluster, service: Service
+) -> None:
+    """`kubectl annotate tns NAME thumbnails.platform.dev/rotate-credentials=<new value>`:
+    new values in the Secret and in PostgreSQL, Redis and MinIO themselves, pods rolled, the
+    previous API key still valid, traffic meanwhile without a 5xx other than 503."""
+    name, kubectl = service.name, e2e_cluster.kubectl
+    old = {k: base64.b64decode(v).decode()
+           for k, v in _secret(e2e_cluster, f"{name}-credentials").items()}
+    old_key = old["THUMBNAIL_API_KEYS"].split(",")[0]
+    stores = {c: _pod_uids(e2e_cluster, service, c) for c in ("postgresql", "redis", "minio")}
+    traffic = _Traffic(e2e_cluster, old_key)
+    traffic.start()
+    token = secrets.token_hex(4)
+    started = time.monotonic()
+    try:
+        kubectl("-n", NAMESPACE, "annotate", "thumbnailservice", name, "--overwrite",
+                f"thumbnails.platform.dev/rotate-credentials={token}")
+
+        def rotated() -> bool:
+            recorded = e2e_cluster.get("-n", NAMESPACE, "thumbnailservice", name).get(
+                "status", {}).get("credentials", {}).get("rotation")
+            return recorded == token and all(
+                (now := {p["metadata"]["uid"] for p in ready_pods(e2e_cluster, service, c)})
+                and not now & before for c, before in stores.items())
+
+        wait_for(rotated, timeout=300, what="rotation recorded, data stores restarted",
+                 interval=2)
+        _wait_ready(e2e_cluster, name)
+        seconds = time.monotonic() - started
+        time.sleep(3)  # a little traffic after Ready
+    finally:
+        traffic.stop.set()
+        traffic.join(timeout=60)
+    print(f"\n[rotation] Ready again {seconds:.0f}s after the annotation; traffic: "
+          f"{dict(traffic.codes)} ({len(traffic.accepted)} jobs accepted)")
+    assert set(traffic.codes) <= {0, 200, 202, 503}, traffic.codes  # no 401, no other 5xx
+
+    new = {k: base64.b64decode(v).decode()
+           for k, v in _secret(e2e_cluster, f"{name}-credentials").items()}
+    for key in ("THUMBNAIL_DATABASE_PASSWORD", "THUMBNAIL_REDIS_PASSWORD",
+                "THUMBNAIL_S3_ACCESS_KEY", "THUMBNAIL_S3_SECRET_KEY"):
+        assert new[key] != old[key], key
+    new_key, previous_key = new["THUMBNAIL_API_KEYS"].split(",")
+    assert previous_key == old_key and new_key != old_key
+    # In Redis itself: the old password is refused, the new one accepted.
+    def redis_cli(password: str) -> str:
+        return kubectl("-n", NAMESPACE, "exec", f"deploy/{name}-redis", "--", "redis-cli",
+                       "--no-auth-warning", "-a", password, "ping")
+    assert "WRONGPASS" in redis_cli(old["THUMBNAIL_REDIS_PASSWORD"])
+    assert redis_cli(new["THUMBNAIL_REDIS_PASSWORD"]).strip() == "PONG"
+    # PostgreSQL and MinIO: the server and workers run on the new values only, and work.
+    _job_succeeds(e2e_cluster, new_key)
+    _job_succeeds(e2e_cluster, old_key)  # the previous key, until the next rotation
+    with httpx.Client(base_url=e2e_cluster.api_url, timeout=30,
+                      headers={"X-API-Key": new_key}) as http:
+        def finished() -> list[str] | None:
+            states = [http.get(f"/v1/jobs/{i}").json()["status"] for i in traffic.accepted]
+            return states if all(s in ("succeeded", "failed") for s in states) else None
+
+        states = wait_for(finished, timeout=300, what="every job accepted during the rotation",
+                          interval=2, ignore=(httpx.HTTPError,))
+    assert set(states) == {"succeeded"}, collections.Counter(states)
+    events = e2e_cluster.get("-n", NAMESPACE, "events", "--field-selector",
+                             f"involvedObject.name={name},reason=CredentialsRotated")["items"]
+    assert [e["type"] for e in events] == ["Normal"], events
 
 
 def test_hand_set_env_cannot_turn_authentication_off(

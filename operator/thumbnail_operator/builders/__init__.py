@@ -15,6 +15,7 @@ from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import app, buckets, config, minio, postgresql, redis
 from thumbnail_operator.builders.common import ChildKey, Context, Names, Obj, Owner
+from thumbnail_operator.builders.credentials import Rotation
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ def build_desired_state(
     spec: ThumbnailServiceSpec,
     credentials: Mapping[str, str],
     external_secrets: Mapping[str, Mapping[str, str]],
+    rotation: Rotation | None = None,
 ) -> DesiredState:
     """Every child of one ThumbnailService, in creation order (data stores before apps)."""
     ctx = Context(owner=owner, spec=spec)
@@ -36,8 +38,9 @@ def build_desired_state(
     config_hash = config.config_hash(environment, credentials, external_secrets)
     children: list[Obj | None] = [
         config.config_map(ctx),
+        # The copy first: it records a rotation with its values, before anything uses them.
+        config.credentials_copy_secret(ctx, credentials, rotation),
         config.credentials_secret(ctx, credentials),
-        config.credentials_copy_secret(ctx, credentials),
     ]
     if spec.postgresql.is_managed:
         children += [

@@ -13,8 +13,11 @@ from thumbnail_operator.builders.common import Context, Obj
 from thumbnail_operator.builders.credentials import (
     DATABASE_PASSWORD,
     REDIS_PASSWORD,
+    ROTATED_AT_ANNOTATION,
+    ROTATION_ANNOTATION,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
+    Rotation,
 )
 from thumbnail_operator.builders.endpoints import dependencies
 
@@ -82,8 +85,11 @@ def credentials_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj:
     }
 
 
-def credentials_copy_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj:
-    """The operator's copy of the credentials, restored from when the Secret is deleted.
+def credentials_copy_secret(
+    ctx: Context, credentials: Mapping[str, str], rotation: Rotation | None = None
+) -> Obj:
+    """The operator's copy of the credentials, restored from when the Secret is deleted, and
+    the record of the last rotation (the annotation value handled, and when).
 
     With persistence `Retain` it has no owner, like the volumes it opens: a ThumbnailService
     re-created with the same name finds its old credentials again."""
@@ -94,6 +100,8 @@ def credentials_copy_secret(ctx: Context, credentials: Mapping[str, str]) -> Obj
         del secret["metadata"]["ownerReferences"]
     secret["metadata"]["annotations"] = {
         f"{c.GROUP}/purpose": f"copy of {ctx.names.credentials}; edit that Secret, not this one",
+        **({ROTATION_ANNOTATION: rotation.token, ROTATED_AT_ANNOTATION: rotation.at}
+           if rotation else {}),
     }
     return secret
 

@@ -30,6 +30,12 @@ API_KEYS = "THUMBNAIL_API_KEYS"
 # Set to "true" on the ThumbnailService to let the operator issue new values for lost keys
 # (the data stores are rolled onto them; API clients need the new key).
 REGENERATE_ANNOTATION = f"{c.GROUP}/regenerate-credentials"
+# Set to any new value on the ThumbnailService to rotate every generated credential once per
+# value; the value last handled is kept on the copy Secret (ROTATION_ANNOTATION), written
+# together with the new values, so a retried pass does not rotate twice.
+ROTATE_ANNOTATION = f"{c.GROUP}/rotate-credentials"
+ROTATION_ANNOTATION = f"{c.GROUP}/rotation"
+ROTATED_AT_ANNOTATION = f"{c.GROUP}/rotated-at"
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
@@ -53,11 +59,27 @@ def _generators(spec: ThumbnailServiceSpec) -> dict[str, Callable[[], str]]:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """The last rotation: the ROTATE_ANNOTATION value it handled, and when (RFC 3339)."""
+
+    token: str
+    at: str
+
+    @classmethod
+    def recorded_on(cls, copy_secret: Mapping[str, object] | None) -> Rotation | None:
+        metadata = (copy_secret or {}).get("metadata")
+        annotations = (metadata.get("annotations") if isinstance(metadata, dict) else None) or {}
+        token = annotations.get(ROTATION_ANNOTATION)
+        return cls(token, annotations.get(ROTATED_AT_ANNOTATION, "")) if token else None
+
+
+@dataclass(frozen=True)
 class ResolvedCredentials:
     values: dict[str, str]
     restored: list[str] = field(default_factory=list)  # keys taken from the operator's copy
     generated: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)  # in use, found nowhere, not regenerated
+    rotated: list[str] = field(default_factory=list)  # replaced by a rotation
 
 
 def resolve_credentials(
@@ -66,9 +88,22 @@ def resolve_credentials(
     copy: Mapping[str, str] | None = None,
     in_use: Collection[str] = (),
     regenerate: bool = False,
+    rotate: bool = False,
 ) -> ResolvedCredentials:
-    """Every key the spec needs, from the Secret, else the copy, else new where allowed."""
+    """Every key the spec needs, from the Secret, else the copy, else new where allowed.
+
+    `rotate`: a new value for every key, except that the API keys become the new key plus
+    the previous first one, so clients can move to the new key before the next rotation."""
     primary, kept = dict(secret or {}), dict(copy or {})
+    if rotate:
+        # The copy first: it holds what was issued last even if a failed pass half-wrote
+        # the Secret with a rotation that is now retried.
+        current = kept.get(API_KEYS) or primary.get(API_KEYS) or ""
+        previous = current.split(",")[0].strip()
+        fresh = {key: generate() for key, generate in _generators(spec).items()}
+        if previous:
+            fresh[API_KEYS] = f"{fresh[API_KEYS]},{previous}"
+        return ResolvedCredentials(fresh, rotated=sorted(fresh))
     values: dict[str, str] = {}
     restored: list[str] = []
     generated: list[str] = []

@@ -29,9 +29,11 @@ from thumbnail_operator.builders.credentials import (
     DATABASE_PASSWORD,
     REDIS_PASSWORD,
     REGENERATE_ANNOTATION,
+    ROTATE_ANNOTATION,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     ResolvedCredentials,
+    Rotation,
     resolve_credentials,
 )
 from thumbnail_operator.controller.diagnosis import (
@@ -53,6 +55,7 @@ from thumbnail_operator.controller.status import (
     StatusInputs,
     components,
     compute_status,
+    now_rfc3339,
     workloads,
 )
 from thumbnail_operator.kube import (
@@ -143,9 +146,9 @@ class _Pass:
         observed = self._observe_children()
         # A first pass finds nothing labelled: it creates without asking by name first.
         self.first_pass = not observed
-        credentials = self._credentials(observed)
+        credentials, rotation = self._credentials(observed)
         desired = build_desired_state(
-            self.owner, self.spec, credentials.values, self._external_secrets()
+            self.owner, self.spec, credentials.values, self._external_secrets(), rotation
         )
         config_hash = desired.config_hash
         if credentials.lost:
@@ -177,6 +180,7 @@ class _Pass:
             previous=self.hub.get("status") or {},
             node_address=_node_address(pods.get("server", [])),
             processing=self._processing(observed, desired.endpoint),
+            rotation=rotation,
         )
         causes = self._causes(inputs, pods)
         self._write_status(compute_status(dataclasses.replace(inputs, causes=causes)))
@@ -184,8 +188,12 @@ class _Pass:
 
     # -- credentials ---------------------------------------------------------------------
 
-    def _credentials(self, observed: dict[ChildKey, Obj]) -> ResolvedCredentials:
-        """Resolve every credential (builders/credentials.py); report restores and losses."""
+    def _credentials(
+        self, observed: dict[ChildKey, Obj]
+    ) -> tuple[ResolvedCredentials, Rotation | None]:
+        """Resolve every credential (builders/credentials.py), rotating them when the
+        ROTATE_ANNOTATION has a value not handled yet; report restores, losses, rotations.
+        Returns them with the rotation to record on the copy (the last one, or this one)."""
         found: dict[str, Obj | None] = {}
         for name in (self.names.credentials, self.names.credentials_copy):
             # By name too: a Secret restored by hand (e.g. for retained volumes) has no labels.
@@ -193,8 +201,11 @@ class _Pass:
             if secret is not None:
                 observed[("Secret", name)] = secret
             found[name] = secret
-        regenerate = (self.cr["metadata"].get("annotations") or {}).get(
-            REGENERATE_ANNOTATION) == "true"
+        annotations = self.cr["metadata"].get("annotations") or {}
+        regenerate = annotations.get(REGENERATE_ANNOTATION) == "true"
+        requested = annotations.get(ROTATE_ANNOTATION, "")
+        rotation = Rotation.recorded_on(found[self.names.credentials_copy])
+        rotate = bool(requested) and (rotation is None or rotation.token != requested)
         in_use = _credentials_in_use(observed, self.names)
         resolved = resolve_credentials(
             self.spec,
@@ -202,7 +213,16 @@ class _Pass:
             _decode(found[self.names.credentials_copy]),
             in_use=in_use,
             regenerate=regenerate,
+            rotate=rotate,
         )
+        if rotate:
+            rotation = Rotation(requested, now_rfc3339())
+            self.events.record(
+                self.cr, "Normal", "CredentialsRotated",
+                f"rotated {', '.join(resolved.rotated)} as {ROTATE_ANNOTATION}={requested} "
+                "asks: the data stores and the pods using them restart with the new values; "
+                "the previous API key stays valid until the next rotation",
+            )
         label = f"Secret/{self.names.credentials}"
         if resolved.restored:
             self.events.record(
@@ -224,7 +244,7 @@ class _Pass:
                 f"issued new {', '.join(resolved.generated)} as {REGENERATE_ANNOTATION} asks; "
                 "remove the annotation",
             )
-        return resolved
+        return resolved, rotation
 
     # -- is anything processing jobs ------------------------------------------------------
 
@@ -372,7 +392,8 @@ class _Pass:
         detail = ", ".join(changes[:5]) + (" ..." if len(changes) > 5 else "")
         before = (current or {}).get("metadata", {})
         owned = any(ref.get("uid") == self.owner.uid for ref in before.get("ownerReferences", []))
-        if not owned:
+        # The credentials copy has no owner on purpose (Retain): updating it adopts nothing.
+        if not owned and child["metadata"].get("ownerReferences"):
             self.events.record(self.cr, "Normal", "Adopted",
                                f"adopted {label}, an existing object of that name ({detail})")
             return

@@ -10,6 +10,7 @@ from typing import Any
 from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import NOT_CREATED_MESSAGE, ThumbnailServiceSpec
 from thumbnail_operator.builders import ChildKey, Names
+from thumbnail_operator.builders.credentials import Rotation
 from thumbnail_operator.controller.diagnosis import Cause
 from thumbnail_operator.controller.processing import Processing
 
@@ -164,6 +165,7 @@ class StatusInputs:
     causes: Mapping[str, Cause] = field(default_factory=dict)  # by component, not-ready ones
     node_address: str = ""  # a node a server pod runs on, for the NodePort endpoint
     processing: Processing | None = None  # None: left out of the status
+    rotation: Rotation | None = None  # the last credentials rotation
 
 
 def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
@@ -242,4 +244,7 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
     }
     if inputs.processing is not None:
         status["processing"] = inputs.processing.as_status()
+    if inputs.rotation is not None:
+        status["credentials"] = {"rotation": inputs.rotation.token,
+                                 "rotatedAt": inputs.rotation.at}
     return status

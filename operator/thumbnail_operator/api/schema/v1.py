@@ -262,6 +262,7 @@ STATUS = obj(
                 "buckets": _alpha_status("components", "buckets"),
             },
         ),
+        "credentials": _alpha_status("credentials"),
         "processing": _alpha_status("processing"),
     },
 )

@@ -586,6 +586,16 @@ STATUS = obj(
                 "buckets": _component_status("the bucket-init Job"),
             },
         ),
+        "credentials": obj(
+            "The last rotation of the generated credentials "
+            "(annotation thumbnails.platform.dev/rotate-credentials).",
+            {
+                "rotation": string("The annotation value that rotation handled.",
+                                   max_length=253),
+                "rotatedAt": {"type": "string", "format": "date-time",
+                              "description": "When the new credentials were issued."},
+            },
+        ),
         "processing": obj(
             "Whether jobs are being processed, as the running API reports it (asked every "
             "--processing-probe-seconds while an API server is ready).",

@@ -1,4 +1,4 @@
-"""Credentials are random, generated once, and never rotated by a later reconcile."""
+"""Credentials are random, generated once, never rotated by a later reconcile unless asked."""
 
 from __future__ import annotations
 
@@ -75,3 +75,23 @@ def test_digest_changes_with_the_keys_it_covers_only() -> None:
         {**base, REDIS_PASSWORD: "c"}, [DATABASE_PASSWORD])
     assert digest(base, [DATABASE_PASSWORD]) != digest(
         {**base, DATABASE_PASSWORD: "z"}, [DATABASE_PASSWORD])
+
+
+def test_rotation_replaces_every_key_and_keeps_the_previous_api_key_valid() -> None:
+    spec = parse_spec({})
+    issued = ensure_credentials(spec, None)
+    issued[API_KEYS] = "current-key,older-key"
+    half_written = {**issued, API_KEYS: "never-announced"}  # a failed pass's Secret
+    rotated = resolve_credentials(spec, half_written, issued, in_use=ALL, rotate=True)
+    assert rotated.rotated == sorted(ALL) and not rotated.lost
+    for key in ALL - {API_KEYS}:
+        assert rotated.values[key] not in (issued[key], half_written[key])
+    new_key, previous = rotated.values[API_KEYS].split(",")
+    assert previous == "current-key" and new_key not in issued[API_KEYS]
+
+
+def test_rotation_of_external_components_leaves_them_alone() -> None:
+    spec = parse_spec({"postgresql": {"mode": "External", "external": {
+        "host": "db", "secretRef": {"name": "db"}}}})
+    rotated = resolve_credentials(spec, ensure_credentials(spec, None), rotate=True)
+    assert DATABASE_PASSWORD not in rotated.values

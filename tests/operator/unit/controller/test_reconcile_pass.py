@@ -269,3 +269,29 @@ def test_crash_looping_pod_degrades_with_its_cause_and_warns_once() -> None:
     assert _condition(kube, "Ready")["reason"] == "CrashLoopBackOff"
     warnings = [e for e in kube.events if e["type"] == "Warning"]
     assert [e["reason"] for e in warnings] == ["CrashLoopBackOff"]
+
+
+def test_rotation_annotation_rotates_once_and_records_it() -> None:
+    kube, reconciler = setup()
+    reconciler.reconcile(NS, "demo")
+    secret = ("Secret", NS, "demo-credentials")
+    before = dict(kube.objects[secret]["data"])
+    cr = kube.objects[(c.KIND, NS, "demo")]
+    cr["metadata"]["annotations"] = {f"{c.GROUP}/rotate-credentials": "2026-12-07"}
+    kube.put(cr)
+    kube.events.clear()
+    reconciler.reconcile(NS, "demo")
+    after = kube.objects[secret]["data"]
+    assert all(after[key] != value for key, value in before.items()), (before, after)
+    copy = kube.objects[("Secret", NS, "demo-credentials-copy")]
+    assert copy["data"] == after
+    assert copy["metadata"]["annotations"][f"{c.GROUP}/rotation"] == "2026-12-07"
+    status = kube.objects[(c.KIND, NS, "demo")]["status"]
+    assert status["credentials"]["rotation"] == "2026-12-07"
+    reasons = [e["reason"] for e in kube.events]
+    assert reasons[0] == "CredentialsRotated" and "Adopted" not in reasons, reasons
+    assert {e["type"] for e in kube.events} == {"Normal"}
+    # Handled: later passes keep the values (and write nothing).
+    outcome = reconciler.reconcile(NS, "demo")
+    assert kube.objects[secret]["data"] == after
+    assert not outcome.written and not outcome.status_written
