@@ -31,6 +31,9 @@ _CONNECTION_ERRORS = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
+    # Wrong password or role: the server took new credentials (a rotation restarts it with
+    # them) before this pod rolled onto them. Unavailable to us, not a bug in the request.
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
 )
 CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key keeps vanishing
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())

@@ -256,3 +256,32 @@ def test_redis_flushed_mid_batch_loses_nothing(
     print(f"\n[Redis flushed mid-batch] {len(jobs)} jobs, {in_flight} in flight at the flush: "
           f"all finished once, {time.monotonic() - flushed:.2f}s after it")
     assert all(j["status"] == "succeeded" for j in jobs), jobs
+
+
+async def test_changed_postgresql_password_is_a_503_not_a_500(
+    worker_stack: Stack, finished_job: Any, fresh_job: Any, db: Any,
+    service_env: dict[str, str],
+) -> None:
+    """A credentials rotation (the operator's rotate-credentials) restarts PostgreSQL with
+    the new password while pods still hold the old one: until they roll, every path answers
+    the documented 503 (readiness says why), never a 500."""
+    user, password = service_env["THUMBNAIL_DATABASE_USER"], service_env[
+        "THUMBNAIL_DATABASE_PASSWORD"]
+    await db.execute(f"ALTER ROLE \"{user}\" PASSWORD 'rotated-elsewhere'")
+    try:
+        # Drop the API's pooled sessions (as the restart of the pod does): it must log in.
+        await db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE usename = $1 AND pid <> pg_backend_pid()", user)
+        results = in_parallel(every_path(worker_stack, finished_job, fresh_job))
+        report("PostgreSQL password changed", results)
+        for what, result in results.items():
+            if what == "liveness":
+                assert_fast_ok(result)
+            else:
+                assert_503(result, "postgresql")
+        # Clients get "postgresql is unavailable"; readiness (for operators) says why.
+        check = results["readiness"].body["checks"]["postgresql"]
+        assert "password" in check["error"], check
+    finally:
+        await db.execute(f"ALTER ROLE \"{user}\" PASSWORD '{password}'")
+    assert seconds_until(lambda: ready(worker_stack), timeout=30) >= 0
