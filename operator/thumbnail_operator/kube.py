@@ -49,10 +49,13 @@ POD = Kind("v1", "Pod", "pods")  # read only: why a component is not ready
 DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage version
 THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
 
-CHILD_KINDS: tuple[Kind, ...] = (CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB)
+CHILD_KINDS: tuple[Kind, ...] = (
+    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB, PDB,
+)
 _BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
                                                    THUMBNAIL_SERVICE_V1ALPHA1)}
 

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
-from thumbnail_operator.builders import app, buckets, config, minio, postgresql, redis
+from thumbnail_operator.builders import (
+    app,
+    buckets,
+    config,
+    disruption,
+    minio,
+    postgresql,
+    redis,
+)
 from thumbnail_operator.builders.common import ChildKey, Context, Names, Obj, Owner
 from thumbnail_operator.builders.credentials import Rotation
 
@@ -61,6 +69,8 @@ def build_desired_state(
         app.api_node_port_service(ctx),
         app.server_deployment(ctx, config_hash),
         app.worker_deployment(ctx, config_hash),
+        disruption.server_budget(ctx),
+        disruption.worker_budget(ctx),
     ]
     return DesiredState(
         children=[stamp(child) for child in children if child is not None],

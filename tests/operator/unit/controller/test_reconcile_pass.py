@@ -295,3 +295,22 @@ def test_rotation_annotation_rotates_once_and_records_it() -> None:
     outcome = reconciler.reconcile(NS, "demo")
     assert kube.objects[secret]["data"] == after
     assert not outcome.written and not outcome.status_written
+
+
+def test_a_budget_comes_with_the_second_replica_and_goes_with_it() -> None:
+    kube, reconciler = setup({"worker": {"replicas": 1}})
+    reconciler.reconcile(NS, "demo")
+    assert ("PodDisruptionBudget", NS, "demo-worker") not in kube.objects
+
+    kube.objects[(c.KIND, NS, "demo")]["spec"] = {"worker": {"replicas": 3}}
+    outcome = reconciler.reconcile(NS, "demo")
+    assert "PodDisruptionBudget/demo-worker" in outcome.written
+    budget = kube.objects[("PodDisruptionBudget", NS, "demo-worker")]
+    assert budget["spec"]["maxUnavailable"] == 1
+
+    kube.objects[(c.KIND, NS, "demo")]["spec"] = {"worker": {"replicas": 1}}
+    kube.writes.clear()
+    outcome = reconciler.reconcile(NS, "demo")
+    assert outcome.deleted == ["PodDisruptionBudget/demo-worker"]
+    assert ("PodDisruptionBudget", NS, "demo-worker") not in kube.objects
+    assert ("delete", "PodDisruptionBudget", "demo-worker") in kube.writes
