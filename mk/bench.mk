@@ -1,15 +1,17 @@
 # Benchmarks (docs/benchmarks.md). Not part of `make test`: they take minutes and their
 # numbers only mean something as ratios within one run. Each prints a Markdown table and
 # writes bench/results/<name>.json. Included by the root Makefile.
-#   make bench            every benchmark below, in order
+#   make bench            every benchmark below, in order, except bench-soak and bench-real-node
 #   make bench-peers      what the peer comparisons need (Debian libvips tools, imgproxy, thumbor, Pillow)
+#   make bench-soak       30 minutes of mixed traffic with a fault every 2 minutes (kept out of
+#                         `make bench`, which it would make 30+ minutes longer)
 
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-real-node
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-real-node bench-soak
 
-bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation ## run every benchmark (minutes; see docs/benchmarks.md)
+bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
 
 bench-peers: system-deps venv tools ## install/build the peers the benchmarks compare against
 	@bench/setup-peers.sh
@@ -37,3 +39,6 @@ bench-isolation: venv ## render in a child process vs inline (cost of render iso
 
 bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
 	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)
+
+bench-soak: system-deps venv tools ## soak: 30 min mixed traffic, a fault every 2 min; nothing lost (not in `make bench`: 30+ min; BENCH_ARGS=--quick: 3 min)
+	@$(BENCH_PY) bench.soak $(BENCH_ARGS)
