@@ -19,8 +19,9 @@ status polls (round robin over the unfinished jobs, so completions are seen), li
 conditional, expecting 304), deletes of some finished jobs, and deliberately bad inputs,
 each expecting its documented 4xx (one, a truncated JPEG, is accepted and must fail).
 
-Faults, in turn: SIGKILL a worker process mid-job (one whose render child is running),
-SIGKILL a render child mid-job (one caught running), SIGSTOP PostgreSQL for `--pause` s,
+Faults, in turn: SIGKILL a worker process (one whose render child is running: likely
+mid-job), SIGKILL a render child until one dies mid-job (the render pool logs how a killed
+child died; at most 5 kills), SIGSTOP PostgreSQL for `--pause` s,
 SIGSTOP MinIO for `--pause` s, restart Redis (down `--redis-down` s: every queued message
 lost), SIGKILL the API and start it again (as a kubelet would), FLUSHALL Redis. After each,
 recovery is timed from the moment the fault ends (SIGCONT, the restart, the kill): until
@@ -283,17 +284,20 @@ def measure(procs: list[Proc]) -> dict[str, dict[str, Any]]:
 
 
 def running_now(pids: list[int], timeout: float = 15.0) -> int | None:
-    """The first of `pids` caught on a CPU (over 4 ms of run time in a 20 ms poll, from
-    /proc/PID/task/*/schedstat), or None if none was within `timeout`."""
+    """The first of `pids` caught rendering: over 4 ms of CPU in each of two consecutive
+    20 ms polls (/proc/PID/task/*/schedstat), so a render well under way rather than the
+    tail of one; None if none was within `timeout`."""
     deadline = time.monotonic() + timeout
     last = {p: schedstat(p)[0] for p in pids}
+    streak = dict.fromkeys(pids, 0)
     while time.monotonic() < deadline:
         time.sleep(0.02)
         for pid in pids:
             run = schedstat(pid)[0]
-            if run - last[pid] > 0.004:
-                return pid
+            streak[pid] = streak[pid] + 1 if run - last[pid] > 0.004 else 0
             last[pid] = run
+            if streak[pid] >= 2:
+                return pid
     return None
 
 
@@ -478,11 +482,7 @@ class Soak:
                 self.counters["submissions given up"] += 1
                 return None
             self.counters["submission retries"] += 1
-            delay = 1.0
-            if response is not None:
-                with contextlib.suppress(ValueError):
-                    delay = float(response.headers.get("retry-after", "1"))
-            await asyncio.sleep(min(max(delay, 0.2), 5.0))
+            await asyncio.sleep(retry_after(response))
 
     def observe(self, job: Job, body: dict[str, Any]) -> None:
         status = str(body["status"])
@@ -552,6 +552,9 @@ class Soak:
         return None
 
     async def delete(self, rng: random.Random) -> None:
+        """Delete a finished job; a 503 or no answer is retried (the API's contract: the
+        row stays so that the call can be retried; storage may be half-cleaned meanwhile,
+        so the job counts as going away from the first attempt)."""
         deleted = self.counters["deleted"] + self.counters["deletes unsure"]
         if not self.finished or deleted >= self.args.delete_share * len(self.jobs):
             return await self.poll(rng)
@@ -559,20 +562,27 @@ class Soak:
         if job.deleting or job.key is not None:  # keyed jobs stay: bad inputs reuse the keys
             return None
         job.deleting = True
-        _, response = await self.call("delete", "DELETE", f"/v1/jobs/{job.id}", expect={204})
-        if response is not None and response.status_code == 204:
-            job.deleted = True
-            self.counters["deleted"] += 1
-        elif response is None:
-            job.delete_unsure = True  # resolved at the end
-            self.counters["deletes unsure"] += 1
-        else:
-            job.deleting = False
-            return None
         self.finished.remove(job.id)
         if job.id in self.succeeded:
             self.succeeded.remove(job.id)
-        return None
+        deadline = time.monotonic() + SUBMIT_RETRY_SECONDS
+        while True:
+            _, response = await self.call("delete", "DELETE", f"/v1/jobs/{job.id}",
+                                          expect={204})
+            if response is not None and response.status_code == 204:
+                job.deleted = True
+                self.counters["deleted"] += 1
+                return None
+            if response is not None and response.status_code < 500:
+                self.problem(f"delete {job.id}: HTTP {response.status_code} "
+                             f"{response.text[:160]}")
+                return None
+            if time.monotonic() > deadline:
+                job.delete_unsure = True  # resolved at the end
+                self.counters["deletes unsure"] += 1
+                return None
+            self.counters["delete retries"] += 1
+            await asyncio.sleep(retry_after(response))
 
     async def bad_input(self, rng: random.Random) -> None:
         upload = rng.choice(self.corpus.bad)
@@ -619,7 +629,8 @@ class Soak:
         """Blocking (run in a thread): cause the fault; set `ended` when it stops."""
         kind, s, srv = fault.kind, self.s, self.srv
         if kind == "worker-process":
-            # The worker process whose render child is busy: certainly mid-job.
+            # The worker process whose render child is busy: likely mid-job (whether a job was
+            # hit shows in the fault table, from PostgreSQL: "retried").
             supervisor = s.workers[0].pid
             slots = consumers(supervisor)
             children = {kid: parent for parent in slots for kid in render_children_of([parent])}
@@ -633,23 +644,36 @@ class Soak:
                 lambda: any(n == slot and p != victim for p, n in consumers(supervisor).items()),
                 60,
             )
-            state = "mid-job: its render child was running" if busy else "idle"
+            state = "its render child was running" if busy else "no render running within 15 s"
             fault.detail = f"SIGKILL {slot} (pid {victim}, {state}); replaced after " \
                            f"{fmt(replaced)} s"
         elif kind == "render-child":
-            parents = list(consumers(s.workers[0].pid))
-            renderers = render_children_of(parents)
-            busy = running_now(renderers)
-            victim = busy if busy is not None else self.rng.choice(sorted(renderers))
-            os.kill(victim, signal.SIGKILL)
-            fault.ended = time.monotonic()
+            # CPU use is a hint, not proof (a child also runs before and after its job): the
+            # pool logs how a killed child died, "mid-job" or "while idle"; up to 5 kills
+            # until one died mid-job.
+            log = s.workers[0].log
+            outcomes: list[str] = []
+            for _ in range(5):
+                parents = list(consumers(s.workers[0].pid))
+                renderers = render_children_of(parents)
+                busy = running_now(renderers)
+                victim = busy if busy is not None else self.rng.choice(sorted(renderers))
+                offset = log.stat().st_size
+                os.kill(victim, signal.SIGKILL)
+                fault.ended = time.monotonic()
+                outcomes.append(died_how(log, offset, victim))
+                self.counters["render children killed"] += 1
+                if outcomes[-1] == "mid-job":
+                    break
             count = len(renderers)
             replaced = wait_seconds(
                 lambda: len(set(render_children_of(parents)) - {victim}) >= count, 30
             )
-            state = "mid-job: running" if busy else "idle: none running within 15 s"
-            fault.detail = (f"SIGKILL render child pid {victim} ({state}); "
-                            f"replaced after {fmt(replaced)} s")
+            fault.detail = (f"SIGKILL render child pid {victim}: died {outcomes[-1]} per the "
+                            f"worker log (kill {len(outcomes)}"
+                            + (f"; the earlier ones died {', '.join(outcomes[:-1])}"
+                               if len(outcomes) > 1 else "")
+                            + f"); replaced after {fmt(replaced)} s")
         elif kind in ("postgresql-stop", "minio-stop"):
             server = srv.postgres if kind.startswith("postgresql") else srv.minio
             server.pause()
@@ -890,6 +914,30 @@ class Soak:
                 "thumbnails": [(r["job_id"], r["name"]) for r in thumbs], "gone": gone}
 
 
+def retry_after(response: httpx.Response | None) -> float:
+    """Seconds before a retry: Retry-After (0.2..5 s), or 1 s without an answer."""
+    delay = 1.0
+    if response is not None:
+        with contextlib.suppress(ValueError):
+            delay = float(response.headers.get("retry-after", "1"))
+    return min(max(delay, 0.2), 5.0)
+
+
+def died_how(log: Path, offset: int, pid: int, timeout: float = 5.0) -> str:
+    """How the render pool saw child `pid` die ("mid-job", "while idle", ...), from the
+    worker log after `offset`; "unnoticed" if it did not say within `timeout`."""
+    pattern = re.compile(rf"renderer pid {pid} died (mid-job|while idle|[^:(]+)")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with log.open("rb") as f:
+            f.seek(offset)
+            found = pattern.search(f.read().decode(errors="replace"))
+        if found:
+            return found.group(1).strip()
+        time.sleep(0.1)
+    return "unnoticed"
+
+
 def wait_seconds(check: Callable[[], bool], timeout: float) -> float | None:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -1046,7 +1094,7 @@ def verdict(soak: Soak, settled: dict[str, Any], s: Stack, srv: Servers) -> dict
     for reason, count in failures.items():
         if reason.startswith("unexplained"):
             problems.append(f"{count} job(s) failed, {reason}; e.g. {failure_examples[reason]}")
-    render_kills = sum(1 for f in soak.faults if f.kind == "render-child")
+    render_kills = soak.counters["render children killed"]
     if failures["render child SIGKILLed (fault)"] > render_kills:
         problems.append(f"{failures['render child SIGKILLed (fault)']} jobs failed with a "
                         f"killed render child, but only {render_kills} were killed")
@@ -1135,7 +1183,8 @@ def fault_rows(soak: Soak, rows_by_id: dict[str, dict[str, Any]]) -> list[dict[s
             ):
                 hit.append(row)
         unfinished = [r for r in hit if r["finished_at"] is None]
-        last = (max(r["finished_at"].timestamp() for r in hit) - fault.ended_wall
+        # (0 when they had all finished by the end of the fault)
+        last = (max(0.0, max(r["finished_at"].timestamp() for r in hit) - fault.ended_wall)
                 if hit and not unfinished else None)
         start, end = fault.window()
         calls = [c for c in soak.calls if start <= c.started < end]
@@ -1322,6 +1371,7 @@ def main() -> None:
         {"figure": "submission retries (503 / no answer)",
          "value": soak.counters["submission retries"]},
         {"figure": "submissions given up", "value": soak.counters["submissions given up"]},
+        {"figure": "delete retries (503 / no answer)", "value": soak.counters["delete retries"]},
         {"figure": "idempotent replays", "value": soak.counters["idempotent replays"]},
         {"figure": "accepted through a replay",
          "value": soak.counters["accepted through a replay"]},
