@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -234,6 +234,14 @@ class JobRepository:
         if row is None or row["since"] is None:
             return None
         return row["since"], max(float(row["age"]), 0.0)
+
+    async def existing_ids(self, ids: Collection[UUID]) -> set[UUID]:
+        """Which of these job ids have a row (for the orphan collector)."""
+        if not ids:
+            return set()
+        async with self._connection() as conn:
+            rows = await conn.fetch("SELECT id FROM jobs WHERE id = ANY($1::uuid[])", list(ids))
+        return {row["id"] for row in rows}
 
     # --- worker side ----------------------------------------------------------------------
 

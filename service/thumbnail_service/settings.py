@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     retry_max_backoff_seconds: float = Field(default=300, gt=0)
     job_lease_seconds: float = Field(default=120, gt=0)
     sweep_interval_seconds: float = Field(default=30, gt=0)
+    # An original with no job row older than this is removed by the sweeper (worker/orphans.py):
+    # far above THUMBNAIL_HTTP_BODY_TIMEOUT_SECONDS, the longest a submission can run.
+    orphan_grace_seconds: float = Field(default=3600, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
 from uuid import UUID
@@ -160,6 +160,23 @@ class Storage:
 
         if objects:
             await self._call(remove)
+
+    async def list_page(
+        self, bucket: str, start_after: str, limit: int
+    ) -> list[tuple[str, datetime]]:
+        """Up to `limit` objects after `start_after` in key order: (key, last modified)."""
+
+        def page() -> list[tuple[str, datetime]]:
+            found: list[tuple[str, datetime]] = []
+            for item in self._client.list_objects(bucket, recursive=True,
+                                                  start_after=start_after or None):
+                if item.object_name is not None and item.last_modified is not None:
+                    found.append((item.object_name, item.last_modified))
+                if len(found) >= limit:
+                    break
+            return found
+
+        return await self._call(page)
 
     async def presigned_url(self, bucket: str, key: str) -> str:
         return await self._call(

@@ -71,14 +71,19 @@ class Submitter:
         return Submission(job, replayed=False)
 
     async def _store(self, new_job: NewJob, data: bytes) -> tuple[JobRecord, bool]:
-        """Original first, then the row; a row not created (database down, or an idempotency
-        race lost) leaves no orphaned object."""
+        """Original first, then the row. A row known not to exist (an idempotency race lost)
+        leaves no orphaned object; after a database failure the row's fate is unknown."""
         content_type = f"image/{new_job.original_format}"
         await self.storage.put(self.storage.originals, new_job.original_key, data, content_type)
         try:
             job, created = await self.repository.create(new_job)
         except DependencyUnavailable:
-            await self._forget_original(new_job.original_key)
+            # Unknown outcome: a PostgreSQL that stopped answering mid-INSERT may still
+            # commit it when it resumes, after the client got its 503. Keep the original so
+            # such a row is a job that runs (the sweeper enqueues it; a retry with the same
+            # Idempotency-Key is answered with it), not one that fails for want of its
+            # image. An original whose row never came is collected by the sweeper
+            # (orphans.py) once it is older than THUMBNAIL_ORPHAN_GRACE_SECONDS.
             raise
         except IdempotencyKeyContended:  # other requests keep creating and deleting it
             await self._forget_original(new_job.original_key)

@@ -285,3 +285,29 @@ async def test_changed_postgresql_password_is_a_503_not_a_500(
     finally:
         await db.execute(f"ALTER ROLE \"{user}\" PASSWORD '{password}'")
     assert seconds_until(lambda: ready(worker_stack), timeout=30) >= 0
+
+
+def test_submission_answered_503_mid_insert_that_commits_later_runs(
+    worker_stack: Stack, client: httpx.Client, postgres: Any
+) -> None:
+    """PostgreSQL frozen with the INSERT already sent (a warm pool sends it at once): the
+    client gets its 503, the row commits when PostgreSQL resumes. The original must still be
+    there, so that job runs; it used to be deleted, and the job failed "original missing"."""
+    def job_ids() -> set[str]:
+        return {j["id"] for j in client.get("/v1/jobs", params={"limit": 100}).json()["items"]}
+
+    for _ in range(3):  # warm the API's connections
+        submit(client, PNG, sizes="small")
+    before = job_ids()
+    postgres.pause()
+    try:
+        answer = client.post("/v1/jobs", files={"file": ("a.png", PNG)}, data={"sizes": "small"})
+    finally:
+        postgres.resume()
+    assert answer.status_code == 503, answer.text
+    late = seconds_until(lambda: bool(job_ids() - before), timeout=10)
+    (job_id,) = job_ids() - before
+    done = wait_finished(client, job_id, worker_stack)
+    print(f"\n[503 mid-INSERT] the row committed {late:.2f}s after SIGCONT; the job "
+          f"{done['status']}")
+    assert done["status"] == "succeeded", done

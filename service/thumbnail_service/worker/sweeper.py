@@ -1,4 +1,5 @@
-"""Recovery from the database: re-enqueue jobs whose pickup deadline or lease expired.
+"""Recovery from the database: re-enqueue jobs whose pickup deadline or lease expired (and,
+one bounded page per pass, remove originals no job row refers to: orphans.py).
 
 Redis runs without persistence and a SIGKILLed worker never acks; either way the job row
 stays `queued`/`processing` with a `lease_expires_at` in the past. Run by the worker command
@@ -20,7 +21,9 @@ from ..logs import configure_logging
 from ..queue import JobQueue, build_broker
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
+from ..storage import Storage
 from .link import SupervisorLink
+from .orphans import OrphanCollector
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ async def run_sweeper(
         settings.queue_name,
         timeout_seconds=settings.dependency_timeout_seconds,
     )
+    storage = Storage(settings)
+    orphans = OrphanCollector(repo, storage, settings.orphan_grace_seconds)
     log.info(
         "sweeper: every %.1fs, lease %.1fs",
         settings.sweep_interval_seconds,
@@ -79,6 +84,7 @@ async def run_sweeper(
             try:
                 if count := await sweep_once(repo, queue):
                     log.warning("sweeper: re-enqueued %d lost job(s)", count)
+                await orphans.collect_once()
             except DependencyUnavailable as exc:
                 log.warning("sweeper: %s", exc)
             except Exception:
@@ -88,6 +94,7 @@ async def run_sweeper(
     finally:
         beating.cancel()
         queue.close()
+        storage.close()
         try:  # a hung PostgreSQL must not hold the exit
             await asyncio.wait_for(pool.close(), settings.dependency_timeout_seconds)
         except TimeoutError:
