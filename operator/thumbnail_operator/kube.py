@@ -182,13 +182,18 @@ class KubeClient:
 
     def apply(self, obj: Obj) -> tuple[Obj, bool]:
         """Server-side apply under the operator's field manager, taking over conflicts; and
-        whether it created the object (201): one request instead of a GET to find out first."""
+        whether it created the object (201): one request instead of a GET to find out first.
+
+        Strict field validation: a field the API server does not know (e.g. a misspelt one in
+        a spec's `affinity`, which the CRD keeps as given) fails the apply with its name,
+        instead of being dropped and then seen as drift on every pass."""
         meta = obj["metadata"]
         status, applied = self._call(
             "PATCH",
             kind_of(obj).path(meta["namespace"], meta["name"]),
             body=obj,
-            query={"fieldManager": c.FIELD_MANAGER, "force": "true"},
+            query={"fieldManager": c.FIELD_MANAGER, "force": "true",
+                   "fieldValidation": "Strict"},
             content_type="application/apply-patch+yaml",
         )
         return applied, status == 201

@@ -148,6 +148,22 @@ def _resources(component: str, resources: Obj) -> Obj:
     return where[component](resources)
 
 
+def _scheduling(component: str, scheduling: Obj) -> Obj:
+    where = {
+        "server": lambda s: {"server": {"scheduling": s}},
+        "workers": lambda s: {"workers": {"scheduling": s}},
+        "postgresql": lambda s: {"postgresql": {"managed": {"scheduling": s}}},
+        "redis": lambda s: {"redis": {"managed": {"scheduling": s}}},
+        "objectStorage": lambda s: {"objectStorage": {"managed": {"scheduling": s}}},
+    }
+    return where[component](scheduling)
+
+
+def _spread(**constraint: Any) -> Obj:
+    return {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "DoNotSchedule", **constraint}
+
+
 REFUSED: list[tuple[str, Obj, str, str | None]] = [
     # Claim templates: the API server refuses a claim of 0; below 1Gi nothing fits.
     ("postgresql storage 0", {"postgresql": {"managed": {"storage": {"size": "0"}}}},
@@ -238,6 +254,72 @@ REFUSED: list[tuple[str, Obj, str, str | None]] = [
      "template0 and template1 are PostgreSQL's template databases", None),
     ("reserved role name", {"postgresql": {"user": "pg_admin"}},
      "PostgreSQL reserves role names starting with pg_", None),
+    # Scheduling (issue 15): what a pod template's validation refuses, refused here first.
+    ("toleration Exists with a value",
+     _scheduling("server", {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}),
+     "a toleration with operator Exists must have no value", "Deployment"),
+    ("toleration without key and operator Equal",
+     _scheduling("workers", {"tolerations": [{"operator": "Equal", "value": "v"}]}),
+     "a toleration without key must have operator Exists", "Deployment"),
+    ("tolerationSeconds without NoExecute",
+     _scheduling("postgresql", {"tolerations": [
+         {"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]}),
+     "tolerationSeconds needs effect NoExecute", "StatefulSet"),
+    ("toleration effect unknown",
+     _scheduling("redis", {"tolerations": [{"key": "k", "operator": "Exists",
+                                            "effect": "NoEvict"}]}),
+     'Unsupported value: "NoEvict"', "Deployment"),
+    ("toleration operator unknown",
+     _scheduling("objectStorage", {"tolerations": [{"key": "k", "operator": "Equals",
+                                                    "value": "v"}]}),
+     'Unsupported value: "Equals"', "StatefulSet"),
+    ("toleration key with a space",
+     _scheduling("server", {"tolerations": [{"key": "bad key", "operator": "Exists"}]}),
+     "tolerations key: not a label key", "Deployment"),
+    ("33 tolerations", _scheduling("workers", {"tolerations": [{"operator": "Exists"}] * 33}),
+     "must have at most 32 items", None),
+    ("spread maxSkew 0",
+     _scheduling("workers", {"topologySpreadConstraints": [_spread(maxSkew=0)]}),
+     "maxSkew in body should be greater than or equal to 1", "Deployment"),
+    ("spread without topologyKey",
+     _scheduling("server", {"topologySpreadConstraints": [
+         {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}]}),
+     "topologyKey: Required value", "Deployment"),
+    ("spread whenUnsatisfiable unknown",
+     _scheduling("workers", {"topologySpreadConstraints": [
+         _spread(whenUnsatisfiable="Sometimes")]}),
+     'Unsupported value: "Sometimes"', "Deployment"),
+    ("two spreads on the same key and mode",
+     _scheduling("workers", {"topologySpreadConstraints": [_spread(), _spread(maxSkew=2)]}),
+     "Duplicate value", "Deployment"),
+    ("spread minDomains with ScheduleAnyway",
+     _scheduling("server", {"topologySpreadConstraints": [
+         _spread(whenUnsatisfiable="ScheduleAnyway", minDomains=2)]}),
+     "minDomains needs whenUnsatisfiable DoNotSchedule", "Deployment"),
+    ("spread matchLabelKeys also in labelSelector",
+     _scheduling("workers", {"topologySpreadConstraints": [_spread(
+         labelSelector={"matchLabels": {c.LABEL_PART_OF: c.PART_OF}},
+         matchLabelKeys=[c.LABEL_PART_OF])]}),
+     "a key of matchLabelKeys must not be in labelSelector too", "Pod"),
+    ("spread matchLabelKeys naming the component's selector",
+     _scheduling("redis", {"topologySpreadConstraints": [_spread(
+         matchLabelKeys=[c.LABEL_INSTANCE])]}),
+     "without labelSelector (the component's selector", "Pod"),
+    ("spread selector In without values",
+     _scheduling("objectStorage", {"topologySpreadConstraints": [_spread(
+         labelSelector={"matchExpressions": [{"key": "tier", "operator": "In"}]})]}),
+     "In and NotIn need values, Exists and DoesNotExist none", "StatefulSet"),
+    # (accepted by the API server, but no node has such a label: pods would stay pending)
+    ("spread topologyKey with a space",
+     _scheduling("server", {"topologySpreadConstraints": [_spread(topologyKey="node name")]}),
+     "topologyKey: not a label key", None),
+    ("nodeSelector key with a space", _scheduling("redis", {"nodeSelector": {"disk type": "ssd"}}),
+     "nodeSelector keys: not a label key", "Deployment"),
+    ("nodeSelector value with a '!'",
+     _scheduling("objectStorage", {"nodeSelector": {"disktype": "ssd!"}}),
+     "nodeSelector values: not a label value", "StatefulSet"),
+    ("priorityClassName with uppercase", _scheduling("server", {"priorityClassName": "High"}),
+     "priorityClassName must be a PriorityClass name", "Deployment"),
 ]
 
 
@@ -347,6 +429,56 @@ ACCEPTED: list[tuple[str, Obj]] = [
                                                        "user": "postgres"}}),
     ("no storage class", {"persistence": {"storageClassName": ""}}),
     ("dotted storage class", {"persistence": {"storageClassName": "fast-ssd.example.com"}}),
+    ("scheduling at its edges", {
+        "server": {"scheduling": {"topologySpreadConstraints": []}},  # no default spread
+        "workers": {"scheduling": {
+            "nodeSelector": {"example.com/" + "k" * 63: "v" * 63, "empty": ""},
+            "tolerations": [
+                {"operator": "Exists"},  # every taint
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 0},
+                {"key": "dedicated", "value": "media", "effect": "NoSchedule"},
+                *({"key": f"k{i}", "operator": "Equal", "value": ""} for i in range(29)),
+            ],
+            "topologySpreadConstraints": [
+                _spread(whenUnsatisfiable="ScheduleAnyway", matchLabelKeys=["pod-template-hash"]),
+                _spread(maxSkew=2**31 - 1, topologyKey="topology.kubernetes.io/zone",
+                        minDomains=1, nodeAffinityPolicy="Ignore", nodeTaintsPolicy="Honor",
+                        labelSelector={
+                            "matchLabels": {c.LABEL_COMPONENT: "worker"},
+                            "matchExpressions": [
+                                {"key": "tier", "operator": "NotIn", "values": ["batch"]},
+                                {"key": "x", "operator": "DoesNotExist"}]},
+                        matchLabelKeys=["pod-template-hash"]),
+            ],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In",
+                                               "values": ["linux"]}]}]},
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {"weight": 100, "preference": {"matchExpressions": [
+                            {"key": "disktype", "operator": "Exists"}]}}],
+                },
+                "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {c.LABEL_COMPONENT: "worker"}}}}]},
+                "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "topology.kubernetes.io/zone", "namespaceSelector": {},
+                     "labelSelector": {"matchLabels": {c.LABEL_COMPONENT: "server"}}}]},
+            },
+        }},
+        "postgresql": {"managed": {"scheduling": {
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "db", "operator": "Equal", "value": "",
+                             "effect": "PreferNoSchedule"}]}}},
+        "redis": {"managed": {"scheduling": {"affinity": {"nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+                "matchFields": [{"key": "metadata.name", "operator": "In",
+                                 "values": ["node-1"]}]}}]}}}}},
+        "objectStorage": {"managed": {"scheduling": {"topologySpreadConstraints": [_spread()]}}},
+    }),
 ]
 
 
@@ -363,6 +495,42 @@ def test_good_edge_values_render_children_the_api_server_accepts(
     admin: KubeClient, crd: Any, namespace: str, spec: Obj
 ) -> None:
     assert child_errors(admin, spec, namespace) == {}
+
+
+@pytest.fixture
+def priority_class(admin: KubeClient) -> Iterator[str]:
+    """A PriorityClass to name (pods naming a missing one are refused at admission)."""
+    name = f"thumbnails-edge-{uuid.uuid4().hex[:8]}.example.com"
+    path = "/apis/scheduling.k8s.io/v1/priorityclasses"
+    admin.request("POST", path, body={"apiVersion": "scheduling.k8s.io/v1",
+                                      "kind": "PriorityClass", "metadata": {"name": name},
+                                      "value": 1000})
+    yield name
+    admin.request("DELETE", f"{path}/{name}")
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha1"])
+def test_a_priority_class_is_accepted_and_its_pods_too(
+    admin: KubeClient, crd: Any, namespace: str, version: str, priority_class: str
+) -> None:
+    spec = {**_scheduling("workers", {"priorityClassName": priority_class}),
+            **_scheduling("redis", {"priorityClassName": priority_class})}
+    dry_run_create(admin, namespace, in_version(spec, version), KINDS[version])
+    assert child_errors(admin, spec, namespace) == {}
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha1"])
+def test_a_misspelt_affinity_field_is_refused_by_strict_clients(
+    admin: KubeClient, crd: Any, namespace: str, version: str
+) -> None:
+    """The affinity kinds' content is kept as given, but their names are schema: kubectl
+    (strict field validation by default) is told about a misspelt one instead of losing it."""
+    body = in_version(_scheduling("server", {"affinity": {"nodeAfinity": {}}}), version)
+    err = expect_api_error(lambda: admin.request(
+        "POST", KINDS[version].path(namespace), body=body,
+        query={"dryRun": "All", "fieldValidation": "Strict"}))
+    assert 'unknown field "spec.server.scheduling.affinity.nodeAfinity"' in err.message, (
+        err.message)
 
 
 def test_valid_external_dependencies_are_accepted(

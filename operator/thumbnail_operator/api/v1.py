@@ -8,6 +8,7 @@ objects stored before a default was added). Validation is the CRD's job, not thi
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
 from typing import Any
 
@@ -82,6 +83,34 @@ def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Any:
     )
 
 
+# The spread of the server and worker pods when their `scheduling.topologySpreadConstraints`
+# is not set (an empty list turns it off): at most one pod more on any node than on another,
+# soft (ScheduleAnyway: a pod never stays pending for it), counted per ReplicaSet
+# (`pod-template-hash`), so that a rollout's new pods spread among themselves instead of
+# around the old ones. A constraint without `labelSelector` counts the component's own pods
+# (the builders fill in its selector).
+DEFAULT_SPREAD: tuple[dict[str, Any], ...] = (
+    {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+     "whenUnsatisfiable": "ScheduleAnyway", "matchLabelKeys": ["pod-template-hash"]},
+)
+
+
+class Scheduling(_Model):
+    """Where a component's pods may run: the pod spec's fields of the same names, passed
+    through as Kubernetes defines them (the CRD validates them)."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = Field(default_factory=dict)
+    topology_spread_constraints: tuple[dict[str, Any], ...] = ()
+    priority_class_name: str | None = None
+
+
+def _spread_by_default() -> Any:
+    return Field(default_factory=lambda: Scheduling(
+        topology_spread_constraints=copy.deepcopy(DEFAULT_SPREAD)))
+
+
 class NodePort(_Model):
     enabled: bool = False
     port: int = 30000
@@ -103,6 +132,7 @@ class Server(_Model):
     resources: Resources = _resources("250m", "256Mi", "500m", "512Mi")
     service: ApiService = Field(default_factory=ApiService)
     console: WebConsole = Field(default_factory=WebConsole)
+    scheduling: Scheduling = _spread_by_default()
 
 
 class Concurrency(_Model):
@@ -115,6 +145,7 @@ class Workers(_Model):
     replicas: int = 2
     concurrency: Concurrency = Field(default_factory=Concurrency)
     resources: Resources = _resources("250m", "256Mi", "1", "1Gi")
+    scheduling: Scheduling = _spread_by_default()
 
 
 class SecretKeyRef(_Model):
@@ -140,6 +171,7 @@ class ManagedPostgres(_Model):
     image: Image = _image("postgres", "16")
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+    scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
 class ExternalPostgres(_Model):
@@ -163,6 +195,7 @@ class Postgres(_Dependency):
 class ManagedRedis(_Model):
     image: Image = _image("redis", "7-alpine")
     resources: Resources = _resources("50m", "64Mi", "500m", "256Mi")
+    scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
 class ExternalRedis(_Model):
@@ -190,6 +223,7 @@ class ManagedMinio(_Model):
     storage: Storage = Field(default_factory=Storage)
     resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
     console: Console = Field(default_factory=Console)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
 class S3SecretRef(_Model):

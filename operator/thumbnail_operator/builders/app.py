@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.api.v1 import Image, Resources
+from thumbnail_operator.api.v1 import Image, Resources, Scheduling
 from thumbnail_operator.builders.common import (
     APP_UID,
     Context,
@@ -16,6 +16,7 @@ from thumbnail_operator.builders.common import (
 )
 from thumbnail_operator.builders.config import external_secret_env
 from thumbnail_operator.builders.endpoints import dependencies
+from thumbnail_operator.builders.scheduling import placement
 
 
 def _dependency_waits(ctx: Context) -> list[Obj]:
@@ -48,6 +49,7 @@ def _app_deployment(
     replicas: int,
     image: Image,
     resources: Resources,
+    scheduling: Scheduling,
     command: str,
     config_hash: str,
     extra_init: list[Obj],
@@ -68,6 +70,7 @@ def _app_deployment(
         "containers": [main],
         "volumes": [tmp_volume()],
         "enableServiceLinks": False,
+        **placement(ctx, component, scheduling),
     }
     if ctx.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = pull_secrets(ctx.spec)
@@ -112,6 +115,7 @@ def server_deployment(ctx: Context, config_hash: str) -> Obj:
         replicas=server.replicas,
         image=image,
         resources=server.resources,
+        scheduling=server.scheduling,
         command="thumbnail-api",
         config_hash=config_hash,
         extra_init=[migrate],
@@ -147,6 +151,7 @@ def worker_deployment(ctx: Context, config_hash: str) -> Obj:
         replicas=workers.replicas,
         image=workers.image,
         resources=workers.resources,
+        scheduling=workers.scheduling,
         command="thumbnail-worker",
         config_hash=config_hash,
         extra_init=[],

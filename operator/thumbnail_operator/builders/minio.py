@@ -67,7 +67,8 @@ def minio_stateful_set(ctx: Context, credentials: Mapping[str, str]) -> Obj:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     )
-    pod = pod_spec(ctx, MINIO_UID, [main], [tmp_volume()])
+    pod = pod_spec(ctx, MINIO_UID, [main], [tmp_volume()], component="minio",
+                   scheduling=minio.scheduling)
     return stateful_set(
         ctx,
         name=ctx.names.minio,

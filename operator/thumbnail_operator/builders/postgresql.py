@@ -49,7 +49,8 @@ def postgresql_stateful_set(ctx: Context, credentials: Mapping[str, str]) -> Obj
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     )
-    pod = pod_spec(ctx, DATA_UID, [main], [tmp_volume("run"), tmp_volume()])
+    pod = pod_spec(ctx, DATA_UID, [main], [tmp_volume("run"), tmp_volume()],
+                   component="postgresql", scheduling=pg.managed.scheduling)
     return stateful_set(
         ctx,
         name=ctx.names.postgresql,

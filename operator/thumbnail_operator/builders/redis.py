@@ -49,7 +49,8 @@ def redis_deployment(ctx: Context, credentials: Mapping[str, str]) -> Obj:
                 "metadata": credentials_template_metadata(
                     ctx, "redis", credentials, [REDIS_PASSWORD]
                 ),
-                "spec": pod_spec(ctx, DATA_UID, [main], [tmp_volume("data")]),
+                "spec": pod_spec(ctx, DATA_UID, [main], [tmp_volume("data")], component="redis",
+                                 scheduling=ctx.spec.redis.managed.scheduling),
             },
         },
     }

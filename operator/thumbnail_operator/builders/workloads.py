@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.api.v1 import Storage
+from thumbnail_operator.api.v1 import Scheduling, Storage
 from thumbnail_operator.builders.common import (
     Context,
     Obj,
@@ -13,6 +13,7 @@ from thumbnail_operator.builders.common import (
     pull_secrets,
 )
 from thumbnail_operator.builders.credentials import digest
+from thumbnail_operator.builders.scheduling import placement
 
 DATA_UID = 999  # the postgres and redis users of the official images
 MINIO_UID = 1000
@@ -33,13 +34,19 @@ def credentials_template_metadata(
     }
 
 
-def pod_spec(ctx: Context, uid: int, containers: list[Obj], volumes: list[Obj]) -> Obj:
+def pod_spec(
+    ctx: Context, uid: int, containers: list[Obj], volumes: list[Obj], *, component: str = "",
+    scheduling: Scheduling | None = None,
+) -> Obj:
+    """A data store's pod (or the bucket-init Job's, which has no `scheduling`)."""
     spec: Obj = {
         "securityContext": pod_security(uid),
         "containers": containers,
         "volumes": volumes,
         "enableServiceLinks": False,
     }
+    if scheduling is not None:
+        spec.update(placement(ctx, component, scheduling))
     if ctx.spec.image_pull_secrets:
         spec["imagePullSecrets"] = pull_secrets(ctx.spec)
     return spec

@@ -21,6 +21,28 @@ META = {
 }
 
 
+# A component's `scheduling` with every field set (the same in both versions).
+SCHEDULING = {
+    "nodeSelector": {"disktype": "ssd", "example.com/pool": "media"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "media", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+         "tolerationSeconds": 30},
+    ],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+    "topologySpreadConstraints": [{
+        "maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule", "minDomains": 2,
+        "labelSelector": {"matchExpressions": [{"key": "role", "operator": "Exists"}]},
+        "matchLabelKeys": ["pod-template-hash"], "nodeAffinityPolicy": "Ignore",
+        "nodeTaintsPolicy": "Honor",
+    }],
+    "priorityClassName": "media-high",
+}
+
+
 def image(repository: str, tag: str) -> dict[str, str]:
     return {"repository": repository, "tag": tag, "pullPolicy": "IfNotPresent"}
 
@@ -47,23 +69,27 @@ def full_alpha() -> dict[str, Any]:
                 "resources": RESOURCES,
                 "service": {"type": "ClusterIP", "port": 8000,
                             "nodePort": {"enabled": True, "port": 30080}},
+                "scheduling": copy.deepcopy(SCHEDULING),
             },
             "worker": {"replicas": 5, "concurrency": {"processes": 2, "threads": 4},
-                       "resources": RESOURCES},
+                       "resources": RESOURCES, "scheduling": {"topologySpreadConstraints": []}},
             "postgresql": {
                 "enabled": False,
                 "database": "thumbs",
                 "user": "app",
                 "storage": {"size": "20Gi"},
                 "resources": RESOURCES,
+                "scheduling": {"nodeSelector": {"disktype": "ssd"}},
                 "external": {"host": "db.example.com", "port": 5433,
                              "secretRef": {"name": "db", "key": "pw"}},
             },
-            "redis": {"enabled": True, "database": 3, "resources": RESOURCES},
+            "redis": {"enabled": True, "database": 3, "resources": RESOURCES,
+                      "scheduling": {"priorityClassName": "queue"}},
             "minio": {
                 "enabled": True,
                 "storage": {"size": "50Gi"},
                 "resources": RESOURCES,
+                "scheduling": copy.deepcopy(SCHEDULING),
                 "console": {"nodePort": {"enabled": True, "port": 30081}},
                 "buckets": {"originals": "in", "thumbnails": "out"},
             },
@@ -113,26 +139,31 @@ def full_v1() -> dict[str, Any]:
                 "resources": RESOURCES,
                 "service": {"type": "ClusterIP", "port": 8000,
                             "nodePort": {"enabled": True, "port": 30080}},
+                "scheduling": copy.deepcopy(SCHEDULING),
             },
             "workers": {"image": image("reg/worker", "1.2.0"), "replicas": 5,
-                        "concurrency": {"processes": 2, "threads": 4}, "resources": RESOURCES},
+                        "concurrency": {"processes": 2, "threads": 4}, "resources": RESOURCES,
+                        "scheduling": {"topologySpreadConstraints": []}},
             "postgresql": {
                 "mode": "External",
                 "database": "thumbs",
                 "user": "app",
                 "managed": {"image": image("postgres", "16"), "storage": {"size": "20Gi"},
-                            "resources": RESOURCES},
+                            "resources": RESOURCES,
+                            "scheduling": {"nodeSelector": {"disktype": "ssd"}}},
                 "external": {"host": "db.example.com", "port": 5433,
                              "secretRef": {"name": "db", "key": "pw"}},
             },
             "redis": {"mode": "Managed", "database": 3,
-                      "managed": {"image": image("redis", "7-alpine"), "resources": RESOURCES}},
+                      "managed": {"image": image("redis", "7-alpine"), "resources": RESOURCES,
+                                  "scheduling": {"priorityClassName": "queue"}}},
             "objectStorage": {
                 "mode": "Managed",
                 "buckets": {"originals": "in", "thumbnails": "out"},
                 "managed": {"image": image("minio/minio", "R1"), "storage": {"size": "50Gi"},
                             "resources": RESOURCES,
-                            "console": {"nodePort": {"enabled": True, "port": 30081}}},
+                            "console": {"nodePort": {"enabled": True, "port": 30081}},
+                            "scheduling": copy.deepcopy(SCHEDULING)},
                 "bucketInit": {"image": image("minio/mc", "R2")},
             },
             "persistence": {"enabled": True, "storageClassName": "fast",

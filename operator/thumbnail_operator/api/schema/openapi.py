@@ -6,6 +6,15 @@ from typing import Any
 
 Schema = dict[str, Any]
 
+# Kubernetes name grammars as RE2 for CEL rules (no backslashes: `[.]` is a literal dot).
+# A DNS-1123 subdomain: what Kubernetes requires of Secret, StorageClass and PriorityClass names.
+DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A label key (qualified name): an optional DNS-subdomain prefix and '/', then a name of at
+# most 63 characters; and a label value (empty, or at most 63 characters).
+_LABEL_NAME = "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = f"^({DNS_SUBDOMAIN[1:-1]}/)?{_LABEL_NAME}$"
+LABEL_VALUE = f"^({_LABEL_NAME})?$"
+
 
 def rule(expression: str, message: str, **extra: str) -> dict[str, str]:
     return {"rule": expression, "message": message, **extra}

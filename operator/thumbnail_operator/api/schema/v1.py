@@ -76,6 +76,7 @@ SERVER = obj(
         "resources": _alpha("server", "resources"),
         "service": _alpha("server", "service"),
         "console": _alpha("server", "console"),
+        "scheduling": _alpha("server", "scheduling"),
     },
     default={},
 )
@@ -87,6 +88,7 @@ WORKERS = obj(
         "replicas": _alpha("worker", "replicas"),
         "concurrency": _alpha("worker", "concurrency"),
         "resources": _alpha("worker", "resources"),
+        "scheduling": _alpha("worker", "scheduling"),
     },
     default={},
 )
@@ -104,6 +106,7 @@ POSTGRESQL = obj(
                 "image": _alpha("images", "postgresql"),
                 "storage": _alpha("postgresql", "storage"),
                 "resources": _alpha("postgresql", "resources"),
+                "scheduling": _alpha("postgresql", "scheduling"),
             },
             default={},
         ),
@@ -123,6 +126,7 @@ REDIS = obj(
             {
                 "image": _alpha("images", "redis"),
                 "resources": _alpha("redis", "resources"),
+                "scheduling": _alpha("redis", "scheduling"),
             },
             default={},
         ),
@@ -144,6 +148,7 @@ OBJECT_STORAGE = obj(
                 "storage": _alpha("minio", "storage"),
                 "resources": _alpha("minio", "resources"),
                 "console": _alpha("minio", "console"),
+                "scheduling": _alpha("minio", "scheduling"),
             },
             default={},
         ),

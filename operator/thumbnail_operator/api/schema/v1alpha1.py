@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from thumbnail_operator.api.schema.openapi import (
+    DNS_SUBDOMAIN,
     Schema,
     array,
     boolean,
@@ -21,6 +22,7 @@ from thumbnail_operator.api.schema.openapi import (
     string,
     string_map,
 )
+from thumbnail_operator.api.schema.scheduling import scheduling
 from thumbnail_operator.api.v1 import (
     DEFAULTS,
     FORMATS,
@@ -40,9 +42,8 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _D = DEFAULTS
 
-# Regular expressions used in CEL rules (RE2, no backslashes: `[.]` is a literal dot).
-# A DNS-1123 subdomain: what Kubernetes requires of Secret and StorageClass names.
-DNS_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Regular expressions used in CEL rules (RE2, no backslashes: `[.]` is a literal dot);
+# DNS_SUBDOMAIN (Secret and StorageClass names) comes from openapi.py.
 # An image repository as container runtimes parse it (the distribution reference grammar):
 # an optional registry `host[:port]/`, then lowercase path components; no tag, no digest.
 _PATH_PART = "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
@@ -283,6 +284,7 @@ SERVER = obj(
             {"enabled": boolean("Serve the console.", default=_D.server.console.enabled)},
             default={},
         ),
+        "scheduling": scheduling("the API server pods", _D.server.scheduling),
     },
     default={},
 )
@@ -305,6 +307,7 @@ WORKER = obj(
             default={},
         ),
         "resources": _resources("a worker pod", _D.workers.resources),
+        "scheduling": scheduling("the worker pods", _D.workers.scheduling),
     },
     default={},
 )
@@ -327,6 +330,8 @@ POSTGRESQL = obj(
                         "PostgreSQL reserves role names starting with pg_; choose another user")]),
         "storage": _storage("PostgreSQL data", _D.postgresql.managed.storage),
         "resources": _resources("the PostgreSQL pod", _D.postgresql.managed.resources),
+        "scheduling": scheduling("the managed PostgreSQL pod",
+                                 _D.postgresql.managed.scheduling),
         "external": obj(
             "Connection to an external PostgreSQL (when enabled is false).",
             {
@@ -352,6 +357,7 @@ REDIS = obj(
         "database": integer("Redis database number.", default=_D.redis.database, minimum=0,
                             maximum=15),
         "resources": _resources("the Redis pod", _D.redis.managed.resources),
+        "scheduling": scheduling("the managed Redis pod", _D.redis.managed.scheduling),
         "external": obj(
             "Connection to an external Redis (when enabled is false).",
             {
@@ -376,6 +382,8 @@ MINIO = obj(
                            default=_D.object_storage.is_managed),
         "storage": _storage("MinIO objects", _D.object_storage.managed.storage),
         "resources": _resources("the MinIO pod", _D.object_storage.managed.resources),
+        "scheduling": scheduling("the managed MinIO pod",
+                                 _D.object_storage.managed.scheduling),
         "console": obj(
             "The MinIO web console (port 9001).",
             {"nodePort": _node_port("the MinIO console",

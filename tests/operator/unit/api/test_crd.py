@@ -111,3 +111,13 @@ def test_resource_shape_scale_and_columns() -> None:
     for version in (alpha, beta):
         columns = [col["name"] for col in version["additionalPrinterColumns"]]
         assert columns == ["Ready", "Server", "Workers", "Live", "Oldest Queued", "Endpoint", "Age"]
+
+
+def test_the_crd_fits_in_a_client_side_apply() -> None:
+    """`kubectl apply` (client-side) records the whole object in an annotation, which the API
+    server caps at 256 KiB: a larger CRD installs only with --server-side. The scheduling
+    schema, repeated for five components in two versions, is what grows it most."""
+    import json
+
+    size = len(json.dumps(custom_resource_definition(), separators=(",", ":")))
+    assert size < 256 * 1024 - 16 * 1024, size  # some room left for the next fields
