@@ -34,6 +34,9 @@ _CONNECTION_ERRORS = (
     # Wrong password or role: the server took new credentials (a rotation restarts it with
     # them) before this pod rolled onto them. Unavailable to us, not a bug in the request.
     asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    # Too many connections (old and new pods at once during a rollout), out of memory or
+    # disk: the server cannot take us now.
+    asyncpg.exceptions.InsufficientResourcesError,
 )
 CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key keeps vanishing
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())

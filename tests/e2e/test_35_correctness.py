@@ -124,6 +124,7 @@ class _Traffic(threading.Thread):
         self.cluster, self.key = cluster, key
         self.codes: collections.Counter[int] = collections.Counter()
         self.timeline: list[tuple[float, int]] = []  # (monotonic time, status; 0 = no answer)
+        self.unexpected: list[str] = []  # what answered a 5xx other than 503
         self.accepted: list[str] = []
         self.stop = threading.Event()
 
@@ -140,8 +141,16 @@ class _Traffic(threading.Thread):
                     self.timeline.append((time.monotonic(), answer.status_code))
                     if answer.status_code == 202:
                         self.accepted.append(answer.json()["id"])
-                    if self.accepted:
-                        self.codes[http.get(f"/v1/jobs/{self.accepted[-1]}").status_code] += 1
+                    polled = http.get(f"/v1/jobs/{self.accepted[-1]}") if self.accepted else None
+                    for response in (answer, polled):
+                        if response is None:
+                            continue
+                        if response is polled:
+                            self.codes[response.status_code] += 1
+                        if response.status_code >= 500 and response.status_code != 503:
+                            self.unexpected.append(f"{response.request.method} "
+                                                   f"{response.request.url.path}: "
+                                                   f"{response.status_code} {response.text[:200]}")
                 except httpx.HTTPError as exc:  # a server pod rolling: no answer, no 5xx
                     self.codes[0] += 1
                     self.timeline.append((time.monotonic(), 0))
@@ -187,6 +196,11 @@ def test_rotation_annotation_changes_every_credential_in_the_data_stores(
           f"{dict(traffic.codes)} ({len(traffic.accepted)} jobs accepted)")
     print("  submissions (seconds after the annotation: status): " + ", ".join(
         f"{at - started:.0f}: {code}" for at, code in traffic.timeline))
+    if traffic.unexpected:  # the server's own account of it, for the failure message
+        logs = kubectl("-n", NAMESPACE, "logs", "--prefix", "--tail=300", "-l",
+                       f"{selector(service, 'server')}")
+        errors = [line for line in logs.splitlines() if "ERROR" in line or "Error" in line]
+        raise AssertionError(f"{traffic.unexpected}\n" + "\n".join(errors[-40:]))
     assert set(traffic.codes) <= {0, 200, 202, 503}, traffic.codes  # no 401, no other 5xx
 
     new = {k: base64.b64decode(v).decode()
