@@ -503,9 +503,10 @@ def test_the_operator_serves_conversions_itself(
         kube.request("PATCH", crd_path(), body={"spec": {"conversion": {"webhook": {
             "clientConfig": {"url": f"https://127.0.0.1:{settings.webhook_port}/convert"}}}}},
             content_type="application/merge-patch+json")
-        read = wait_for(lambda: _get_alpha_or_none(kube, namespace, "ext"), timeout=30,
-                        what="a read converted by the operator's webhook")
-        assert read == to_v1alpha1(_get(kube, BETA, namespace, "ext"))
+        # Both reads at one resourceVersion: the running operator writes status in between.
+        alpha, beta = wait_for(lambda: _both_versions(kube, namespace, "ext"), timeout=30,
+                               what="a read converted by the operator's webhook")
+        assert alpha == to_v1alpha1(beta)
         assert wait_for(lambda: _get_or_none_v1(kube, namespace, "bare"), timeout=60,
                         what="the operator reconciling an object created as v1alpha1")
     finally:
