@@ -38,6 +38,7 @@ from thumbnail_substrate.testing import apply_object, load_documents, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
+BACKUP_CRD_FILE = ROOT / "crds" / "thumbnailbackups.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
 SAMPLE_V1 = ROOT / "crds" / "samples" / "thumbnailservice.yaml"  # written in v1
 
@@ -133,6 +134,7 @@ def install(admin: KubeClient, webhook_port: int) -> None:
     if conversion.get("strategy") == "Webhook":
         conversion["webhook"]["clientConfig"]["service"]["port"] = webhook_port
     apply_object(admin, crd, field_manager="bench")
+    apply_object(admin, load_documents(BACKUP_CRD_FILE)[0], field_manager="bench")
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
 
     def established() -> bool:

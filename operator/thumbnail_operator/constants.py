@@ -46,3 +46,11 @@ WEBHOOK_NAMESPACE: Final = "thumbnail-system"
 WEBHOOK_SERVICE: Final = "thumbnail-operator-webhook"
 WEBHOOK_PATH: Final = "/convert"
 WEBHOOK_PORT: Final = 9443
+
+# On-demand and scheduled backups of a ThumbnailService (api/backup.py).
+BACKUP_KIND: Final = "ThumbnailBackup"
+BACKUP_PLURAL: Final = "thumbnailbackups"
+# On a backup Job and its ThumbnailBackup: which backup it is; on a scheduled ThumbnailBackup:
+# that the operator made it on `spec.backup.schedule` (retention prunes only those).
+BACKUP_LABEL: Final = f"{GROUP}/backup"
+SCHEDULED_LABEL: Final = f"{GROUP}/scheduled"

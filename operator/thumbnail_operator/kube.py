@@ -52,12 +52,13 @@ JOB = Kind("batch/v1", "Job", "jobs")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage version
 THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
+THUMBNAIL_BACKUP = Kind(c.API_VERSION, c.BACKUP_KIND, c.BACKUP_PLURAL)
 
 CHILD_KINDS: tuple[Kind, ...] = (
     CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB, PDB,
 )
 _BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
-                                                   THUMBNAIL_SERVICE_V1ALPHA1)}
+                                                   THUMBNAIL_SERVICE_V1ALPHA1, THUMBNAIL_BACKUP)}
 
 
 def kind_of(obj: Obj) -> Kind:

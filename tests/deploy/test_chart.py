@@ -170,10 +170,15 @@ def test_values_reach_the_objects() -> None:
 
 
 def test_crd_webhook_points_at_the_release_namespace() -> None:
-    (crd,) = [d for d in helm_template("ops") if d["kind"] == "CustomResourceDefinition"]
+    crds = {d["metadata"]["name"]: d for d in helm_template("ops")
+            if d["kind"] == "CustomResourceDefinition"}
+    assert sorted(crds) == ["thumbnailbackups.thumbnails.platform.dev",
+                            "thumbnailservices.thumbnails.platform.dev"]
+    crd = crds["thumbnailservices.thumbnails.platform.dev"]
     service = crd["spec"]["conversion"]["webhook"]["clientConfig"]["service"]
     assert (service["namespace"], service["name"]) == ("ops", "thumbnail-operator-webhook")
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for kept in crds.values():  # `helm uninstall` must not delete every backup record
+        assert kept["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from tests.operator.support import (
+    BACKUP_CRD_FILE,
     CRD_FILE,
     POLICIES_FILE,
     RBAC_FILE,
@@ -37,6 +38,7 @@ def crd(admin: KubeClient, kube_cluster: Any) -> dict[str, Any]:
     # control plane that Service points at a webhook on localhost (tests/upgrade).
     body = localize(load_documents(CRD_FILE)[0], shared_webhook(str(kube_cluster.kubeconfig)))
     apply_object(admin, body)
+    apply_object(admin, load_documents(BACKUP_CRD_FILE)[0])
     for document in load_documents(POLICIES_FILE):  # deletion protection (api/policy.py)
         apply_object(admin, document)
     path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{body['metadata']['name']}"

@@ -22,6 +22,7 @@ from thumbnail_substrate.testing import apply_object, free_port, load_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "thumbnailservices.yaml"
+BACKUP_CRD_FILE = ROOT / "crds" / "thumbnailbackups.yaml"
 POLICIES_FILE = ROOT / "manifests" / "policies" / "deletion-protection.yaml"
 RBAC_FILE = ROOT / "operator" / "rbac.yaml"
 PEERING_FILE = ROOT / "operator" / "kopf-peering.yaml"

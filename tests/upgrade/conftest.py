@@ -20,11 +20,13 @@ import yaml
 from thumbnail_operator.kube import ApiError, KubeClient, load_configuration
 from thumbnail_operator.webhook.certmanager import CRD_NAME, CRD_PATH
 from thumbnail_substrate.local_webhook import BackgroundWebhook
-from thumbnail_substrate.testing import free_port, wait_for
+from thumbnail_substrate.testing import apply_object, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PREVIOUS_CRD = ROOT / "crds" / "history" / "thumbnailservices-v1alpha1.yaml"
 CURRENT_CRD = ROOT / "crds" / "thumbnailservices.yaml"
+# The operator under test also watches ThumbnailBackups (unchanged by these upgrades).
+BACKUP_CRD = ROOT / "crds" / "thumbnailbackups.yaml"
 Obj = dict[str, Any]
 
 
@@ -76,6 +78,7 @@ def delete_crd(kube: KubeClient) -> None:
 @pytest.fixture(scope="module")
 def kube(kube_cluster: Any) -> Iterator[KubeClient]:
     client = KubeClient(load_configuration(str(kube_cluster.kubeconfig)))
+    apply_object(client, load(BACKUP_CRD))
     yield client
     client.close()
 

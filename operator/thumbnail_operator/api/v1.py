@@ -303,6 +303,44 @@ class LocalObjectReference(_Model):
     name: str
 
 
+class BackupDestination(_Model):
+    """Where backups are written: `bucket`/`prefix`/<backup id>/ on the service's own object
+    storage, or on another S3 endpoint (`s3`) - the one to use if the backups must outlive
+    this service's volumes."""
+
+    bucket: str = "backups"
+    # Empty: "<namespace>/<name>" of the ThumbnailService (so several share a bucket).
+    prefix: str = ""
+    s3: ExternalS3 | None = None
+
+
+class BackupRetention(_Model):
+    """Scheduled backups to keep (on-demand ones are the user's); 0 turns a limit off."""
+
+    count: int = 7
+    max_age_days: int = 0
+
+
+class Backup(_Model):
+    # Five-field cron (UTC, e.g. "0 3 * * *"); unset: on-demand ThumbnailBackups only.
+    schedule: str | None = None
+    destination: BackupDestination = Field(default_factory=BackupDestination)
+    retention: BackupRetention = Field(default_factory=BackupRetention)
+
+
+class FromBackup(_Model):
+    """A backup to start from: a ThumbnailBackup of this namespace (`backupName`), or a
+    backup id under `destination` (from another namespace or cluster)."""
+
+    backup_name: str | None = None
+    backup_id: str | None = None
+    destination: BackupDestination = Field(default_factory=BackupDestination)
+
+
+class Bootstrap(_Model):
+    from_backup: FromBackup | None = None
+
+
 class ThumbnailServiceSpec(_Model):
     server: Server = Field(default_factory=Server)
     workers: Workers = Field(default_factory=Workers)
@@ -314,6 +352,8 @@ class ThumbnailServiceSpec(_Model):
     dependency_wait: DependencyWait = Field(default_factory=DependencyWait)
     image_pull_secrets: tuple[LocalObjectReference, ...] = ()
     deletion_protection: bool = False
+    backup: Backup = Field(default_factory=Backup)
+    bootstrap: Bootstrap = Field(default_factory=Bootstrap)
 
 
 DEFAULTS = ThumbnailServiceSpec()

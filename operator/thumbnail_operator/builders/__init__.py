@@ -15,6 +15,7 @@ from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import (
     app,
+    backup,
     buckets,
     config,
     disruption,
@@ -39,8 +40,11 @@ def build_desired_state(
     credentials: Mapping[str, str],
     external_secrets: Mapping[str, Mapping[str, str]],
     rotation: Rotation | None = None,
+    restore: backup.BackupSource | None = None,
 ) -> DesiredState:
-    """Every child of one ThumbnailService, in creation order (data stores before apps)."""
+    """Every child of one ThumbnailService, in creation order (data stores before apps).
+
+    `restore`: the backup `spec.bootstrap.fromBackup` names, resolved by the reconciler."""
     ctx = Context(owner=owner, spec=spec)
     environment = config.service_environment(ctx)
     config_hash = config.config_hash(environment, credentials, external_secrets)
@@ -67,7 +71,8 @@ def build_desired_state(
         buckets.bucket_init_job(ctx),
         app.api_service(ctx),
         app.api_node_port_service(ctx),
-        app.server_deployment(ctx, config_hash),
+        app.server_deployment(
+            ctx, config_hash, backup.restore_container(ctx, restore) if restore else None),
         app.worker_deployment(ctx, config_hash),
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),
@@ -96,7 +101,12 @@ def stamp(child: Obj) -> Obj:
 
 
 def external_secret_names(owner: Owner, spec: ThumbnailServiceSpec) -> list[str]:
-    return config.external_secret_names(Context(owner=owner, spec=spec))
+    """User Secrets the pods read (their content is part of the config hash)."""
+    names = set(config.external_secret_names(Context(owner=owner, spec=spec)))
+    source = spec.bootstrap.from_backup
+    if source is not None and source.destination.s3 is not None:
+        names.add(source.destination.s3.secret_ref.name)
+    return sorted(names)
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.builders.scheduling import placement
 
 
-def _dependency_waits(ctx: Context) -> list[Obj]:
+def dependency_waits(ctx: Context) -> list[Obj]:
     """Init containers that hold the pod until PostgreSQL, Redis and object storage answer."""
     deps = dependencies(ctx)
     wait = ctx.spec.dependency_wait.image
@@ -31,7 +31,7 @@ def _dependency_waits(ctx: Context) -> list[Obj]:
     ]
 
 
-def _app_env(ctx: Context) -> dict[str, object]:
+def app_env(ctx: Context) -> dict[str, object]:
     return {
         "envFrom": [
             {"configMapRef": {"name": ctx.names.config}},
@@ -61,12 +61,12 @@ def _app_deployment(
         resources.as_dict(),
         command=[command],
         volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
-        **_app_env(ctx),
+        **app_env(ctx),
         **main_fields,
     )
     pod_spec: Obj = {
         "securityContext": pod_security(APP_UID),
-        "initContainers": [*_dependency_waits(ctx), *extra_init],
+        "initContainers": [*dependency_waits(ctx), *extra_init],
         "containers": [main],
         "volumes": [tmp_volume()],
         "enableServiceLinks": False,
@@ -96,7 +96,9 @@ def _app_deployment(
     }
 
 
-def server_deployment(ctx: Context, config_hash: str) -> Obj:
+def server_deployment(ctx: Context, config_hash: str, restore: Obj | None = None) -> Obj:
+    """`restore`: the init container that restores a backup (builders/backup.py), after the
+    migrations."""
     server = ctx.spec.server
     image = server.image
     # Migrations run once per rollout, before any new server pod can take traffic.
@@ -106,7 +108,7 @@ def server_deployment(ctx: Context, config_hash: str) -> Obj:
         server.resources.as_dict(),
         command=["thumbnail-migrate"],
         volumeMounts=[{"name": "tmp", "mountPath": "/tmp"}],
-        **_app_env(ctx),
+        **app_env(ctx),
     )
     return _app_deployment(
         ctx,
@@ -118,7 +120,7 @@ def server_deployment(ctx: Context, config_hash: str) -> Obj:
         scheduling=server.scheduling,
         command="thumbnail-api",
         config_hash=config_hash,
-        extra_init=[migrate],
+        extra_init=[migrate, *([restore] if restore else [])],
         main_fields={
             "ports": [{"name": "http", "containerPort": c.API_PORT, "protocol": "TCP"}],
             "readinessProbe": {

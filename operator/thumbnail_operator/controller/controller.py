@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from thumbnail_operator import metrics
+from thumbnail_operator.controller.backups import BackupReconciler
 from thumbnail_operator.controller.events import EventRecorder
 from thumbnail_operator.controller.processing import ProcessingMonitor
 from thumbnail_operator.controller.reconcile import ReconcileFailed, Reconciler, RetryNeeded
@@ -33,6 +34,8 @@ class Controller:
     events: EventRecorder = field(init=False)
     reconciler: Reconciler = field(init=False)
     queue: WorkQueue = field(init=False)
+    backups: BackupReconciler = field(init=False)
+    backup_queue: WorkQueue = field(init=False)
     processing: ProcessingMonitor = field(init=False)
     passes: int = 0
     passes_by_key: Counter[ResourceKey] = field(default_factory=Counter)
@@ -51,6 +54,9 @@ class Controller:
             self.queue.trigger, interval=self.settings.processing_probe_seconds
         )
         self.reconciler = Reconciler(self.kube, self.events, processing=self.processing)
+        self.backups = BackupReconciler(self.kube, self.events)
+        self.backup_queue = WorkQueue(self.reconcile_backup,
+                                      resync_seconds=self.settings.resync_seconds)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="reconcile")
 
     def close(self) -> None:
@@ -58,6 +64,11 @@ class Controller:
         self._executor.shutdown(wait=True)
         self.events.close()
         self.kube.close()
+
+    async def reconcile_backup(self, key: ResourceKey) -> None:
+        """One pass over a ThumbnailBackup (controller/backups.py); errors are retried."""
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self.backups.reconcile, *key)
 
     async def reconcile(self, key: ResourceKey) -> None:
         namespace, name = key

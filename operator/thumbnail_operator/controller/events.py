@@ -1,4 +1,5 @@
-"""Kubernetes Events about a ThumbnailService (core/v1, like `kubectl describe` shows)."""
+"""Kubernetes Events about a ThumbnailService or ThumbnailBackup (core/v1, as `kubectl
+describe` shows them)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class EventRecorder:
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": owner.get("apiVersion", c.API_VERSION),
-                "kind": c.KIND,
+                "kind": owner.get("kind", c.KIND),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],

@@ -75,6 +75,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(**_: Any) -> None:
         controller.queue.start()
+        controller.backup_queue.start()
         controller.processing.start()
         log.info("thumbnail-operator started (resync every %.0fs)",
                  controller.settings.resync_seconds)
@@ -83,6 +84,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def cleanup(**_: Any) -> None:
         await controller.processing.stop()
         await controller.queue.stop()
+        await controller.backup_queue.stop()
         await asyncio.to_thread(controller.close)  # waits for passes and queued Events
 
     @kopf.on.probe(id="reconcile_passes", registry=registry)
@@ -103,6 +105,25 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         controller.queue.remember(key)
         controller.queue.trigger(key)
 
+    @kopf.on.event(c.GROUP, c.VERSION, c.BACKUP_PLURAL, registry=registry)
+    async def thumbnail_backup_event(
+        type: str, namespace: str | None, name: str, **_: Any
+    ) -> None:
+        if namespace is None:
+            return
+        key = (namespace, name)
+        if type == "DELETED":
+            controller.backup_queue.forget(key)
+            return
+        controller.backup_queue.remember(key)
+        controller.backup_queue.trigger(key)
+
+    def trigger_backup(namespace: str | None, labels: Mapping[str, str]) -> None:
+        """A backup Job or its pod changed: its ThumbnailBackup's status follows."""
+        backup = labels.get(c.BACKUP_LABEL)
+        if namespace and backup:
+            controller.backup_queue.trigger((namespace, backup))
+
     # No label filter on children: kopf filters labels in the operator anyway (the watch
     # stream is the same), and a child whose labels were edited must still be noticed.
     for kind in CHILD_KINDS:
@@ -112,6 +133,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         async def child_event(
             namespace: str | None, labels: Mapping[str, str], meta: Mapping[str, Any], **_: Any
         ) -> None:
+            trigger_backup(namespace, labels)
             key = _child_key(namespace, labels, meta.get("ownerReferences") or ())
             if key is not None:
                 controller.queue.trigger(key)
@@ -120,6 +142,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "pods", labels=managed, registry=registry, id="pods")
     async def pod_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+        trigger_backup(namespace, labels)
         key = _child_key(namespace, labels)
         if key is not None:
             controller.queue.trigger(key)

@@ -11,12 +11,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from thumbnail_operator import constants as c
 from thumbnail_operator import metrics
+from thumbnail_operator.api.backup import Phase
 from thumbnail_operator.api.conversion import V1, to_v1, to_v1alpha1
-from thumbnail_operator.api.v1 import ThumbnailServiceSpec, parse_spec
+from thumbnail_operator.api.v1 import BackupDestination, ThumbnailServiceSpec, parse_spec
 from thumbnail_operator.builders import (
     ChildKey,
     Names,
@@ -24,6 +26,8 @@ from thumbnail_operator.builders import (
     build_desired_state,
     external_secret_names,
 )
+from thumbnail_operator.builders.backup import BackupSource, resolved
+from thumbnail_operator.builders.common import Context
 from thumbnail_operator.builders.credentials import (
     API_KEYS,
     DATABASE_PASSWORD,
@@ -36,6 +40,7 @@ from thumbnail_operator.builders.credentials import (
     Rotation,
     resolve_credentials,
 )
+from thumbnail_operator.controller.backups import make_due_backup
 from thumbnail_operator.controller.diagnosis import (
     Cause,
     job_failure_message,
@@ -63,6 +68,7 @@ from thumbnail_operator.kube import (
     EVENT,
     POD,
     SECRET,
+    THUMBNAIL_BACKUP,
     THUMBNAIL_SERVICE,
     ApiError,
     Kind,
@@ -147,9 +153,17 @@ class _Pass:
         # A first pass finds nothing labelled: it creates without asking by name first.
         self.first_pass = not observed
         credentials, rotation = self._credentials(observed)
+        restore, hold = self._restore_source(observed)
         desired = build_desired_state(
-            self.owner, self.spec, credentials.values, self._external_secrets(), rotation
+            self.owner, self.spec, credentials.values, self._external_secrets(), rotation,
+            restore,
         )
+        if hold:
+            # Nothing may serve or process before the restore knows what to restore.
+            apps = {self.names.server, self.names.worker}
+            desired = dataclasses.replace(desired, children=[
+                child for child in desired.children
+                if not (child["kind"] == "Deployment" and child["metadata"]["name"] in apps)])
         config_hash = desired.config_hash
         if credentials.lost:
             # Nothing is written with credentials that would not open the existing data.
@@ -166,6 +180,7 @@ class _Pass:
                 self._converge(child, observed)
             wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
             self._prune(observed, wanted)
+        self._schedule_backup()
         job_name = next(ch["metadata"]["name"] for ch in desired.children if ch["kind"] == "Job")
         pods = self._pods()
         inputs = StatusInputs(
@@ -185,6 +200,40 @@ class _Pass:
         causes = self._causes(inputs, pods)
         self._write_status(compute_status(dataclasses.replace(inputs, causes=causes)))
         return self.outcome
+
+    # -- backups -------------------------------------------------------------------------
+
+    def _restore_source(self, observed: Mapping[ChildKey, Obj]) -> tuple[BackupSource | None, bool]:
+        """The backup `spec.bootstrap.fromBackup` names, and whether the API server and
+        workers must wait (a named ThumbnailBackup that is missing or not complete)."""
+        source = self.spec.bootstrap.from_backup
+        if source is None:
+            return None, False
+        ctx = Context(owner=self.owner, spec=self.spec)
+        if source.backup_id:
+            return BackupSource(source.backup_id, resolved(ctx, source.destination)), False
+        name = str(source.backup_name)
+        backup = self.kube.get(THUMBNAIL_BACKUP, self.namespace, name) or {}
+        status = backup.get("status") or {}
+        if status.get("phase") == Phase.COMPLETED.value and status.get("destination"):
+            destination = BackupDestination.model_validate(status["destination"])
+            return BackupSource(name, destination), False
+        state = f"is {status.get('phase', 'Pending')}" if backup else "does not exist"
+        self.outcome.errors.append(
+            f"spec.bootstrap.fromBackup.backupName: ThumbnailBackup {name!r} {state}; the API "
+            "server and workers start once it is Completed (or name another backup)")
+        # Once they exist the restore has begun: they are kept (and the restore stays done).
+        return None, ("Deployment", self.names.server) not in observed
+
+    def _schedule_backup(self) -> None:
+        try:
+            name = make_due_backup(self.kube, self.events, self.cr, self.spec,
+                                   datetime.now(UTC))
+        except ValueError as err:
+            self.outcome.errors.append(f"spec.backup.schedule: {err}")
+            return
+        if name:
+            self.outcome.written.append(f"{c.BACKUP_KIND}/{name}")
 
     # -- credentials ---------------------------------------------------------------------
 

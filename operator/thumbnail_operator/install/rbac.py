@@ -44,6 +44,9 @@ RESOURCE_RULES = (
     Rule("The custom resource: watched, never modified except its status.",
          (c.GROUP,), (c.PLURAL,), ("get", "list", "watch")),
     Rule(None, (c.GROUP,), (f"{c.PLURAL}/status",), ("get", "patch")),
+    Rule("Backups: watched and run; scheduled ones created, pruned ones deleted (retention).",
+         (c.GROUP,), (c.BACKUP_PLURAL,), ("get", "list", "watch", "create", "delete")),
+    Rule(None, (c.GROUP,), (f"{c.BACKUP_PLURAL}/status",), ("get", "patch")),
 )
 READ_RULES = (
     Rule("Read-only, for status that says why a component is not ready: its pods\n"

@@ -227,6 +227,8 @@ SPEC = obj(
         "dependencyWait": DEPENDENCY_WAIT,
         "imagePullSecrets": IMAGE_PULL_SECRETS,
         "deletionProtection": _alpha("deletionProtection"),
+        "backup": _alpha("backup"),
+        "bootstrap": _alpha("bootstrap"),
     },
     default={},
     rules=[

@@ -6,6 +6,7 @@ written; v1 takes most of its subtrees from here, so both versions default alike
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -428,6 +429,75 @@ MINIO = obj(
     rules=_managed_rules("minio", "endpoint and secretRef"),
 )
 
+# A backup id (and ThumbnailBackup name): a DNS label, so it is a safe object key segment.
+BACKUP_ID = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# Five cron fields of digits, `*`, `,`, `-`, `/` (controller/cron.py parses them; an
+# expression that passes this but still cannot be parsed is reported in the conditions).
+CRON = r"^\s*([0-9*,/-]+\s+){4}[0-9*,/-]+\s*$"
+
+
+def backup_destination(what: str, *, defaulted: bool = True) -> Schema:
+    """`defaulted`: {} when unset (false where unset means "another one's destination")."""
+    return obj(
+        f"Where {what}: <bucket>/<prefix>/<backup id>/ on the service's own object storage, "
+        "or on the S3 endpoint under `s3`.",
+        {
+            "bucket": _bucket("Bucket of the backups (created if missing).",
+                              _D.backup.destination.bucket),
+            "prefix": string(
+                "Key prefix; empty means <namespace>/<name> of this ThumbnailService.",
+                default=_D.backup.destination.prefix, max_length=512,
+                pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$"),
+            "s3": {**copy.deepcopy(MINIO["properties"]["external"]), "description":
+                   "Another S3 endpoint (recommended: backups that outlive this service's "
+                   "volumes); unset means the service's own object storage."},
+        },
+        default={} if defaulted else None,
+    )
+
+
+BACKUP = obj(
+    "Scheduled backups (ThumbnailBackup resources the operator creates on `schedule`).",
+    {
+        "schedule": string("Five-field cron schedule in UTC (e.g. \"0 3 * * *\"); unset: "
+                           "no scheduled backups.", pattern=CRON, max_length=128),
+        "destination": backup_destination("backups are written"),
+        "retention": obj(
+            "Scheduled backups to keep; on-demand ones are never pruned. 0 turns a limit off.",
+            {
+                "count": integer("Newest scheduled backups to keep.",
+                                 default=_D.backup.retention.count, minimum=0, maximum=10000),
+                "maxAgeDays": integer("Delete scheduled backups older than this.",
+                                      default=_D.backup.retention.max_age_days, minimum=0,
+                                      maximum=36500),
+            },
+            default={},
+        ),
+    },
+    default={},
+)
+
+BOOTSTRAP = obj(
+    "How a new ThumbnailService starts (a restore runs once: later changes do not restore "
+    "again, and a different backup is refused once the database holds jobs).",
+    {
+        "fromBackup": obj(
+            "Restore PostgreSQL and the buckets from a backup before the API serves "
+            "(refused if the database already holds jobs).",
+            {
+                "backupName": string("A ThumbnailBackup of this namespace.",
+                                     pattern=BACKUP_ID, max_length=63),
+                "backupId": string("A backup id under `destination` (another namespace or "
+                                   "cluster).", pattern=BACKUP_ID, max_length=63),
+                "destination": backup_destination("the backup is read from"),
+            },
+            rules=[rule("has(self.backupName) != has(self.backupId)",
+                        "fromBackup needs exactly one of backupName and backupId")],
+        ),
+    },
+    default={},
+)
+
 PERSISTENCE = obj(
     "Volumes of the managed PostgreSQL and MinIO.",
     {
@@ -524,6 +594,8 @@ SPEC = obj(
             "Refuse `kubectl delete` of this resource (a ValidatingAdmissionPolicy shipped with "
             "the CRD) until this is set back to false.",
             default=_D.deletion_protection),
+        "backup": BACKUP,
+        "bootstrap": BOOTSTRAP,
     },
     default={},
     rules=[

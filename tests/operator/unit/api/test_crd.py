@@ -9,7 +9,12 @@ import pytest
 import yaml
 
 from thumbnail_operator.api.conversion import V1ALPHA1, to_v1
-from thumbnail_operator.api.crd import CRD_FILE, custom_resource_definition, render
+from thumbnail_operator.api.crd import (
+    CRD_FILE,
+    custom_resource_definition,
+    generated_files,
+    render,
+)
 from thumbnail_operator.api.v1 import DEFAULTS, parse_spec
 
 VERSIONS = ("v1alpha1", "v1")
@@ -45,6 +50,8 @@ def apply_defaults(node: dict[str, Any], value: Any) -> Any:
 
 def test_checked_in_file_is_generated_from_the_schema() -> None:
     assert CRD_FILE.read_text() == render(), "run: python -m thumbnail_operator.api.crd"
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path} is stale: python -m thumbnail_operator.api.crd"
     assert yaml.safe_load(CRD_FILE.read_text()) == custom_resource_definition()
 
 
