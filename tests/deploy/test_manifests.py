@@ -263,4 +263,5 @@ def test_kind_config_maps_the_sample_node_ports() -> None:
     api = full["server"]["service"]["nodePort"]
     console = full["objectStorage"]["managed"]["console"]["nodePort"]
     assert api["enabled"] and console["enabled"]
-    assert ports == {30000: api["port"], 30001: console["port"]}
+    # 30002: a second service's API in the e2e backup test (tests/e2e/conftest.SPARE_PORT).
+    assert ports == {30000: api["port"], 30001: console["port"], 30002: 30002}

@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "tests" / "data" / "sample.jpg"
 NAMESPACE = "default"
 API_PORT, CONSOLE_PORT = 30000, 30001
+# A second ThumbnailService's API (tests/e2e/test_45_backup.py): its own node port.
+SPARE_PORT = 30002
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "420"))
 
 @dataclass
@@ -46,6 +48,7 @@ class E2ECluster:
     kubeconfig: Path
     api_url: str
     console_url: str
+    spare_url: str  # NodePort SPARE_PORT
     # component -> image reference; components missing here keep the sample's image.
     images: dict[str, str]
     retag: Callable[[str, str], None]  # (component, new_ref): the image under another name too
@@ -70,7 +73,7 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
         images = local_images()
     except SubstrateError as err:
         pytest.fail(f"the real-node suite needs the local images: {err}")
-    with RealCluster(images=images, node_ports=(API_PORT, CONSOLE_PORT)) as cluster:
+    with RealCluster(images=images, node_ports=(API_PORT, CONSOLE_PORT, SPARE_PORT)) as cluster:
 
         def retag(component: str, new_ref: str) -> None:
             cluster.tag_image(images[component].ref, new_ref)
@@ -84,6 +87,7 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
             kubeconfig=cluster.kubeconfig,
             api_url=cluster.node_port_url(API_PORT),
             console_url=cluster.node_port_url(CONSOLE_PORT),
+            spare_url=cluster.node_port_url(SPARE_PORT),
             images={name: image.ref for name, image in images.items()},
             retag=retag,
             crash=crash,
@@ -145,6 +149,7 @@ def _kind_cluster(keep: bool) -> Iterator[E2ECluster]:
             kubeconfig=Path(cluster.kubeconfig_path),
             api_url=f"http://127.0.0.1:{API_PORT}",
             console_url=f"http://127.0.0.1:{CONSOLE_PORT}",
+            spare_url=f"http://127.0.0.1:{SPARE_PORT}",
             images={
                 "server": f"thumbnail-service-server:{tag}",
                 "worker": f"thumbnail-service-worker:{tag}",
