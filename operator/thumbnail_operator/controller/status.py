@@ -56,7 +56,11 @@ def workload_state(obj: Obj | None) -> ComponentState:
         available = ready
         if status.get("currentRevision") != status.get("updateRevision"):
             updated = min(updated, ready)
-    done = seen and ready == desired and updated == desired and available == desired
+    # Every pod counted, old ones too: mid-rollout the old pod can be the ready one while
+    # the updated pod is stuck (a failing init container), which is not "rolled out".
+    current = int(status.get("replicas", updated))
+    done = (seen and ready == desired and updated == desired and available == desired
+            and current == desired)
     if done:
         message = f"{ready}/{desired} ready"
     elif not seen:

@@ -98,6 +98,18 @@ def test_unobserved_generation_is_not_ready_even_with_ready_pods() -> None:
     assert not state.ready
 
 
+def test_a_rollout_whose_new_pod_is_stuck_is_not_ready() -> None:
+    """The old pod is ready, the updated one fails (e.g. its init container): one ready, one
+    updated, but two pods - not rolled out, so its cause gets reported."""
+    stuck = deployment("x", 1, 1)
+    stuck["status"]["replicas"] = 2
+    state = workload_state(stuck)
+    assert not state.ready
+    assert state.message == "rolling out: 1/1 updated, 1/1 ready"
+    stuck["status"]["replicas"] = 1  # the old pod went away
+    assert workload_state(stuck).ready
+
+
 def test_failed_job_or_apply_error_is_degraded() -> None:
     cond = conditions(status(healthy(**{JOB: job("Failed")})))
     assert cond["Degraded"]["status"] == "True"
