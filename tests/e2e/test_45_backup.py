@@ -114,6 +114,8 @@ def _comparable(job: Obj) -> Obj:
     return {k: v for k, v in job.items() if k not in ("links",)}
 
 
+# Minutes of real time: two scheduled backups a minute apart, a deletion, a restore.
+@pytest.mark.timeout(1200)
 def test_backup_delete_everything_and_restore_into_a_new_namespace(
     e2e_cluster: E2ECluster, service: Service
 ) -> None:
