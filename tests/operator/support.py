@@ -42,6 +42,12 @@ def wait_for(
 LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases")
 
 
+def create_tns(kube: KubeClient, namespace: str, body: Obj) -> Obj:
+    """POST `body` (a v1alpha1 sample) into `namespace`."""
+    body["metadata"]["namespace"] = namespace
+    return kube.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
+
+
 def get_tns(kube: KubeClient, namespace: str, name: str) -> Obj | None:
     return kube.get(THUMBNAIL_SERVICE_V1ALPHA1, namespace, name)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.operator.support import condition, get_tns, sample, wait_for, wait_ready
+from tests.operator.support import create_tns as create
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import (
     DEPLOYMENT,
@@ -16,7 +17,6 @@ from thumbnail_operator.kube import (
     JOB,
     STATEFUL_SET,
     THUMBNAIL_BACKUP,
-    THUMBNAIL_SERVICE_V1ALPHA1,
     KubeClient,
 )
 
@@ -24,11 +24,6 @@ pytestmark = pytest.mark.cluster
 
 Obj = dict[str, Any]
 NO_PERSISTENCE = {"enabled": False}
-
-
-def create(admin: KubeClient, namespace: str, body: Obj) -> Obj:
-    body["metadata"]["namespace"] = namespace
-    return admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
 
 
 def backup(namespace: str, name: str, service: str) -> Obj:

@@ -21,13 +21,15 @@ from tests.operator.support import (
     wait_quiet,
     wait_ready,
 )
+from tests.operator.support import (
+    create_tns as create,
+)
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import (
     DEPLOYMENT,
     PDB,
     POD,
     STATEFUL_SET,
-    THUMBNAIL_SERVICE_V1ALPHA1,
     KubeClient,
 )
 
@@ -35,11 +37,6 @@ pytestmark = pytest.mark.cluster
 
 Obj = dict[str, Any]
 NO_PERSISTENCE = {"enabled": False}
-
-
-def create(admin: KubeClient, namespace: str, body: Obj) -> Obj:
-    body["metadata"]["namespace"] = namespace
-    return admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
 
 
 def budget(admin: KubeClient, namespace: str, name: str) -> Obj | None:

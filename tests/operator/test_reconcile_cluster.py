@@ -19,6 +19,9 @@ from tests.operator.support import (
     wait_quiet,
     wait_ready,
 )
+from tests.operator.support import (
+    create_tns as create,
+)
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import DEPLOYMENT, THUMBNAIL_SERVICE_V1ALPHA1, KubeClient
 from thumbnail_substrate.testing import kubectl
@@ -26,11 +29,6 @@ from thumbnail_substrate.testing import kubectl
 pytestmark = pytest.mark.cluster
 
 NO_PERSISTENCE = {"enabled": False}
-
-
-def create(admin: KubeClient, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-    body["metadata"]["namespace"] = namespace
-    return admin.request("POST", THUMBNAIL_SERVICE_V1ALPHA1.path(namespace), body=body)
 
 
 def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from thumbnail_operator import constants as c
-from thumbnail_operator.api.schema.openapi import Schema, integer, obj, rule, string
+from thumbnail_operator.api.schema.openapi import Schema, integer, obj, resource, rule, string
 from thumbnail_operator.api.schema.v1alpha1 import BACKUP_ID, CONDITION, backup_destination
 from thumbnail_operator.api.v1 import BackupDestination, _Model
 
@@ -94,18 +94,9 @@ STATUS = obj(
 
 def version_schema() -> Schema:
     return {
-        "type": "object",
-        "description": "ThumbnailBackup is one backup of a ThumbnailService's PostgreSQL jobs "
-        "and object storage (originals and thumbnails), consistent with each other.",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "API version of this object."},
-            "kind": {"type": "string", "description": "Kind of this object."},
-            "metadata": {"type": "object", "properties": {
-                "name": {"type": "string", "maxLength": 63, "pattern": BACKUP_ID},
-            }},
-            "spec": SPEC,
-            "status": STATUS,
-        },
+        **resource("ThumbnailBackup is one backup of a ThumbnailService's PostgreSQL jobs and "
+                   "object storage (originals and thumbnails), consistent with each other.",
+                   {"type": "string", "maxLength": 63, "pattern": BACKUP_ID}, SPEC, STATUS),
         "required": ["spec"],
     }
 

@@ -20,7 +20,7 @@ from kubernetes import client
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.controller.controller import Controller
-from thumbnail_operator.controller.workqueue import ResourceKey
+from thumbnail_operator.controller.workqueue import ResourceKey, WorkQueue
 from thumbnail_operator.kube import CHILD_KINDS
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,17 @@ def _child_key(
     return None
 
 
+def _follow(queue: WorkQueue, event_type: str, key: ResourceKey) -> bool:
+    """A resource's own event: pass over it now and on every resync, until it is deleted
+    (then False)."""
+    if event_type == "DELETED":
+        queue.forget(key)
+        return False
+    queue.remember(key)
+    queue.trigger(key)
+    return True
+
+
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -95,28 +106,15 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def thumbnail_service_event(
         type: str, namespace: str | None, name: str, **_: Any
     ) -> None:
-        if namespace is None:
-            return
-        key = (namespace, name)
-        if type == "DELETED":
-            controller.queue.forget(key)
-            controller.processing.forget(key)
-            return
-        controller.queue.remember(key)
-        controller.queue.trigger(key)
+        if namespace is not None and not _follow(controller.queue, type, (namespace, name)):
+            controller.processing.forget((namespace, name))
 
     @kopf.on.event(c.GROUP, c.VERSION, c.BACKUP_PLURAL, registry=registry)
     async def thumbnail_backup_event(
         type: str, namespace: str | None, name: str, **_: Any
     ) -> None:
-        if namespace is None:
-            return
-        key = (namespace, name)
-        if type == "DELETED":
-            controller.backup_queue.forget(key)
-            return
-        controller.backup_queue.remember(key)
-        controller.backup_queue.trigger(key)
+        if namespace is not None:
+            _follow(controller.backup_queue, type, (namespace, name))
 
     def trigger_backup(namespace: str | None, labels: Mapping[str, str]) -> None:
         """A backup Job or its pod changed: its ThumbnailBackup's status follows."""

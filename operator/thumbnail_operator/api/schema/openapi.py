@@ -118,3 +118,19 @@ def array(
     if list_type:
         schema["x-kubernetes-list-type"] = list_type
     return _with(schema, default, rules)
+
+
+def resource(description: str, name: Schema, spec: Schema, status: Schema) -> Schema:
+    """The top level of a custom resource's schema: `name` constrains metadata.name (only
+    name/generateName may be; the bound also caps CEL cost)."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "apiVersion": {"type": "string", "description": "API version of this object."},
+            "kind": {"type": "string", "description": "Kind of this object."},
+            "metadata": {"type": "object", "properties": {"name": name}},
+            "spec": spec,
+            "status": status,
+        },
+    }

@@ -19,6 +19,7 @@ from thumbnail_operator.api.schema.openapi import (
     boolean,
     integer,
     obj,
+    resource,
     rule,
     string,
     string_map,
@@ -785,19 +786,9 @@ def immutable_once_created(paths: StatefulSetInputs) -> list[dict[str, str]]:
 
 def version_schema() -> dict[str, Any]:
     return {
-        "type": "object",
-        "description": "ThumbnailService runs the thumbnail API, its workers and their "
-        "PostgreSQL, Redis and MinIO.",
-        "properties": {
-            "apiVersion": {"type": "string", "description": "API version of this object."},
-            "kind": {"type": "string", "description": "Kind of this object."},
-            # Only name/generateName may be constrained; the bound also caps CEL cost.
-            "metadata": {"type": "object", "properties": {
-                "name": {"type": "string", "maxLength": 40},
-            }},
-            "spec": SPEC,
-            "status": STATUS,
-        },
+        **resource("ThumbnailService runs the thumbnail API, its workers and their "
+                   "PostgreSQL, Redis and MinIO.",
+                   {"type": "string", "maxLength": 40}, SPEC, STATUS),
         "x-kubernetes-validations": [*NAME_RULES, *immutable_once_created(STATEFUL_SET_INPUTS)],
     }
 
