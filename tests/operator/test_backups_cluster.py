@@ -124,3 +124,28 @@ def test_a_restore_from_a_missing_backup_holds_the_apps(
     # The data stores are created meanwhile: the restore needs them.
     wait_for(lambda: admin.get(STATEFUL_SET, namespace, "rs-postgresql"), timeout=20,
              what="the PostgreSQL StatefulSet")
+
+    # The backup appears and completes (its status set here: kwok runs no backup): the API
+    # server starts with the restore init container, after the migrations.
+    admin.create(backup(namespace, "nope", "elsewhere"))
+    where = {"bucket": "backups", "prefix": "old/rs"}
+    admin.patch_status(THUMBNAIL_BACKUP, namespace, "nope", {
+        "phase": "Completed", "destination": where})
+    server = wait_for(lambda: admin.get(DEPLOYMENT, namespace, "rs-server"), timeout=60,
+                      what="the API server, once the backup is complete")
+    init = server["spec"]["template"]["spec"]["initContainers"]
+    assert [i["name"] for i in init][-2:] == ["migrate", "restore"]
+    variables = {e["name"]: e.get("value") for e in init[-1]["env"]}
+    assert (variables["THUMBNAIL_BACKUP_ID"], variables["THUMBNAIL_BACKUP_PREFIX"]) == (
+        "nope", "old/rs")
+    wait_for(lambda: admin.get(DEPLOYMENT, namespace, "rs-worker"), timeout=20,
+             what="the workers")
+
+    # Retention (or a person) deletes the backup later: nothing rolls, nothing degrades.
+    generation = server["metadata"]["generation"]
+    admin.delete(THUMBNAIL_BACKUP, namespace, "nope")
+    wait_for(lambda: (found := condition(get_tns(admin, namespace, "rs"), "Degraded"))
+             and found["status"] == "False", timeout=90, what="no longer Degraded")
+    after = admin.get(DEPLOYMENT, namespace, "rs-server") or {}
+    assert after["metadata"]["generation"] == generation
+    assert after["spec"]["template"]["spec"]["initContainers"][-1]["name"] == "restore"

@@ -15,7 +15,6 @@ from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import (
     app,
-    backup,
     buckets,
     config,
     disruption,
@@ -40,11 +39,12 @@ def build_desired_state(
     credentials: Mapping[str, str],
     external_secrets: Mapping[str, Mapping[str, str]],
     rotation: Rotation | None = None,
-    restore: backup.BackupSource | None = None,
+    restore: Obj | None = None,
 ) -> DesiredState:
     """Every child of one ThumbnailService, in creation order (data stores before apps).
 
-    `restore`: the backup `spec.bootstrap.fromBackup` names, resolved by the reconciler."""
+    `restore`: the API server's init container that restores the backup
+    `spec.bootstrap.fromBackup` names (builders/backup.py; the reconciler resolves it)."""
     ctx = Context(owner=owner, spec=spec)
     environment = config.service_environment(ctx)
     config_hash = config.config_hash(environment, credentials, external_secrets)
@@ -71,8 +71,7 @@ def build_desired_state(
         buckets.bucket_init_job(ctx),
         app.api_service(ctx),
         app.api_node_port_service(ctx),
-        app.server_deployment(
-            ctx, config_hash, backup.restore_container(ctx, restore) if restore else None),
+        app.server_deployment(ctx, config_hash, restore),
         app.worker_deployment(ctx, config_hash),
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),

@@ -26,7 +26,7 @@ from thumbnail_operator.builders import (
     build_desired_state,
     external_secret_names,
 )
-from thumbnail_operator.builders.backup import BackupSource, resolved
+from thumbnail_operator.builders.backup import BackupSource, resolved, restore_container
 from thumbnail_operator.builders.common import Context
 from thumbnail_operator.builders.credentials import (
     API_KEYS,
@@ -153,7 +153,7 @@ class _Pass:
         # A first pass finds nothing labelled: it creates without asking by name first.
         self.first_pass = not observed
         credentials, rotation = self._credentials(observed)
-        restore, hold = self._restore_source(observed)
+        restore, hold = self._restore(observed)
         desired = build_desired_state(
             self.owner, self.spec, credentials.values, self._external_secrets(), rotation,
             restore,
@@ -203,27 +203,34 @@ class _Pass:
 
     # -- backups -------------------------------------------------------------------------
 
-    def _restore_source(self, observed: Mapping[ChildKey, Obj]) -> tuple[BackupSource | None, bool]:
-        """The backup `spec.bootstrap.fromBackup` names, and whether the API server and
-        workers must wait (a named ThumbnailBackup that is missing or not complete)."""
+    def _restore(self, observed: Mapping[ChildKey, Obj]) -> tuple[Obj | None, bool]:
+        """The API server's restore init container for `spec.bootstrap.fromBackup` (None:
+        no restore), and whether the API server and workers must wait for it to be known."""
         source = self.spec.bootstrap.from_backup
         if source is None:
             return None, False
         ctx = Context(owner=self.owner, spec=self.spec)
         if source.backup_id:
-            return BackupSource(source.backup_id, resolved(ctx, source.destination)), False
+            where = resolved(ctx, source.destination)
+            return restore_container(ctx, BackupSource(source.backup_id, where)), False
         name = str(source.backup_name)
         backup = self.kube.get(THUMBNAIL_BACKUP, self.namespace, name) or {}
         status = backup.get("status") or {}
         if status.get("phase") == Phase.COMPLETED.value and status.get("destination"):
-            destination = BackupDestination.model_validate(status["destination"])
-            return BackupSource(name, destination), False
+            where = BackupDestination.model_validate(status["destination"])
+            return restore_container(ctx, BackupSource(name, where)), False
+        server = observed.get(("Deployment", self.names.server))
+        if server is not None:
+            # The restore ran (or runs) already: the backup object may go now (retention,
+            # by hand); the pods keep the container they have, which passes at once.
+            template = server["spec"]["template"]["spec"]
+            kept = [i for i in template.get("initContainers", []) if i["name"] == "restore"]
+            return (kept[0] if kept else None), False
         state = f"is {status.get('phase', 'Pending')}" if backup else "does not exist"
         self.outcome.errors.append(
             f"spec.bootstrap.fromBackup.backupName: ThumbnailBackup {name!r} {state}; the API "
             "server and workers start once it is Completed (or name another backup)")
-        # Once they exist the restore has begun: they are kept (and the restore stays done).
-        return None, ("Deployment", self.names.server) not in observed
+        return None, True
 
     def _schedule_backup(self) -> None:
         try:

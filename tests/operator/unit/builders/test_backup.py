@@ -13,6 +13,7 @@ from thumbnail_operator.builders.backup import (
     backup_job,
     location,
     resolved,
+    restore_container,
 )
 from thumbnail_operator.builders.common import Context
 from thumbnail_operator.builders.credentials import ensure_credentials
@@ -91,7 +92,9 @@ def test_a_restore_runs_after_the_migrations_and_only_when_asked() -> None:
         "prefix": "shop/old", "s3": EXTERNAL}}}})
     source = BackupSource("old-1", BackupDestination.model_validate(
         {"prefix": "shop/old", "s3": EXTERNAL}))
-    state = build_desired_state(OWNER, spec, ensure_credentials(spec, None), {}, None, source)
+    ctx = Context(owner=OWNER, spec=spec)
+    state = build_desired_state(OWNER, spec, ensure_credentials(spec, None), {}, None,
+                                restore_container(ctx, source))
     server = by_name(state)[("Deployment", "demo-server")]["spec"]["template"]["spec"]
     names = [c["name"] for c in server["initContainers"]]
     assert names[-2:] == ["migrate", "restore"]
