@@ -9,9 +9,9 @@
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-real-node bench-soak
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-real-node bench-soak
 
-bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
+bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
 
 bench-peers: system-deps venv tools ## install/build the peers the benchmarks compare against
 	@bench/setup-peers.sh
@@ -36,6 +36,9 @@ bench-imaging: venv ## decode-once multi-size render vs one thumbnail_buffer per
 
 bench-isolation: venv ## render in a child process vs inline (cost of render isolation)
 	@$(BENCH_PY) bench.render_isolation $(BENCH_ARGS)
+
+bench-placeholder: venv ## render with the ThumbHash placeholder vs without (its cost per job)
+	@$(BENCH_PY) bench.placeholder $(BENCH_ARGS)
 
 bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
 	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)

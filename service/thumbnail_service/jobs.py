@@ -88,6 +88,7 @@ class JobRecord:
     original_bytes: int
     lease_token: UUID | None
     thumbnails: tuple[ThumbnailRecord, ...] = ()
+    placeholder: str | None = None  # ThumbHash, base64, once succeeded
 
     @classmethod
     def from_row(cls, row: Any, thumbnails: tuple[ThumbnailRecord, ...] = ()) -> JobRecord:
@@ -110,4 +111,5 @@ class JobRecord:
             original_bytes=row["original_bytes"],
             lease_token=row["lease_token"],
             thumbnails=thumbnails,
+            placeholder=row["placeholder"],
         )

@@ -277,17 +277,19 @@ class JobRepository:
         return _affected(result) == 1
 
     async def succeed(
-        self, job_id: UUID, token: UUID, thumbnails: Sequence[ThumbnailRecord]
+        self, job_id: UUID, token: UUID, thumbnails: Sequence[ThumbnailRecord],
+        placeholder: str | None = None,
     ) -> bool:
         """processing -> succeeded and the thumbnail rows, atomically (upsert: a redelivered
         job overwrites rows exactly like it overwrites objects)."""
         async with self._connection() as conn, conn.transaction():
             result = await conn.execute(
                 """UPDATE jobs SET status = 'succeeded', error = NULL, finished_at = now(),
-                       updated_at = now(), lease_token = NULL
+                       updated_at = now(), lease_token = NULL, placeholder = $3
                    WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
                 job_id,
                 token,
+                placeholder,
             )
             if _affected(result) != 1:
                 return False

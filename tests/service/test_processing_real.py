@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from minio import Minio
 
 from tests.service import images
 from tests.service.stack import Stack, wait_for
+from thumbnail_service.imaging.placeholder import aspect_ratio, average_rgba
 
 pytestmark = pytest.mark.services
 FINISHED = {"succeeded", "failed"}
@@ -72,6 +74,13 @@ def test_every_size_lands_in_minio_with_right_dimensions_and_format(
     expected = {"small": (128, 85), "300x300": (300, 200), "wide": (150, 100)}
     got = {t["name"]: (t["width"], t["height"]) for t in done["thumbnails"]}
     assert got == expected
+
+    # The placeholder: a ThumbHash of this 3:2 red|blue image, absent while queued.
+    assert job["placeholder"] is None
+    hashed = base64.b64decode(done["placeholder"])
+    assert 1.2 < aspect_ratio(hashed) < 1.8
+    red, green, blue, _ = average_rgba(hashed)
+    assert red > 0.3 and blue > 0.3 and green < 0.2, (red, green, blue)
 
     stored = objects(s3, service_env["THUMBNAIL_BUCKET_THUMBNAILS"], job["id"])
     assert set(stored) == set(expected)

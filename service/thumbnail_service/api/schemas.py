@@ -43,6 +43,12 @@ class JobOut(BaseModel):
     options: JobOptions
     original: OriginalOut
     thumbnails: list[ThumbnailOut] = Field(description="Filled in once the job succeeded.")
+    placeholder: str | None = Field(
+        description="A ThumbHash (https://evanw.github.io/thumbhash/) of the image, base64, "
+        "once the job succeeded: a page decodes it into a blurred preview with the image's "
+        "aspect ratio and colours while a thumbnail loads. Null before, or if it could not "
+        "be computed."
+    )
     url: str
 
     @classmethod
@@ -75,6 +81,7 @@ class JobOut(BaseModel):
                 )
                 for t in job.thumbnails
             ],
+            placeholder=job.placeholder,
             url=str(request.url_for("get_job", job_id=job.id)),
         )
 

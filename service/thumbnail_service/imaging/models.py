@@ -105,3 +105,5 @@ class Thumbnail:
     format: OutputFormat
     content_type: str
     data: bytes = field(repr=False)
+    # On the smallest size only: the job's ThumbHash (imaging/placeholder.py), or None.
+    placeholder: str | None = None

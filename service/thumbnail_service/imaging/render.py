@@ -26,6 +26,7 @@ from .models import (
     SizeSpec,
     Thumbnail,
 )
+from .placeholder import placeholder
 from .probe import loadable, open_header
 
 _CROPS = {FitMode.COVER: "centre", FitMode.SMART: "attention"}
@@ -65,15 +66,20 @@ def _render(
         deadline.watch(image)
         base = image.copy_memory()
     thumbnails = []
+    smallest = min(options.sizes, key=lambda s: s.width * s.height)
     for spec in options.sizes:
         deadline.check()
         with deadline.guard(ImagingError, f"resizing to {spec.name!r}"):  # e.g. out of memory
             image = _derive(base, spec, options.fit, info)
+            if spec is smallest:  # computed once, for its encoder and the placeholder
+                deadline.watch(image)
+                image = image.copy_memory()
         fmt = resolve_format(options.format, info.format, base.hasalpha())
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)
-        thumbnails.append(_thumbnail(spec, fmt, payload, image))
+        hashed = _placeholder(image) if spec is smallest else None
+        thumbnails.append(_thumbnail(spec, fmt, payload, image, hashed))
     return thumbnails
 
 
@@ -93,6 +99,9 @@ def _render_streamed(
     deadline.watch(image)
     try:
         with deadline.guard(ImagingError, f"decoding {info.format} and encoding as {fmt}"):
+            # Decoded straight to its (small) size, once: the encoder and the placeholder
+            # read it from memory.
+            image = image.copy_memory()
             payload = encode(image, fmt, options.quality)
     except ProcessingTimeoutError:
         raise
@@ -103,7 +112,15 @@ def _render_streamed(
             deadline.watch(image)
             image.copy_memory()
         raise
-    return _thumbnail(spec, fmt, payload, image)
+    return _thumbnail(spec, fmt, payload, image, _placeholder(image))
+
+
+def _placeholder(image: pyvips.Image) -> str | None:
+    """A nicety: a job renders without it rather than fail for it."""
+    try:
+        return placeholder(image)
+    except (pyvips.Error, ValueError):
+        return None
 
 
 def _decode(data: bytes, info: ImageInfo, plan: Plan) -> pyvips.Image:
@@ -207,7 +224,10 @@ def _scale_to(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     return image.resize(width / image.width, vscale=height / image.height, kernel="lanczos3")
 
 
-def _thumbnail(spec: SizeSpec, fmt: OutputFormat, payload: bytes, image: pyvips.Image) -> Thumbnail:
+def _thumbnail(
+    spec: SizeSpec, fmt: OutputFormat, payload: bytes, image: pyvips.Image,
+    placeholder: str | None,
+) -> Thumbnail:
     return Thumbnail(
         name=spec.name,
         width=image.width,
@@ -215,4 +235,5 @@ def _thumbnail(spec: SizeSpec, fmt: OutputFormat, payload: bytes, image: pyvips.
         format=fmt,
         content_type=CONTENT_TYPES[fmt],
         data=payload,
+        placeholder=placeholder,
     )

@@ -250,6 +250,7 @@ class IsolatedRenderer:
                     format=OutputFormat(meta["format"]),
                     content_type=meta["content_type"],
                     data=payload,
+                    placeholder=meta.get("placeholder"),
                 )
             )
         return thumbnails

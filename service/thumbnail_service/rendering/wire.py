@@ -13,6 +13,7 @@ output would hand it the parent. So replies are parsed strictly.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..imaging import (
@@ -79,6 +80,10 @@ def options_from_json(obj: dict[str, Any]) -> RenderOptions:
     )
 
 
+# A ThumbHash in base64: at most 25 bytes, so at most 36 characters.
+PLACEHOLDER = re.compile(r"[A-Za-z0-9+/]{4,36}={0,2}")
+
+
 def thumbnail_meta(thumb: Thumbnail) -> dict[str, Any]:
     """A thumbnail's description in a reply (its bytes follow as their own frame)."""
     return {
@@ -88,6 +93,7 @@ def thumbnail_meta(thumb: Thumbnail) -> dict[str, Any]:
         "format": thumb.format.value,
         "content_type": thumb.content_type,
         "bytes": len(thumb.data),
+        "placeholder": thumb.placeholder,
     }
 
 
@@ -109,6 +115,10 @@ def thumbnail_metas(reply: dict[str, Any], options: RenderOptions) -> list[dict[
         OutputFormat(meta["format"])
         if not isinstance(meta["content_type"], str):
             raise TypeError("bad content_type")
+        hashed = meta.get("placeholder")
+        if hashed is not None and not (isinstance(hashed, str)
+                                       and PLACEHOLDER.fullmatch(hashed)):
+            raise ValueError("bad placeholder")
     return metas
 
 

@@ -68,7 +68,7 @@ class JobProcessor:
         token = job.lease_token
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token))
         try:
-            records = await self._render_and_store(job)
+            records, placeholder = await self._render_and_store(job)
         except PERMANENT_ERRORS as exc:
             await self._fail(job, token, _describe_permanent(exc))
             return
@@ -79,7 +79,7 @@ class JobProcessor:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        if await self._repo.succeed(job.id, token, records):
+        if await self._repo.succeed(job.id, token, records, placeholder):
             log.info("job %s: succeeded (%d thumbnails)", job.id, len(records))
         elif await self._repo.get(job.id) is None:
             # Deleted while we worked: do not leave orphaned thumbnails behind.
@@ -88,7 +88,8 @@ class JobProcessor:
         else:
             log.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
-    async def _render_and_store(self, job: JobRecord) -> list[ThumbnailRecord]:
+    async def _render_and_store(self, job: JobRecord) -> tuple[list[ThumbnailRecord], str | None]:
+        """The thumbnails, stored, and the job's placeholder."""
         original = await self._storage.get(self._storage.originals, job.original_key)
         # The renderer enforces the time limit itself: libvips' kill flag first, then (when
         # isolated) SIGKILL of the child process, which also stops encoders deaf to the flag.
@@ -124,7 +125,8 @@ class JobProcessor:
                 for r, t in zip(records, thumbnails, strict=True)
             )
         )
-        return records
+        hashed = next((t.placeholder for t in thumbnails if t.placeholder), None)
+        return records, hashed
 
     async def _fail(self, job: JobRecord, token: UUID, reason: str) -> None:
         if await self._repo.fail(job.id, token, reason):
