@@ -154,6 +154,11 @@ def test_backup_delete_everything_and_restore_into_a_new_namespace(
         listed = cluster.kubectl("-n", SOURCE_NS, "get", "thumbnailbackups")
         print(listed)
         assert "shop-manual" in listed and "Completed" in listed
+        # The service records its newest completed backup (the LAST BACKUP column).
+        last = wait_for(lambda: cluster.get("-n", SOURCE_NS, "thumbnailservice", "shop").get(
+            "status", {}).get("lastBackup"), timeout=30, what="status.lastBackup", interval=1)
+        assert last["completedAt"] >= status["finishedAt"], (last, status)
+        print(cluster.kubectl("-n", SOURCE_NS, "get", "thumbnailservice", "shop"))
 
         # Scheduled: every minute, one kept - the second one's retention prunes the first.
         def scheduled(count: int) -> list[Obj] | None:

@@ -187,6 +187,7 @@ class BackupReconciler:
             self.events.record(backup, "Normal", "BackupCompleted",
                                f"{status['jobs']} jobs, {status['objects']} objects, "
                                f"{status['size']} in {status['location']}")
+            self._record_on_service(service, name, status)
             self._prune(namespace, spec.service.name, observed.report.get("pruned") or [])
         elif observed.phase is Phase.FAILED:
             self.events.record(backup, "Warning", "BackupFailed", observed.message)
@@ -197,6 +198,18 @@ class BackupReconciler:
             return
         meta = backup["metadata"]
         self.kube.patch_status(THUMBNAIL_BACKUP, meta["namespace"], meta["name"], status)
+
+    def _record_on_service(self, service: Obj, name: str, status: Obj) -> None:
+        """`status.lastBackup` of the ThumbnailService (the LAST BACKUP column), unless a
+        newer completed backup is recorded there already. The service's own passes never
+        write that key, so this merge patch is the only writer."""
+        current = (service.get("status") or {}).get("lastBackup") or {}
+        if str(current.get("completedAt") or "") > str(status["finishedAt"]):
+            return
+        meta = service["metadata"]
+        self.kube.patch_status(THUMBNAIL_SERVICE, meta["namespace"], meta["name"], {
+            "lastBackup": {"name": name, "completedAt": status["finishedAt"],
+                           "jobs": status["jobs"], "size": status["size"]}})
 
     def _prune(self, namespace: str, service: str, pruned: list[str]) -> None:
         """Retention deleted these scheduled backups' data: their objects go too."""

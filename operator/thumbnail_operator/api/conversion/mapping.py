@@ -175,7 +175,7 @@ SPEC_MOVES: tuple[Move, ...] = (
 STATUS_MOVES: tuple[Move, ...] = (
     *_same_place("status.observedGeneration", "status.conditions", "status.configHash",
                  "status.serverReplicas", "status.workerReplicas", "status.processing",
-                 "status.credentials"),
+                 "status.credentials", "status.lastBackup"),
     Move(_p("status.endpoint"), _p("status.endpoints.cluster")),
     Move(_p("status.nodePortEndpoint"), _p("status.endpoints.nodePort")),
     *_same_place(*(f"status.components.{c}"

@@ -271,6 +271,7 @@ STATUS = obj(
         ),
         "credentials": _alpha_status("credentials"),
         "processing": _alpha_status("processing"),
+        "lastBackup": _alpha_status("lastBackup"),
     },
 )
 

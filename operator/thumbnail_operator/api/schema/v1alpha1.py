@@ -677,6 +677,17 @@ STATUS = obj(
                               "description": "When the new credentials were issued."},
             },
         ),
+        "lastBackup": obj(
+            "The newest ThumbnailBackup of this service that completed (the operator records "
+            "it when that backup completes).",
+            {
+                "name": string("The ThumbnailBackup (also the backup's id).", max_length=63),
+                "completedAt": {"type": "string", "format": "date-time",
+                                "description": "When it completed."},
+                "jobs": integer("Thumbnail jobs in it.", minimum=0, maximum=2**62),
+                "size": string("Bytes of its objects, for people.", max_length=32),
+            },
+        ),
         "processing": obj(
             "Whether jobs are being processed, as the running API reports it (asked every "
             "--processing-probe-seconds while an API server is ready).",
@@ -808,6 +819,8 @@ def printer_columns(endpoint: str) -> list[dict[str, Any]]:
         {"name": "Oldest Queued", "type": "date",
          "jsonPath": ".status.processing.oldestQueuedJobSince",
          "description": "How long the oldest waiting job has waited (empty: none waits)."},
+        {"name": "Last Backup", "type": "date", "jsonPath": ".status.lastBackup.completedAt",
+         "description": "When the newest completed ThumbnailBackup of this service finished."},
         {"name": "Endpoint", "type": "string", "jsonPath": endpoint,
          "description": "In-cluster URL of the API."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
