@@ -121,7 +121,7 @@ def test_sample_creates_every_child_and_becomes_ready(
     table = kubectl(kube_cluster.kubeconfig, "-n", namespace, "get", "thumbnailservices")
     header, row = table.strip().splitlines()
     assert header.split() == ["NAME", "READY", "SERVER", "WORKERS", "LIVE", "OLDEST", "QUEUED",
-                              "ENDPOINT", "AGE"]
+                              "LAST", "BACKUP", "ENDPOINT", "AGE"]
     # kwok runs no server process to ask how many workers live: unknown (blank), said why.
     assert row.split()[:5] == ["thumbs", "True", "1/1", "2/2", status["endpoint"]]
     assert set(status["processing"]) == {"message"}, status

@@ -267,7 +267,7 @@ def test_objects_read_correctly_in_both_versions(
     assert table.returncode == 0, table.stderr
     header = table.stdout.splitlines()[0].split()
     assert header == ["NAME", "READY", "SERVER", "WORKERS", "LIVE", "OLDEST", "QUEUED",
-                      "ENDPOINT", "AGE"]
+                      "LAST", "BACKUP", "ENDPOINT", "AGE"]
     shop_row = next(line for line in table.stdout.splitlines() if line.startswith("shop "))
     assert "http://shop-server." in shop_row  # v1 printer column reads status.endpoints
 
