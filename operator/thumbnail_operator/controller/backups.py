@@ -22,7 +22,7 @@ from thumbnail_operator.builders.backup import backup_job, location, resolved
 from thumbnail_operator.builders.common import Context, Owner
 from thumbnail_operator.controller import cron
 from thumbnail_operator.controller.events import EventRecorder
-from thumbnail_operator.controller.status import now_rfc3339
+from thumbnail_operator.controller.status import condition, now_rfc3339
 from thumbnail_operator.kube import (
     JOB,
     POD,
@@ -98,36 +98,26 @@ def observe_job(job: Obj | None, pods: list[Obj]) -> Observed:
     return Observed(Phase.PENDING, "waiting for the backup Job's pod", {}, started)
 
 
-def backup_status(observed: Observed, previous: Obj, *, job_name: str, where: str,
-                  destination: BackupDestination | None, now: str) -> Obj:
+def backup_status(observed: Observed, previous: Obj, *, generation: int, job_name: str,
+                  where: str, destination: BackupDestination, now: str) -> Obj:
     """The ThumbnailBackup status for what was observed (merge-patch shape)."""
     report = observed.report
-    finished = observed.phase.finished
-    completed = {
-        Phase.COMPLETED: ("True", "Completed"),
-        Phase.FAILED: ("False", "BackupFailed"),
-    }.get(observed.phase, ("Unknown", observed.phase.value))
-    old: Obj = next((cond for cond in previous.get("conditions") or []
-                if cond.get("type") == "Completed"), {})
-    changed = old.get("status") != completed[0] or old.get("reason") != completed[1]
+    ok, reason = {
+        Phase.COMPLETED: (True, "Completed"),
+        Phase.FAILED: (False, "BackupFailed"),
+    }.get(observed.phase, (None, observed.phase.value))
     status: Obj = {
         "phase": observed.phase.value,
         "message": observed.message,
         "jobName": job_name,
         "location": where,
+        "destination": destination.model_dump(by_alias=True, exclude_none=True),
         "startedAt": str(report.get("startedAt") or observed.started_at or
                          previous.get("startedAt") or "") or None,
-        "conditions": [{
-            "type": "Completed",
-            "status": completed[0],
-            "reason": completed[1],
-            "message": observed.message[:1024],
-            "lastTransitionTime": now if changed else old.get("lastTransitionTime", now),
-        }],
+        "conditions": [condition("Completed", ok, reason, observed.message[:1024], generation,
+                                 previous.get("conditions") or [], now)],
     }
-    if destination is not None:
-        status["destination"] = destination.model_dump(by_alias=True, exclude_none=True)
-    if finished:
+    if observed.phase.finished:
         status["finishedAt"] = str(report.get("finishedAt") or now)
     if observed.phase is Phase.COMPLETED:
         status["backupId"] = str(report.get("id") or "")
@@ -179,9 +169,10 @@ class BackupReconciler:
                                f"started Job/{job_name}: {location(destination, name)}")
         pods = self.kube.list(POD, namespace, {c.BACKUP_LABEL: name})
         observed = observe_job(current, pods)
-        status = backup_status(observed, previous, job_name=job_name,
-                               where=location(destination, name), destination=destination,
-                               now=now)
+        status = backup_status(observed, previous,
+                               generation=int(backup["metadata"].get("generation", 1)),
+                               job_name=job_name, where=location(destination, name),
+                               destination=destination, now=now)
         self._write(backup, status)
         if observed.phase is Phase.COMPLETED:
             self.events.record(backup, "Normal", "BackupCompleted",

@@ -138,11 +138,12 @@ def now_rfc3339() -> str:
 
 
 def condition(
-    type_: str, ok: bool, reason: str, message: str, generation: int, previous: Sequence[Obj],
-    now: str,
+    type_: str, ok: bool | None, reason: str, message: str, generation: int,
+    previous: Sequence[Obj], now: str,
 ) -> Obj:
-    """A metav1.Condition whose lastTransitionTime moves only when its status changes."""
-    status = "True" if ok else "False"
+    """A metav1.Condition whose lastTransitionTime moves only when its status changes
+    (`ok` None: Unknown)."""
+    status = "Unknown" if ok is None else "True" if ok else "False"
     before = next((cond for cond in previous if cond.get("type") == type_), None)
     changed = before is None or before.get("status") != status
     return {

@@ -31,8 +31,9 @@ def pod(phase: str, message: str, created: str = "2026-12-07T03:00:00Z") -> dict
 def test_a_completed_job_reports_the_tools_counts() -> None:
     observed = observe_job(job("Complete"), [pod("Succeeded", json.dumps(REPORT))])
     assert observed.phase is Phase.COMPLETED
-    status = backup_status(observed, {}, job_name="b1-backup", where="s3://x/b1/",
-                           destination=BackupDestination(), now="2026-12-07T03:00:10Z")
+    status = backup_status(observed, {}, generation=1, job_name="b1-backup",
+                           where="s3://x/b1/", destination=BackupDestination(),
+                           now="2026-12-07T03:00:10Z")
     assert status["phase"] == "Completed"
     assert (status["jobs"], status["objects"], status["skipped"]) == (3, 12, 1)
     assert status["size"] == "3.0 MiB"
@@ -49,7 +50,8 @@ def test_a_failed_job_reports_the_tools_error_of_the_last_attempt() -> None:
     observed = observe_job(job("Failed"), list(reversed(pods)))
     assert observed.phase is Phase.FAILED
     assert observed.message == "BackoffLimitExceeded: cannot reach vault:9000"
-    status = backup_status(observed, {}, job_name="j", where="w", destination=None, now="t")
+    status = backup_status(observed, {}, generation=1, job_name="j", where="w",
+                           destination=BackupDestination(), now="t")
     assert status["conditions"][0]["reason"] == "BackupFailed"
     assert status["conditions"][0]["status"] == "False"
     assert "jobs" not in status and status["finishedAt"] == "t"
@@ -68,8 +70,10 @@ def test_running_and_pending() -> None:
 
 def test_the_transition_time_moves_only_on_a_change() -> None:
     running = observe_job(job(active=1), [])
-    first = backup_status(running, {}, job_name="j", where="w", destination=None, now="t1")
-    again = backup_status(running, first, job_name="j", where="w", destination=None, now="t2")
+    first = backup_status(running, {}, generation=1, job_name="j", where="w",
+                          destination=BackupDestination(), now="t1")
+    again = backup_status(running, first, generation=1, job_name="j", where="w",
+                          destination=BackupDestination(), now="t2")
     assert again["conditions"][0]["lastTransitionTime"] == "t1"
 
 
