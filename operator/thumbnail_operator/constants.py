@@ -30,6 +30,9 @@ CONFIG_HASH_ANNOTATION: Final = f"{GROUP}/config-hash"
 CREDENTIALS_HASH_ANNOTATION: Final = f"{GROUP}/credentials-hash"
 APPLIED_HASH_ANNOTATION: Final = f"{GROUP}/applied-hash"
 PAUSE_ANNOTATION: Final = f"{GROUP}/reconcile-paused"
+# On the API server Deployment that restores a backup: which one, so the same restore init
+# container is rebuilt after the ThumbnailBackup object is gone (retention, by hand).
+RESTORE_SOURCE_ANNOTATION: Final = f"{GROUP}/restore-source"
 
 API_PORT: Final = 8000
 # The worker supervisor's /healthz and /readyz (THUMBNAIL_WORKER_HEALTH_PORT).

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.operator.support import condition, get_tns, sample, wait_for, wait_ready
+from tests.operator.support import (
+    condition,
+    get_tns,
+    patch_tns,
+    sample,
+    wait_for,
+    wait_ready,
+)
 from tests.operator.support import create_tns as create
 from thumbnail_operator import constants as c
 from thumbnail_operator.kube import (
@@ -142,10 +149,22 @@ def test_a_restore_from_a_missing_backup_holds_the_apps(
              what="the workers")
 
     # Retention (or a person) deletes the backup later: nothing rolls, nothing degrades.
-    generation = server["metadata"]["generation"]
+    before = admin.get(DEPLOYMENT, namespace, "rs-server") or {}
+    before_cr = get_tns(admin, namespace, "rs") or {}
     admin.delete(THUMBNAIL_BACKUP, namespace, "nope")
-    wait_for(lambda: (found := condition(get_tns(admin, namespace, "rs"), "Degraded"))
-             and found["status"] == "False", timeout=90, what="no longer Degraded")
+    # A change elsewhere makes sure a pass ran without the backup (observedGeneration).
+    changed = patch_tns(admin, namespace, "rs", {"worker": {"replicas": 3}})
+    assert changed["metadata"]["generation"] > before_cr["metadata"]["generation"]
+
+    def passed() -> Obj | None:
+        cr = get_tns(admin, namespace, "rs") or {}
+        status = cr.get("status") or {}
+        done = status.get("observedGeneration") == changed["metadata"]["generation"]
+        return cr if done else None
+
+    cr = wait_for(passed, timeout=60, what="a pass after the backup was deleted")
+    assert (condition(cr, "Degraded") or {}).get("status") == "False"
     after = admin.get(DEPLOYMENT, namespace, "rs-server") or {}
-    assert after["metadata"]["generation"] == generation
+    # A Deployment bumps its generation on any spec or annotation change (applied-hash).
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
     assert after["spec"]["template"]["spec"]["initContainers"][-1]["name"] == "restore"

@@ -15,6 +15,7 @@ from thumbnail_operator import constants as c
 from thumbnail_operator.api.v1 import ThumbnailServiceSpec
 from thumbnail_operator.builders import (
     app,
+    backup,
     buckets,
     config,
     disruption,
@@ -22,6 +23,7 @@ from thumbnail_operator.builders import (
     postgresql,
     redis,
 )
+from thumbnail_operator.builders.backup import BackupSource
 from thumbnail_operator.builders.common import ChildKey, Context, Names, Obj, Owner
 from thumbnail_operator.builders.credentials import Rotation
 
@@ -39,12 +41,12 @@ def build_desired_state(
     credentials: Mapping[str, str],
     external_secrets: Mapping[str, Mapping[str, str]],
     rotation: Rotation | None = None,
-    restore: Obj | None = None,
+    restore: BackupSource | None = None,
 ) -> DesiredState:
     """Every child of one ThumbnailService, in creation order (data stores before apps).
 
-    `restore`: the API server's init container that restores the backup
-    `spec.bootstrap.fromBackup` names (builders/backup.py; the reconciler resolves it)."""
+    `restore`: the backup `spec.bootstrap.fromBackup` names, resolved by the reconciler;
+    the API server restores it in an init container and records it in an annotation."""
     ctx = Context(owner=owner, spec=spec)
     environment = config.service_environment(ctx)
     config_hash = config.config_hash(environment, credentials, external_secrets)
@@ -71,7 +73,7 @@ def build_desired_state(
         buckets.bucket_init_job(ctx),
         app.api_service(ctx),
         app.api_node_port_service(ctx),
-        app.server_deployment(ctx, config_hash, restore),
+        server_deployment(ctx, config_hash, restore),
         app.worker_deployment(ctx, config_hash),
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),
@@ -81,6 +83,15 @@ def build_desired_state(
         config_hash=config_hash,
         endpoint=app.api_endpoint(ctx),
     )
+
+
+def server_deployment(ctx: Context, config_hash: str, restore: BackupSource | None) -> Obj:
+    if restore is None:
+        return app.server_deployment(ctx, config_hash)
+    server = app.server_deployment(ctx, config_hash, backup.restore_container(ctx, restore))
+    annotations = server["metadata"].setdefault("annotations", {})
+    annotations[c.RESTORE_SOURCE_ANNOTATION] = backup.source_annotation(restore)
+    return server
 
 
 def stamp(child: Obj) -> Obj:

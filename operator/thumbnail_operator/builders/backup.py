@@ -8,6 +8,7 @@ server and workers use) and the destination from THUMBNAIL_BACKUP_* variables.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from thumbnail_operator import constants as c
@@ -32,6 +33,25 @@ class BackupSource:
 
     backup_id: str
     destination: BackupDestination
+
+
+def source_annotation(source: BackupSource) -> str:
+    """The value of RESTORE_SOURCE_ANNOTATION: read back by `restore_source_of`."""
+    return json.dumps({
+        "backupId": source.backup_id,
+        "destination": source.destination.model_dump(by_alias=True, exclude_none=True),
+    }, sort_keys=True)
+
+
+def restore_source_of(deployment: Obj) -> BackupSource | None:
+    """The backup an API server Deployment restores (None: none, or an unreadable record)."""
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    try:
+        record = json.loads(annotations[c.RESTORE_SOURCE_ANNOTATION])
+        return BackupSource(str(record["backupId"]),
+                            BackupDestination.model_validate(record["destination"]))
+    except (KeyError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def resolved(ctx: Context, destination: BackupDestination) -> BackupDestination:

@@ -26,7 +26,7 @@ from thumbnail_operator.builders import (
     build_desired_state,
     external_secret_names,
 )
-from thumbnail_operator.builders.backup import BackupSource, resolved, restore_container
+from thumbnail_operator.builders.backup import BackupSource, resolved, restore_source_of
 from thumbnail_operator.builders.common import Context
 from thumbnail_operator.builders.credentials import (
     API_KEYS,
@@ -203,29 +203,26 @@ class _Pass:
 
     # -- backups -------------------------------------------------------------------------
 
-    def _restore(self, observed: Mapping[ChildKey, Obj]) -> tuple[Obj | None, bool]:
-        """The API server's restore init container for `spec.bootstrap.fromBackup` (None:
-        no restore), and whether the API server and workers must wait for it to be known."""
+    def _restore(self, observed: Mapping[ChildKey, Obj]) -> tuple[BackupSource | None, bool]:
+        """The backup the API server restores (`spec.bootstrap.fromBackup`; None: none), and
+        whether the API server and workers must wait for it to be known."""
         source = self.spec.bootstrap.from_backup
         if source is None:
             return None, False
-        ctx = Context(owner=self.owner, spec=self.spec)
         if source.backup_id:
-            where = resolved(ctx, source.destination)
-            return restore_container(ctx, BackupSource(source.backup_id, where)), False
+            where = resolved(Context(owner=self.owner, spec=self.spec), source.destination)
+            return BackupSource(source.backup_id, where), False
         name = str(source.backup_name)
         backup = self.kube.get(THUMBNAIL_BACKUP, self.namespace, name) or {}
         status = backup.get("status") or {}
         if status.get("phase") == Phase.COMPLETED.value and status.get("destination"):
             where = BackupDestination.model_validate(status["destination"])
-            return restore_container(ctx, BackupSource(name, where)), False
+            return BackupSource(name, where), False
         server = observed.get(("Deployment", self.names.server))
         if server is not None:
             # The restore ran (or runs) already: the backup object may go now (retention,
-            # by hand); the pods keep the container they have, which passes at once.
-            template = server["spec"]["template"]["spec"]
-            kept = [i for i in template.get("initContainers", []) if i["name"] == "restore"]
-            return (kept[0] if kept else None), False
+            # by hand); the server keeps the same restore container, which passes at once.
+            return restore_source_of(server), False
         state = f"is {status.get('phase', 'Pending')}" if backup else "does not exist"
         self.outcome.errors.append(
             f"spec.bootstrap.fromBackup.backupName: ThumbnailBackup {name!r} {state}; the API "

@@ -13,7 +13,7 @@ from thumbnail_operator.builders.backup import (
     backup_job,
     location,
     resolved,
-    restore_container,
+    restore_source_of,
 )
 from thumbnail_operator.builders.common import Context
 from thumbnail_operator.builders.credentials import ensure_credentials
@@ -92,18 +92,40 @@ def test_a_restore_runs_after_the_migrations_and_only_when_asked() -> None:
         "prefix": "shop/old", "s3": EXTERNAL}}}})
     source = BackupSource("old-1", BackupDestination.model_validate(
         {"prefix": "shop/old", "s3": EXTERNAL}))
-    ctx = Context(owner=OWNER, spec=spec)
     state = build_desired_state(OWNER, spec, ensure_credentials(spec, None), {}, None,
-                                restore_container(ctx, source))
-    server = by_name(state)[("Deployment", "demo-server")]["spec"]["template"]["spec"]
+                                source)
+    deployment = by_name(state)[("Deployment", "demo-server")]
+    server = deployment["spec"]["template"]["spec"]
     names = [c["name"] for c in server["initContainers"]]
     assert names[-2:] == ["migrate", "restore"]
     restore = server["initContainers"][-1]
     assert restore["command"] == ["thumbnail-backup", "restore"]
     assert env(restore)["THUMBNAIL_BACKUP_ID"] == "old-1"
     assert env(restore)["THUMBNAIL_BACKUP_PREFIX"] == "shop/old"
-    plain = by_name(desired())[("Deployment", "demo-server")]["spec"]["template"]["spec"]
-    assert "restore" not in [c["name"] for c in plain["initContainers"]]
+    plain = by_name(desired())[("Deployment", "demo-server")]
+    assert "restore" not in [c["name"] for c in plain["spec"]["template"]["spec"]["initContainers"]]
+    assert restore_source_of(plain) is None
+
+
+def test_the_server_records_what_it_restores_so_the_same_container_is_rebuilt() -> None:
+    # Once the ThumbnailBackup is gone, the reconciler rebuilds the restore from this
+    # record: the same desired object (applied-hash included), so nothing is re-applied.
+    spec = parse_spec({"bootstrap": {"fromBackup": {"backupName": "nightly-1"}}})
+    source = BackupSource("nightly-1", BackupDestination.model_validate(
+        {"prefix": "shop/old", "s3": EXTERNAL}))
+    credentials = ensure_credentials(spec, None)
+    first = by_name(build_desired_state(OWNER, spec, credentials, {}, None, source))
+    recorded = restore_source_of(first[("Deployment", "demo-server")])
+    assert recorded == source
+    again = by_name(build_desired_state(OWNER, spec, credentials, {}, None, recorded))
+    assert again[("Deployment", "demo-server")] == first[("Deployment", "demo-server")]
+
+
+def test_an_unreadable_restore_record_is_no_restore() -> None:
+    broken = {"metadata": {"annotations": {c.RESTORE_SOURCE_ANNOTATION: '{"backupId": 1}'}}}
+    assert restore_source_of(broken) is None
+    assert restore_source_of({"metadata": {"annotations": {
+        c.RESTORE_SOURCE_ANNOTATION: "not json"}}}) is None
 
 
 def test_the_restore_secret_feeds_the_config_hash() -> None:
