@@ -50,12 +50,13 @@ DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments")
 STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage version
 THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
 THUMBNAIL_BACKUP = Kind(c.API_VERSION, c.BACKUP_KIND, c.BACKUP_PLURAL)
 
 CHILD_KINDS: tuple[Kind, ...] = (
-    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB, PDB,
+    CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB, PDB, NETWORK_POLICY,
 )
 _BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
                                                    THUMBNAIL_SERVICE_V1ALPHA1, THUMBNAIL_BACKUP)}

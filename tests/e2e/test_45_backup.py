@@ -41,6 +41,20 @@ def _vault(cluster: E2ECluster, service: Service, namespace: str) -> Obj:
         "metadata": {"name": "vault-keys", "namespace": namespace},
         "data": {"accessKey": data["THUMBNAIL_S3_ACCESS_KEY"],
                  "secretKey": data["THUMBNAIL_S3_SECRET_KEY"]}}))
+    # The sample's NetworkPolicies admit only its own pods to its MinIO; policies add up, so
+    # a policy of our own admits the two shops' namespaces as well (docs/operator.md).
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "vault-clients", "namespace": NAMESPACE},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/instance": service.name,
+                                            "app.kubernetes.io/component": "minio"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name", "operator": "In",
+                "values": [SOURCE_NS, TARGET_NS]}]}}],
+                "ports": [{"protocol": "TCP", "port": 9000}]}],
+        }}))
     return {"endpoint": f"{service.name}-minio.{NAMESPACE}.svc.cluster.local:9000",
             "secure": False, "secretRef": {"name": "vault-keys"}}
 
@@ -218,3 +232,5 @@ def test_backup_delete_everything_and_restore_into_a_new_namespace(
         for name in (SOURCE_NS, TARGET_NS):
             cluster.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true",
                             timeout=300)
+        cluster.kubectl("-n", NAMESPACE, "delete", "networkpolicy", "vault-clients",
+                        "--ignore-not-found")

@@ -148,6 +148,10 @@ def _resources(component: str, resources: Obj) -> Obj:
     return where[component](resources)
 
 
+def _api_peers(*peers: Obj) -> Obj:
+    return {"networkPolicy": {"apiPeers": list(peers)}}
+
+
 def _scheduling(component: str, scheduling: Obj) -> Obj:
     where = {
         "server": lambda s: {"server": {"scheduling": s}},
@@ -320,6 +324,19 @@ REFUSED: list[tuple[str, Obj, str, str | None]] = [
      "nodeSelector values: not a label value", "StatefulSet"),
     ("priorityClassName with uppercase", _scheduling("server", {"priorityClassName": "High"}),
      "priorityClassName must be a PriorityClass name", "Deployment"),
+    ("API peer with nothing in it", _api_peers({}),
+     "an apiPeers entry needs podSelector, namespaceSelector or ipBlock", "NetworkPolicy"),
+    ("API peer with ipBlock and podSelector",
+     _api_peers({"ipBlock": {"cidr": "192.0.2.0/24"}, "podSelector": {}}),
+     "ipBlock cannot be combined with podSelector", "NetworkPolicy"),
+    ("API peer CIDR with a /33", _api_peers({"ipBlock": {"cidr": "192.0.2.0/33"}}),
+     "ipBlock.cidr: not a CIDR", "NetworkPolicy"),
+    ("API peer exception outside the CIDR",
+     _api_peers({"ipBlock": {"cidr": "192.0.2.0/24", "except": ["198.51.100.0/25"]}}),
+     "ipBlock.except must lie strictly inside ipBlock.cidr", "NetworkPolicy"),
+    ("API peer exception equal to the CIDR",
+     _api_peers({"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.0/24"]}}),
+     "ipBlock.except must lie strictly inside ipBlock.cidr", "NetworkPolicy"),
 ]
 
 
@@ -396,6 +413,15 @@ def test_the_rule_mirrors_the_childs_own_validation(
 
 
 ACCEPTED: list[tuple[str, Obj]] = [
+    ("API peers of every kind", {"networkPolicy": {"apiPeers": [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}},
+         "podSelector": {"matchExpressions": [{"key": "app", "operator": "In",
+                                               "values": ["nginx"]}]}},
+        {"podSelector": {}},
+        {"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.128/25"]}},
+        {"ipBlock": {"cidr": "2001:db8::/32"}},
+    ]}}),
+    ("no NetworkPolicies", {"networkPolicy": {"enabled": False}}),
     ("smallest storage", {"postgresql": {"managed": {"storage": {"size": "1Gi"}}},
                           "objectStorage": {"managed": {"storage": {"size": "1024Mi"}}}}),
     ("fractional storage in whole bytes",

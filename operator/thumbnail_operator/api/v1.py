@@ -341,6 +341,15 @@ class Bootstrap(_Model):
     from_backup: FromBackup | None = None
 
 
+class NetworkPolicy(_Model):
+    """NetworkPolicies of this service (builders/network.py). PostgreSQL, Redis and MinIO
+    accept connections only from this service's own pods and open none; `api_peers` (as
+    a NetworkPolicy's `from`; empty: anyone) may reach the API."""
+
+    enabled: bool = True
+    api_peers: tuple[dict[str, Any], ...] = ()
+
+
 class ThumbnailServiceSpec(_Model):
     server: Server = Field(default_factory=Server)
     workers: Workers = Field(default_factory=Workers)
@@ -354,6 +363,7 @@ class ThumbnailServiceSpec(_Model):
     deletion_protection: bool = False
     backup: Backup = Field(default_factory=Backup)
     bootstrap: Bootstrap = Field(default_factory=Bootstrap)
+    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
 
 
 DEFAULTS = ThumbnailServiceSpec()

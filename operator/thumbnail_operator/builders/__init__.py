@@ -20,6 +20,7 @@ from thumbnail_operator.builders import (
     config,
     disruption,
     minio,
+    network,
     postgresql,
     redis,
 )
@@ -77,6 +78,7 @@ def build_desired_state(
         app.worker_deployment(ctx, config_hash),
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),
+        *network.network_policies(ctx),
     ]
     return DesiredState(
         children=[stamp(child) for child in children if child is not None],

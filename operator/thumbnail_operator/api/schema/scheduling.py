@@ -61,7 +61,8 @@ def _label_map(description: str, what: str) -> Schema:
     return schema
 
 
-def _label_selector(what: str) -> Schema:
+def label_selector(description: str) -> Schema:
+    """A metav1.LabelSelector (also a NetworkPolicy peer's, api/schema/network.py)."""
     requirement = obj(
         "A label requirement.",
         {
@@ -78,7 +79,7 @@ def _label_selector(what: str) -> Schema:
                     "matchExpressions: In and NotIn need values, Exists and DoesNotExist none")],
     )
     return obj(
-        f"Pods {what} (a metav1.LabelSelector).",
+        description,
         {
             "matchLabels": _label_map("Labels with these values.", "matchLabels"),
             "matchExpressions": array("Label requirements.", requirement, max_items=16),
@@ -113,7 +114,8 @@ _SPREAD_ITEM = obj(
                                   "topologyKey"),
         "whenUnsatisfiable": string("DoNotSchedule (hard) or ScheduleAnyway (soft).",
                                     enum=["DoNotSchedule", "ScheduleAnyway"]),
-        "labelSelector": _label_selector("counted; unset: this component's pods"),
+        "labelSelector": label_selector(
+            "Pods counted; unset: this component's pods (a metav1.LabelSelector)."),
         "minDomains": integer("Least eligible domains (DoNotSchedule only).", minimum=1,
                               maximum=INT32_MAX),
         "matchLabelKeys": array("Pod label keys added to the selector with the pod's values, "

@@ -229,6 +229,7 @@ SPEC = obj(
         "deletionProtection": _alpha("deletionProtection"),
         "backup": _alpha("backup"),
         "bootstrap": _alpha("bootstrap"),
+        "networkPolicy": _alpha("networkPolicy"),
     },
     default={},
     rules=[

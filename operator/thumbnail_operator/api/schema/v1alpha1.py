@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from thumbnail_operator.api.schema.network import NETWORK_POLICY
 from thumbnail_operator.api.schema.openapi import (
     DNS_SUBDOMAIN,
     Schema,
@@ -597,6 +598,7 @@ SPEC = obj(
             default=_D.deletion_protection),
         "backup": BACKUP,
         "bootstrap": BOOTSTRAP,
+        "networkPolicy": NETWORK_POLICY,
     },
     default={},
     rules=[

@@ -37,6 +37,8 @@ def test_default_spec_builds_the_whole_stack() -> None:
         ("Service", "demo-postgresql"), ("Service", "demo-redis"), ("Service", "demo-minio"),
         ("Service", "demo-minio-console"),
         ("PodDisruptionBudget", "demo-worker"),  # two workers by default, one server
+        *(("NetworkPolicy", f"demo-{component}")
+          for component in ("server", "worker", "postgresql", "redis", "minio")),
     ])
     jobs = [name for kind, name in kinds if kind == "Job"]
     assert len(jobs) == 1 and jobs[0].startswith("demo-bucket-init-")
