@@ -51,6 +51,8 @@ STATEFUL_SET = Kind("apps/v1", "StatefulSet", "statefulsets")
 JOB = Kind("batch/v1", "Job", "jobs")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 NETWORK_POLICY = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
+POD_MONITOR = Kind("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+PROMETHEUS_RULE = Kind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules")
 THUMBNAIL_SERVICE = Kind(c.API_VERSION, c.KIND, c.PLURAL)  # the hub and storage version
 THUMBNAIL_SERVICE_V1ALPHA1 = Kind(c.DEPRECATED_API_VERSION, c.KIND, c.PLURAL)  # deprecated
 THUMBNAIL_BACKUP = Kind(c.API_VERSION, c.BACKUP_KIND, c.BACKUP_PLURAL)
@@ -58,8 +60,12 @@ THUMBNAIL_BACKUP = Kind(c.API_VERSION, c.BACKUP_KIND, c.BACKUP_PLURAL)
 CHILD_KINDS: tuple[Kind, ...] = (
     CONFIG_MAP, SECRET, SERVICE, DEPLOYMENT, STATEFUL_SET, JOB, PDB, NETWORK_POLICY,
 )
-_BY_KIND = {(k.api_version, k.kind): k for k in (*CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
-                                                   THUMBNAIL_SERVICE_V1ALPHA1, THUMBNAIL_BACKUP)}
+# Children of kinds a cluster may not serve (the Prometheus Operator's CRDs): observed,
+# watched and applied only where discovery finds them (`KubeClient.served`).
+OPTIONAL_CHILD_KINDS: tuple[Kind, ...] = (POD_MONITOR, PROMETHEUS_RULE)
+_BY_KIND = {(k.api_version, k.kind): k for k in (
+    *CHILD_KINDS, *OPTIONAL_CHILD_KINDS, EVENT, PVC, POD, THUMBNAIL_SERVICE,
+    THUMBNAIL_SERVICE_V1ALPHA1, THUMBNAIL_BACKUP)}
 
 
 def kind_of(obj: Obj) -> Kind:
@@ -157,6 +163,21 @@ class KubeClient:
         if not 200 <= response.status <= 299:
             raise _api_error(response.status, raw)
         return response.status, bytes(raw or b"")
+
+    def served(self, kinds: tuple[Kind, ...]) -> tuple[Kind, ...]:
+        """Those of `kinds` the API server serves (API discovery of their group versions)."""
+        found: list[Kind] = []
+        for version in dict.fromkeys(kind.api_version for kind in kinds):
+            prefix = "/api" if "/" not in version else "/apis"
+            try:
+                resources = self.request("GET", f"{prefix}/{version}").get("resources", [])
+            except ApiError as err:
+                if err.not_found:
+                    continue
+                raise
+            plurals = {resource["name"] for resource in resources}
+            found += [k for k in kinds if k.api_version == version and k.plural in plurals]
+        return tuple(found)
 
     # Generic verbs -----------------------------------------------------------------------
 

@@ -350,6 +350,15 @@ class NetworkPolicy(_Model):
     api_peers: tuple[dict[str, Any], ...] = ()
 
 
+class Monitoring(_Model):
+    """Prometheus Operator objects (builders/monitoring.py): PodMonitors of the API server and
+    the workers and a PrometheusRule with alerts, created when the cluster serves those
+    kinds; `labels` go on them, e.g. for the Prometheus' selectors (ours win on a clash)."""
+
+    enabled: bool = True
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
 class ThumbnailServiceSpec(_Model):
     server: Server = Field(default_factory=Server)
     workers: Workers = Field(default_factory=Workers)
@@ -364,6 +373,7 @@ class ThumbnailServiceSpec(_Model):
     backup: Backup = Field(default_factory=Backup)
     bootstrap: Bootstrap = Field(default_factory=Bootstrap)
     network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
 
 
 DEFAULTS = ThumbnailServiceSpec()

@@ -20,6 +20,7 @@ from thumbnail_operator.builders import (
     config,
     disruption,
     minio,
+    monitoring,
     network,
     postgresql,
     redis,
@@ -43,11 +44,13 @@ def build_desired_state(
     external_secrets: Mapping[str, Mapping[str, str]],
     rotation: Rotation | None = None,
     restore: BackupSource | None = None,
+    with_monitoring: bool = False,
 ) -> DesiredState:
     """Every child of one ThumbnailService, in creation order (data stores before apps).
 
     `restore`: the backup `spec.bootstrap.fromBackup` names, resolved by the reconciler;
-    the API server restores it in an init container and records it in an annotation."""
+    the API server restores it in an init container and records it in an annotation.
+    `with_monitoring`: whether the cluster serves the Prometheus Operator's kinds."""
     ctx = Context(owner=owner, spec=spec)
     environment = config.service_environment(ctx)
     config_hash = config.config_hash(environment, credentials, external_secrets)
@@ -79,6 +82,7 @@ def build_desired_state(
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),
         *network.network_policies(ctx),
+        *(monitoring.monitoring_objects(ctx) if with_monitoring else []),
     ]
     return DesiredState(
         children=[stamp(child) for child in children if child is not None],

@@ -17,10 +17,23 @@ from thumbnail_operator.controller.events import EventRecorder
 from thumbnail_operator.controller.processing import ProcessingMonitor
 from thumbnail_operator.controller.reconcile import ReconcileFailed, Reconciler, RetryNeeded
 from thumbnail_operator.controller.workqueue import ResourceKey, WorkQueue
-from thumbnail_operator.kube import KubeClient
+from thumbnail_operator.kube import OPTIONAL_CHILD_KINDS, Kind, KubeClient
 from thumbnail_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+
+
+def served_optional_kinds(kube: KubeClient) -> tuple[Kind, ...]:
+    """The optional child kinds this cluster serves, asked once at start (said in one line)."""
+    served = kube.served(OPTIONAL_CHILD_KINDS)
+    missing = [kind.kind for kind in OPTIONAL_CHILD_KINDS if kind not in served]
+    if missing:
+        log.info("%s not served (no Prometheus Operator CRDs): ThumbnailServices get none; "
+                 "restart the operator after installing them", " and ".join(missing))
+    else:
+        log.info("creating %s for ThumbnailServices (spec.monitoring)",
+                 " and ".join(kind.kind for kind in served))
+    return served
 
 
 @dataclass
@@ -53,7 +66,8 @@ class Controller:
         self.processing = ProcessingMonitor(
             self.queue.trigger, interval=self.settings.processing_probe_seconds
         )
-        self.reconciler = Reconciler(self.kube, self.events, processing=self.processing)
+        self.reconciler = Reconciler(self.kube, self.events, processing=self.processing,
+                                     optional_kinds=served_optional_kinds(self.kube))
         self.backups = BackupReconciler(self.kube, self.events)
         self.backup_queue = WorkQueue(self.reconcile_backup,
                                       resync_seconds=self.settings.resync_seconds)

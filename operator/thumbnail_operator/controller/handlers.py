@@ -21,7 +21,6 @@ from kubernetes import client
 from thumbnail_operator import constants as c
 from thumbnail_operator.controller.controller import Controller
 from thumbnail_operator.controller.workqueue import ResourceKey, WorkQueue
-from thumbnail_operator.kube import CHILD_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +123,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     # No label filter on children: kopf filters labels in the operator anyway (the watch
     # stream is the same), and a child whose labels were edited must still be noticed.
-    for kind in CHILD_KINDS:
+    for kind in controller.reconciler.child_kinds:
         group, _, version = kind.api_version.rpartition("/")
 
         @kopf.on.event(group, version, kind.plural, registry=registry, id=f"child_{kind.plural}")

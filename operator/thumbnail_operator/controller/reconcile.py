@@ -67,6 +67,7 @@ from thumbnail_operator.kube import (
     CHILD_KINDS,
     EVENT,
     POD,
+    POD_MONITOR,
     SECRET,
     THUMBNAIL_BACKUP,
     THUMBNAIL_SERVICE,
@@ -108,12 +109,14 @@ def _decode(secret: Obj | None) -> dict[str, str]:
 class Reconciler:
     def __init__(
         self, kube: KubeClient, recorder: EventRecorder, kind: Kind = THUMBNAIL_SERVICE,
-        processing: ProcessingMonitor | None = None,
+        processing: ProcessingMonitor | None = None, optional_kinds: tuple[Kind, ...] = (),
     ) -> None:
         self.kube = kube
         self.events = recorder
         self.kind = kind  # the storage version; v1alpha1 only to act as the previous release
         self.processing = processing  # None: status.processing is left out
+        # The kinds of every child: the optional ones the cluster serves (kube.OPTIONAL_...).
+        self.child_kinds = (*CHILD_KINDS, *optional_kinds)
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         # The storage version, whatever version the object was created in (the API server
@@ -137,6 +140,7 @@ class _Pass:
         self.events = reconciler.events
         self.kind = reconciler.kind
         self.processing = reconciler.processing
+        self.child_kinds = reconciler.child_kinds
         self.cr = cr
         meta = cr["metadata"]
         self.namespace: str = meta["namespace"]
@@ -156,7 +160,7 @@ class _Pass:
         restore, hold = self._restore(observed)
         desired = build_desired_state(
             self.owner, self.spec, credentials.values, self._external_secrets(), rotation,
-            restore,
+            restore, with_monitoring=POD_MONITOR in self.child_kinds,
         )
         if hold:
             # Nothing may serve or process before the restore knows what to restore.
@@ -375,7 +379,7 @@ class _Pass:
     def _observe_children(self) -> dict[ChildKey, Obj]:
         labels = {c.LABEL_INSTANCE: self.owner.name, c.LABEL_MANAGED_BY: c.FIELD_MANAGER}
         observed: dict[ChildKey, Obj] = {}
-        for kind in CHILD_KINDS:
+        for kind in self.child_kinds:
             for obj in self.kube.list(kind, self.namespace, labels):
                 observed[(kind.kind, obj["metadata"]["name"])] = obj
         # Unlabelled ones (a hand-edited label, a leftover) are looked up by name in _converge.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from thumbnail_operator import constants as c
 from thumbnail_operator.install.yamltext import Rule
-from thumbnail_operator.kube import CHILD_KINDS, EVENT, Kind
+from thumbnail_operator.kube import CHILD_KINDS, EVENT, OPTIONAL_CHILD_KINDS, Kind
 from thumbnail_operator.settings import OperatorSettings
 from thumbnail_operator.webhook.certmanager import CRD_NAME
 
@@ -29,11 +29,12 @@ def _group(kind: Kind) -> str:
 
 def _child_rules() -> tuple[Rule, ...]:
     by_group: dict[str, list[str]] = {}
-    for kind in CHILD_KINDS:
+    for kind in (*CHILD_KINDS, *OPTIONAL_CHILD_KINDS):
         by_group.setdefault(_group(kind), []).append(kind.plural)
     why = ("Children: watched (drift repair), server-side applied (patch; create when new),\n"
            "pruned when no longer wanted (delete). Secrets: the generated credentials, and reads\n"
-           "of the user Secrets a spec references (their content feeds the config hash).")
+           "of the user Secrets a spec references (their content feeds the config hash).\n"
+           "PodMonitors and PrometheusRules only where the Prometheus Operator's CRDs exist.")
     return tuple(
         Rule(why if i == 0 else None, (group,), tuple(plurals), CHILD_VERBS)
         for i, (group, plurals) in enumerate(by_group.items())

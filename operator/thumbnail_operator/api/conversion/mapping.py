@@ -165,7 +165,7 @@ SPEC_MOVES: tuple[Move, ...] = (
     Move(_p("spec.minio.buckets"), _p("spec.objectStorage.buckets")),
     Move(_p("spec.minio.external"), _p("spec.objectStorage.external")),
     *_same_place("spec.persistence", "spec.deletionProtection", "spec.backup",
-                 "spec.bootstrap", "spec.networkPolicy"),
+                 "spec.bootstrap", "spec.networkPolicy", "spec.monitoring"),
     Move(_p("spec.thumbnails.presets"), _p("spec.thumbnails.presets"),
          presets_to_v1, presets_to_alpha),
     *_same_place("spec.thumbnails.limits", "spec.thumbnails.allowedFormats",

@@ -52,7 +52,7 @@ def _label_value(description: str, what: str) -> Schema:
                   rules=[rule(f"self.matches('{LABEL_VALUE}')", f"{what}: {LABEL_VALUE_RULE}")])
 
 
-def _label_map(description: str, what: str) -> Schema:
+def label_map(description: str, what: str) -> Schema:
     schema = string_map(description, _label_value("Label value.", f"{what} values"),
                         max_properties=32)
     schema["x-kubernetes-validations"] = [
@@ -81,7 +81,7 @@ def label_selector(description: str) -> Schema:
     return obj(
         description,
         {
-            "matchLabels": _label_map("Labels with these values.", "matchLabels"),
+            "matchLabels": label_map("Labels with these values.", "matchLabels"),
             "matchExpressions": array("Label requirements.", requirement, max_items=16),
         },
     )
@@ -187,7 +187,7 @@ def scheduling(what: str, default: Scheduling) -> Schema:
     return obj(
         f"Where {what} run (the pod spec's fields of the same names).",
         {
-            "nodeSelector": _label_map("Node labels the node must have.", "nodeSelector"),
+            "nodeSelector": label_map("Node labels the node must have.", "nodeSelector"),
             "tolerations": array("Taints tolerated.", copy.deepcopy(_TOLERATION),
                                  max_items=32),
             "affinity": copy.deepcopy(_AFFINITY),

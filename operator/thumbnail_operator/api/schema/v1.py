@@ -230,6 +230,7 @@ SPEC = obj(
         "backup": _alpha("backup"),
         "bootstrap": _alpha("bootstrap"),
         "networkPolicy": _alpha("networkPolicy"),
+        "monitoring": _alpha("monitoring"),
     },
     default={},
     rules=[

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from thumbnail_operator.api.schema.monitoring import MONITORING
 from thumbnail_operator.api.schema.network import NETWORK_POLICY
 from thumbnail_operator.api.schema.openapi import (
     DNS_SUBDOMAIN,
@@ -599,6 +600,7 @@ SPEC = obj(
         "backup": BACKUP,
         "bootstrap": BOOTSTRAP,
         "networkPolicy": NETWORK_POLICY,
+        "monitoring": MONITORING,
     },
     default={},
     rules=[
