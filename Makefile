@@ -17,7 +17,7 @@ help: ## list targets
 
 # The real node and the image builds: runc, iptables and conntrack (kube-proxy), socat (host
 # forwards into the node's network namespace), buildah and debootstrap (images, no Docker).
-NODE_PACKAGES := runc:runc iptables:iptables conntrack:conntrack socat:socat buildah:buildah \
+NODE_PACKAGES := runc:runc iptables:iptables conntrack:conntrack ipset:ipset socat:socat buildah:buildah \
   debootstrap:debootstrap nsenter:util-linux
 # The console's browser test drives Debian's headless Chromium (never a downloaded browser).
 BROWSER_PACKAGES := chromium:chromium

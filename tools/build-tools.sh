@@ -7,13 +7,14 @@
 #   tools/build-tools.sh control-plane   only the control plane and servers (etcd, kube-*, kwok,
 #                                        minio, mc, helm)
 #   tools/build-tools.sh node            only what a real node runs (kubelet, kube-proxy,
-#                                        containerd, CNI plugins, crictl, coredns)
+#                                        containerd, CNI plugins, crictl, coredns, kube-router)
 #   tools/build-tools.sh --bindir        print the directory holding the binaries
 #
 # Modules (one per tool, pinned with go.sum) live in tools/go/<tool>/.
 # The CNI plugins (bridge, host-local, loopback, portmap) are linked into
 # <bindir>/cni/, a directory holding only plugins, to be containerd's and the
-# kubelet's CNI bin dir. runc is not built here (Debian package `runc`).
+# kubelet's CNI bin dir. runc is not built here (Debian package `runc`), nor ipset (Debian
+# package `ipset`, which kube-router's firewall runs).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,6 +47,9 @@ K8S_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
 CONTAINERD_FLAGS=("-s -w -X github.com/containerd/containerd/v2/version.Version=$(modver containerd github.com/containerd/containerd/v2)"
   CGO_ENABLED=0 -tags=no_btrfs,no_devmapper,no_zfs)
 CNI_LDFLAGS="-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(modver cni-plugins github.com/containernetworking/plugins)"
+# kube-router as its Makefile builds it (static, version stamped); only its firewall runs on the
+# node (see tools/go/kube-router/go.mod).
+KUBE_ROUTER_LDFLAGS="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$(modver kube-router github.com/cloudnativelabs/kube-router/v2)"
 CRICTL_LDFLAGS="-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(modver cri-tools sigs.k8s.io/cri-tools)"
 # helm as its Makefile stamps it: its version, and the Kubernetes minor of its client libraries
 # (without it `helm template` assumes Kubernetes 1.20).
@@ -121,6 +125,9 @@ for plugin in main/bridge ipam/host-local main/loopback meta/portmap; do
 done
 build cri-tools crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_LDFLAGS"
 build coredns coredns . # tools/go/coredns/main.go: CoreDNS with only the cluster-DNS plugins
+# NetworkPolicy enforcement (iptables + ipset), run with the router and service proxy off.
+build kube-router kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+  "$KUBE_ROUTER_LDFLAGS" CGO_ENABLED=0
 
 # A partial run keeps the other set's binaries even if their pins went stale.
 if [[ "$ONLY" == all ]]; then prune; fi
