@@ -1,6 +1,7 @@
 """The substrate's real node: containers really run (pod network, Service and NodePort through
-kube-proxy, cluster DNS, exec and logs), pulls never leave the machine, and teardown leaves
-the host as it found it (processes, mounts, cgroups, namespaces, sysctls, fixed paths)."""
+kube-proxy, cluster DNS, exec and logs), NetworkPolicies are enforced (kube-router's
+firewall), pulls never leave the machine, and teardown leaves the host as it found it
+(processes, mounts, cgroups, namespaces, sysctls, fixed paths)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from thumbnail_substrate.errors import SubstrateError
 from thumbnail_substrate.host_state import HostState, processes_mentioning
 from thumbnail_substrate.images import LocalImage, local_images
 from thumbnail_substrate.node import CGROUP_NAME, RealCluster
-from thumbnail_substrate.testing import kubectl, wait_for
+from thumbnail_substrate.testing import kubectl, kubectl_get, wait_for
 
 NODE_PORT = 30080
 # A one-line HTTP server from the dependency-wait image (sh + netcat-openbsd).
@@ -23,6 +24,18 @@ HTTP_SERVER = (
     'while true; do printf "HTTP/1.0 200 OK\\r\\n\\r\\nhello from $(hostname)" '
     "| nc -l -p 8080 -q 1 >/dev/null; done"
 )
+# One TCP connect with a 3 s timeout, run in a client pod: "connected", or the error's name
+# (ConnectionRefusedError for kube-router's REJECT, TimeoutError for a dropped SYN).
+CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+    "    print('connected')\n"
+    "except OSError as err:\n"
+    "    print(type(err).__name__)\n"
+)
+NON_ROOT = {"runAsUser": 10001, "runAsNonRoot": True, "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +137,138 @@ def test_a_missing_image_fails_at_once_without_leaving_the_machine(
 
     message = wait_for(pull_failed, timeout=30, what="the pull to fail locally", interval=0.5)
     assert "connection refused" in message, message
+
+
+def test_kube_router_shares_kube_proxys_iptables_backend(
+    node: tuple[RealCluster, HostState],
+) -> None:
+    """Both run the `iptables` the node's PATH names (Debian 12: iptables-nft); their chains
+    must sit in the same backend, and the other one must stay empty."""
+    cluster, _ = node
+    backend = cluster.netns.run("iptables", "--version")
+    nft = "nf_tables" in backend
+    rules = cluster.netns.run("iptables-save", "-t", "filter")
+    assert ":KUBE-ROUTER-FORWARD " in rules and ":KUBE-SERVICES " in rules, rules
+    other = cluster.netns.run("iptables-legacy-save" if nft else "iptables-nft-save")
+    assert "KUBE-" not in other, f"{backend.strip()}; the other backend has:\n{other}"
+
+
+def _pod(name: str, labels: dict[str, str], image: str, command: list[str],
+         **container: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+            "name": "c", "image": image, "imagePullPolicy": "IfNotPresent",
+            "command": command, "securityContext": NON_ROOT, **container}]},
+    }
+
+
+def _ready(cluster: RealCluster, name: str) -> bool:
+    conditions = kubectl_get(cluster.kubeconfig, "pod", name)["status"].get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def _wait_ready(cluster: RealCluster, *names: str) -> None:
+    for name in names:
+        wait_for(lambda name=name: _ready(cluster, name), timeout=60, what=f"{name} Ready",
+                 interval=0.5)
+
+
+def _connect(cluster: RealCluster, client: str, host: str, port: int) -> str:
+    """One connect from `client`'s pod; bounded twice: the 3 s connect timeout inside,
+    kubectl's own timeout outside."""
+    return kubectl(cluster.kubeconfig, "exec", client, "--", "python3", "-c", CONNECT, host,
+                   str(port), timeout=30).strip()
+
+
+def test_network_policies_are_enforced(
+    node: tuple[RealCluster, HostState], images: dict[str, LocalImage]
+) -> None:
+    """A policy that selects the server and admits only `role: allowed` blocks the other
+    client, lets the allowed one through and the kubelet's probes (from the node); deleting
+    it restores access. Fails on a node without kube-router (the denied client connects)."""
+    cluster, _ = node
+    image = images["wait"].ref  # the base image's python3
+    _apply(
+        cluster,
+        _pod("np-server", {"app": "np-server"}, image,
+             ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
+             readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1,
+                             "failureThreshold": 1}),
+        _pod("np-allowed", {"role": "allowed"}, image, ["sleep", "3600"]),
+        _pod("np-denied", {"role": "other"}, image, ["sleep", "3600"]),
+    )
+    _wait_ready(cluster, "np-server", "np-allowed", "np-denied")
+    server_ip = kubectl(cluster.kubeconfig, "get", "pod", "np-server", "-o",
+                        "jsonpath={.status.podIP}")
+
+    def connect(client: str) -> str:
+        return _connect(cluster, client, server_ip, 8080)
+
+    def connects(client: str) -> bool:
+        return connect(client) == "connected"
+
+    # Without a policy both clients reach the server.
+    for client in ("np-allowed", "np-denied"):
+        wait_for(lambda client=client: connects(client), timeout=30,
+                 what=f"{client} to connect without a policy", interval=0.5)
+
+    policy = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "np-server-ingress"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "np-server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "allowed"}}}],
+                         "ports": [{"protocol": "TCP", "port": 8080}]}],
+        },
+    }
+    _apply(cluster, policy)
+
+    def refused() -> str:
+        result = connect("np-denied")
+        return "" if result == "connected" else result
+
+    blocked = wait_for(refused, timeout=30, what="the policy to block np-denied", interval=0.5)
+    assert blocked in ("ConnectionRefusedError", "TimeoutError"), blocked
+    # Blocked for good (not a passing hiccup), while the allowed client still connects.
+    assert connect("np-denied") in ("ConnectionRefusedError", "TimeoutError")
+    assert connect("np-allowed") == "connected"
+    # The kubelet's readiness probe (every second, one failure flips it) comes from the
+    # node's own address, which kube-router always admits: the server stays Ready.
+    assert _ready(cluster, "np-server")
+
+    kubectl(cluster.kubeconfig, "delete", "networkpolicy", "np-server-ingress",
+            "--wait=true", "--timeout=30s")
+    wait_for(lambda: connects("np-denied"), timeout=30,
+             what="np-denied to connect again once the policy is gone", interval=0.5)
+    assert connects("np-allowed")
+    kubectl(cluster.kubeconfig, "delete", "pod", "np-server", "np-allowed", "np-denied",
+            "--wait=false")
+
+
+def test_a_service_without_endpoints_is_refused_at_once(
+    node: tuple[RealCluster, HostState], images: dict[str, LocalImage]
+) -> None:
+    """kube-router's ACCEPT must not hide kube-proxy's REJECT: a pod's connection to a Service
+    without endpoints is refused at once, as without kube-router (not a 3 s "No route to
+    host", which is what a pod sees when kube-router's chain comes first)."""
+    cluster, _ = node
+    _apply(
+        cluster,
+        _pod("lonely", {"role": "lonely"}, images["wait"].ref, ["sleep", "3600"]),
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "no-endpoints"},
+         "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 5432}]}},
+    )
+    _wait_ready(cluster, "lonely")
+    cluster_ip = kubectl(cluster.kubeconfig, "get", "service", "no-endpoints", "-o",
+                         "jsonpath={.spec.clusterIP}")
+    # Bounded: kube-proxy writes the Service's REJECT on its next sync (5 s at most).
+    wait_for(
+        lambda: _connect(cluster, "lonely", cluster_ip, 5432) == "ConnectionRefusedError",
+        timeout=20, what="a refused connection to a Service without endpoints", interval=0.5,
+    )
+    kubectl(cluster.kubeconfig, "delete", "pod", "lonely", "--wait=false")
 
 
 def test_teardown_leaves_nothing_behind(

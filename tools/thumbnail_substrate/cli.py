@@ -101,7 +101,8 @@ def node(args: argparse.Namespace) -> int:
     die_with_parent(signal.SIGTERM)
     try:
         images = local_images()
-        print("==> starting the real node (containerd, kubelet, kube-proxy, CoreDNS) ...")
+        print("==> starting the real node (containerd, kubelet, kube-proxy, CoreDNS, "
+              "kube-router) ...")
         with RealCluster(images=images) as cluster, tempfile.TemporaryDirectory() as tmp:
             refs = {name: image.ref for name, image in images.items()}
             kubeconfig = cluster.kubeconfig

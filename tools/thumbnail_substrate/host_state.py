@@ -84,6 +84,14 @@ def host_iptables() -> str:
     )
 
 
+def host_ipsets() -> set[str]:
+    """Names of the host namespace's ipsets (kube-router makes its own inside the node's)."""
+    if not shutil.which("ipset"):
+        return set()
+    proc = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True, check=False)
+    return set(proc.stdout.split())
+
+
 @dataclass
 class HostState:
     sysctls: dict[str, str]
@@ -92,6 +100,7 @@ class HostState:
     mounts: list[str]
     iptables: str
     cgroups: set[Path] = field(default_factory=set)
+    ipsets: set[str] = field(default_factory=set)
 
     @classmethod
     def capture(cls, cgroup_name: str) -> HostState:
@@ -102,6 +111,7 @@ class HostState:
             mounts=mounts(),
             iptables=host_iptables(),
             cgroups=set(cgroup_dirs(cgroup_name)),
+            ipsets=host_ipsets(),
         )
 
     def restore(self, cgroup_name: str) -> None:
@@ -128,6 +138,7 @@ class HostState:
         found += [f"new network namespace {n}" for n in sorted(other.netns - self.netns)]
         found += [f"new mount {m}" for m in other.mounts if m not in self.mounts]
         found += [f"new cgroup {c}" for c in sorted(other.cgroups - self.cgroups)]
+        found += [f"new ipset {s}" for s in sorted(other.ipsets - self.ipsets)]
         if other.iptables != self.iptables:
             found.append("host iptables rules changed")
         return found

@@ -1,6 +1,7 @@
 """A real single-node Kubernetes cluster that runs real containers, inside a network
 namespace: the control plane of `kube.KubeCluster` plus containerd, runc, CNI, kubelet,
-kube-proxy and CoreDNS, with images imported from local archives (no registry).
+kube-proxy, CoreDNS and (unless `network_policies=False`) kube-router's firewall, which
+enforces NetworkPolicies, with images imported from local archives (no registry).
 
     with RealCluster(images=local_images()) as cluster:
         cluster.kubeconfig            # host side: https://127.0.0.1:<forward>
@@ -65,10 +66,13 @@ class RealCluster(Component):
         volumes: int = VOLUME_COUNT,
         netns_name: str = NETNS_NAME,
         quiet: bool = False,
+        network_policies: bool = True,
     ) -> None:
         """`images` are imported into containerd (their `pause` entry is the sandbox image);
         each of `node_ports` gets a host forward on the same port when it is free, else on
-        a free one (`node_port_url` says which)."""
+        a free one (`node_port_url` says which). With `network_policies` (the default)
+        kube-router's network policy controller runs on the node, so NetworkPolicies are
+        enforced as on a real cluster; `start()` returns once its chains are programmed."""
         super().__init__(workdir)
         if "pause" not in images:
             raise SubstrateError("the real node needs a pause image: run `make images`")
@@ -82,6 +86,7 @@ class RealCluster(Component):
         self.node_port_list = node_ports
         self.volume_count = volumes
         self.quiet = quiet
+        self.network_policies = network_policies
         self.forwards: dict[int, Forward] = {}
         self.cgroup_name = CGROUP_NAME
         self.before: HostState | None = None
@@ -206,11 +211,40 @@ class RealCluster(Component):
             ],
         )
         self._bootstrap_objects()
+        router: ManagedProcess | None = None
+        router_started = 0.0
+        if self.network_policies:
+            # kube-router reads its node's address from the Node object at start: wait for
+            # the kubelet to register it (and kube-proxy for its chains), then let the node
+            # become Ready while kube-router programs its chains.
+            wait_until(
+                lambda: kubelet.check_alive() and self._node_registered()
+                and cfg.has_chain(self._filter_table(), "KUBE-SERVICES"),
+                timeout=60, what="real node registered and kube-proxy's chains",
+                log=kubelet.log,
+            )
+            router_started = time.monotonic()
+            ipt = ("iptables", "-w", "5", "-t", "filter")
+            self.netns.run(*ipt, "-N", cfg.KUBE_ROUTER_FORWARD, what="kube-router's chain")
+            self.netns.run(*ipt, "-A", cfg.KUBE_ROUTER_FORWARD, *cfg.SERVICES_FIRST,
+                           what="kube-proxy's jump in kube-router's chain")
+            router = self._spawn(
+                "kube-router",
+                [go_tool("kube-router"),
+                 *cfg.kube_router_args(kubeconfig=self.control_plane.internal_kubeconfig)],
+            )
         wait_until(
             lambda: kubelet.check_alive() and self._node_ready(),
             timeout=90, what="real node Ready", log=kubelet.log,
         )
         self._step("node Ready", t)
+        if router is not None:
+            started_router = router
+            wait_until(
+                lambda: started_router.check_alive() and self._network_policies_programmed(),
+                timeout=60, what="kube-router's NetworkPolicy chains", log=router.log,
+            )
+            self._step("kube-router", router_started)
         for port in self.node_port_list:
             forward = Forward(
                 self.netns, port, host_port=port if _free(port) else None,
@@ -235,6 +269,9 @@ class RealCluster(Component):
         for directory in (p.containerd_root, p.containerd_state, p.runc_root, p.cni_conf_dir,
                           p.kubelet_root, p.pod_logs, p.volumes, p.registry_hosts / "_default"):
             directory.mkdir(parents=True, exist_ok=True)
+        if self.network_policies:
+            system_binary("ipset", "ipset")  # kube-router's firewall runs it
+            go_tool("kube-router")
         cni_bin = tools_bindir() / "cni"
         if not (cni_bin / "bridge").exists():
             raise SubstrateError(f"CNI plugins not found in {cni_bin}: run `make tools`")
@@ -303,6 +340,16 @@ class RealCluster(Component):
             path = self.paths.volumes / f"{i:03d}"
             path.mkdir(parents=True, exist_ok=True)
             self.control_plane.create("/api/v1/persistentvolumes", cfg.local_volume(i, path))
+
+    def _node_registered(self) -> bool:
+        self.control_plane.request("GET", f"/api/v1/nodes/{cfg.NODE_NAME}")
+        return True
+
+    def _filter_table(self) -> str:
+        return self.netns.run("iptables-save", "-t", "filter", what="iptables-save")
+
+    def _network_policies_programmed(self) -> bool:
+        return cfg.network_policies_programmed(self._filter_table())
 
     def _node_ready(self) -> bool:
         for proc in self.processes:

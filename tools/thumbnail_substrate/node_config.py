@@ -20,6 +20,7 @@ from thumbnail_substrate.kube_objects import default_storage_class, pool_volume
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
 SERVICE_CIDR = "10.96.0.0/16"
+NODE_PORT_RANGE = "30000-32767"
 CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 NODE_NAME = "real-node"
@@ -231,6 +232,66 @@ def kube_proxy_config(*, kubeconfig: Path, node_ip: str) -> dict[str, Any]:
         "nodePortAddresses": [f"{node_ip}/32", "127.0.0.0/8"],
         "iptables": {"syncPeriod": "5s", "minSyncPeriod": "0s", "masqueradeAll": False},
     }
+
+
+def kube_router_args(*, kubeconfig: Path) -> list[str]:
+    """kube-router's NetworkPolicy controller only (iptables + ipset in the node's namespace):
+    kube-proxy stays the service proxy and the CNI bridge the pod network, so its router (BGP,
+    routes, CNI config), service proxy (IPVS) and load-balancer allocator stay off."""
+    return [
+        "--run-firewall=true",
+        "--run-router=false",
+        "--run-service-proxy=false",
+        "--run-loadbalancer=false",
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={NODE_NAME}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-node-port-range={NODE_PORT_RANGE}",
+        "--enable-ipv4=true",
+        "--enable-ipv6=false",
+        # No listeners: the node's readiness is read from its iptables rules instead.
+        "--health-port=0",
+        "--metrics-port=0",
+        "--v=1",
+    ]
+
+
+# Written by kube-router at the end of every full sync (iptables-restore of the filter table).
+KUBE_ROUTER_SYNCED = "rule to explicitly ACCEPT traffic that comply to network policies"
+KUBE_ROUTER_FORWARD = "KUBE-ROUTER-FORWARD"
+# kube-router jumps to KUBE-ROUTER-FORWARD first in FORWARD and ends that chain with an ACCEPT
+# of every packet a policy (or no policy) admits, so kube-proxy's own FORWARD jump to
+# KUBE-SERVICES, whose REJECT refuses connections to a Service without endpoints, would never
+# see pod traffic: such a connection would hang until ARP gives up (about 3 s, "No route to
+# host") instead of being refused at once, as without kube-router (the same clash as Calico's
+# explicit ACCEPT, projectcalico/calico#1055). The node creates kube-router's chain before
+# kube-router starts, with kube-proxy's jump at its top; kube-router keeps rules it finds in
+# its chains (each sync saves and restores the whole filter table) and appends its own.
+SERVICES_FIRST = [
+    "-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
+    "substrate: kube-proxy's REJECT for Services without endpoints before kube-router's ACCEPT",
+    "-j", "KUBE-SERVICES",
+]
+
+
+def has_chain(filter_table: str, chain: str) -> bool:
+    """Whether `iptables-save -t filter` output declares `chain`."""
+    return any(line.startswith(f":{chain} ") for line in filter_table.splitlines())
+
+
+def network_policies_programmed(filter_table: str) -> bool:
+    """True once `iptables-save -t filter` shows kube-router's FORWARD hook and its first full
+    sync, next to kube-proxy's chains (both then program the same iptables backend), with the
+    jump to kube-proxy's KUBE-SERVICES still first in kube-router's FORWARD chain."""
+    lines = filter_table.splitlines()
+    hooked = any(
+        line.startswith("-A FORWARD ") and line.endswith(f"-j {KUBE_ROUTER_FORWARD}")
+        for line in lines
+    )
+    router = [line for line in lines if line.startswith(f"-A {KUBE_ROUTER_FORWARD} ")]
+    services_first = bool(router) and router[0].endswith("-j KUBE-SERVICES")
+    synced = any(KUBE_ROUTER_SYNCED in line for line in router)
+    return hooked and services_first and synced and has_chain(filter_table, "KUBE-SERVICES")
 
 
 def corefile(*, node_ip: str, kubeconfig: Path) -> str:
