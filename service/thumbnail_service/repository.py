@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -39,7 +40,17 @@ _CONNECTION_ERRORS = (
     asyncpg.exceptions.InsufficientResourcesError,
 )
 CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key keeps vanishing
+# "Recent" throughput: jobs finished within this window (jobs_finished_at_idx keeps it cheap).
+THROUGHPUT_WINDOW_SECONDS = 300
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())
+
+
+@dataclass(frozen=True)
+class QueueState:
+    oldest_since: datetime | None  # submission time of the oldest job still `queued`
+    oldest_age_seconds: float | None
+    queued: int
+    finished_recently: int  # jobs finished in the last THROUGHPUT_WINDOW_SECONDS
 
 
 class IdempotencyKeyContended(Exception):
@@ -224,19 +235,26 @@ class JobRepository:
         counts.update({JobStatus(r["status"]): r["n"] for r in rows})
         return counts
 
-    async def oldest_queued(self) -> tuple[datetime, float] | None:
-        """When the oldest job still waiting (`queued`) was submitted, and its age in seconds
-        (PostgreSQL's clock for both); None if no job waits. A growing age with no live
-        worker means nothing is processing."""
+    async def queue_state(self) -> QueueState:
+        """The backlog and the recent throughput, from PostgreSQL (its clock for every time).
+        A growing oldest-job age with no live worker means nothing is processing."""
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                """SELECT min(created_at) AS since,
-                          extract(epoch FROM now() - min(created_at))::float8 AS age
-                   FROM jobs WHERE status = 'queued'"""
+                """SELECT q.since, extract(epoch FROM now() - q.since)::float8 AS age, q.queued,
+                          (SELECT count(*) FROM jobs
+                           WHERE finished_at > now() - make_interval(secs => $1)) AS finished
+                   FROM (SELECT min(created_at) AS since, count(*) AS queued
+                         FROM jobs WHERE status = 'queued') AS q""",
+                float(THROUGHPUT_WINDOW_SECONDS),
             )
-        if row is None or row["since"] is None:
-            return None
-        return row["since"], max(float(row["age"]), 0.0)
+        assert row is not None  # an aggregate always returns a row
+        since = row["since"]
+        return QueueState(
+            oldest_since=since,
+            oldest_age_seconds=None if since is None else max(float(row["age"]), 0.0),
+            queued=int(row["queued"]),
+            finished_recently=int(row["finished"]),
+        )
 
     async def existing_ids(self, ids: Collection[UUID]) -> set[UUID]:
         """Which of these job ids have a row (for the orphan collector)."""

@@ -174,10 +174,10 @@ def _await_processing(
     return wait_for(probe, timeout=timeout, what=f"status.processing: {what}", interval=2)
 
 
-def _columns(cluster: E2ECluster, service: Service) -> dict[str, str]:
-    """`kubectl get thumbnailservice` as a user reads it: header -> value."""
+def _columns(cluster: E2ECluster, service: Service, *wide: str) -> dict[str, str]:
+    """`kubectl get thumbnailservice` as a user reads it: header -> value (`-o wide` too)."""
     header, row = cluster.kubectl("-n", NAMESPACE, "get", "thumbnailservice",
-                                  service.name).splitlines()[:2]
+                                  service.name, *wide).splitlines()[:2]
     starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", header)]
     bounds = zip(starts, [*starts[1:], None], strict=True)
     return {header[a:b].strip(): row[a:b].strip() for a, b in bounds}
@@ -211,6 +211,8 @@ def test_status_reports_live_workers_and_the_oldest_waiting_job(
         lambda p: p.get("liveWorkers") == expected and "oldestQueuedJobSince" not in p,
         "live workers back, no job waiting", timeout=120)
     assert recovered["message"].endswith("no job waits"), recovered
+    # The waiting job (and the earlier tests' jobs) finished within five minutes.
+    assert recovered["queuedJobs"] == 0 and recovered["jobsPerMinute"] > 0, recovered
 
 
 def _wait_for_the_waiting_job(e2e_cluster: E2ECluster, service: Service) -> dict[str, Any]:
@@ -229,9 +231,11 @@ def _wait_for_the_waiting_job(e2e_cluster: E2ECluster, service: Service) -> dict
         assert job["created_at"].startswith(stalled["oldestQueuedJobSince"].rstrip("Z")), (
             job, stalled)
         assert "no live worker process" in stalled["message"], stalled
-        columns = _columns(e2e_cluster, service)
+        assert stalled["queuedJobs"] == 1, stalled  # the backlog
+        columns = _columns(e2e_cluster, service, "-o", "wide")
         assert columns["LIVE"] == "0" and re.fullmatch(r"\d+s|\dm\d+s", columns[
             "OLDEST QUEUED"]), columns
+        assert columns["BACKLOG"] == "1", columns
         print(f"[status.processing] {stalled['message']!r} after "
               f"{time.monotonic() - started:.0f}s; kubectl get: {columns}")
     return job

@@ -112,9 +112,11 @@ def test_live_workers_are_counted_and_the_supervisor_serves_probes(
 ) -> None:
     fresh_worker(stack)
     body = health(stack).json()
+    finished = body["workers"].pop("jobs_finished_last_5m")  # earlier tests' jobs count too
+    assert isinstance(finished, int) and finished >= 0, body
     assert body["workers"] == {
         "status": "ok", "alive": 2, "oldest_queued_job_age_seconds": None,
-        "oldest_queued_job_since": None,
+        "oldest_queued_job_since": None, "queued_jobs": 0,
     }, body
     assert probe("/healthz") == 200
     assert probe("/readyz") == 200
@@ -233,6 +235,7 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     assert workers["oldest_queued_job_age_seconds"] >= 1.0, workers
     # The submission time of that same job: what the operator stores in its status.
     assert workers["oldest_queued_job_since"] == job["created_at"], (workers, job)
+    assert workers["queued_jobs"] == 1, workers  # the backlog
     assert "no live worker" in reported.json()["message"]
     assert strict.status_code == 503 and strict.json()["status"] == "unavailable"
     assert re.search(r"^thumbnail_workers_alive 0\.0$", metrics, re.M)
@@ -242,6 +245,10 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     stack.start_worker()
     done = wait_finished(client, job["id"], stack)
     assert done["status"] == "succeeded", done
+    after = health(stack).json()["workers"]
+    # The backlog drained, and the job counts in the recent throughput.
+    assert after["queued_jobs"] == 0, after
+    assert after["jobs_finished_last_5m"] >= workers["jobs_finished_last_5m"] + 1, after
     assert seconds_until(lambda: alive(stack) == 2, timeout=30) >= 0
     after = health(stack).json()["workers"]
     assert after["oldest_queued_job_age_seconds"] is None, after

@@ -41,18 +41,27 @@ class Processing:
     message: str
     live_workers: int | None = None
     oldest_queued_job_since: str | None = None
+    queued_jobs: int | None = None  # the backlog
+    jobs_per_minute: float | None = None  # finished over the API's last five minutes
 
     def as_status(self) -> Obj:
         return {
             "liveWorkers": self.live_workers,
             "oldestQueuedJobSince": self.oldest_queued_job_since,
+            "queuedJobs": self.queued_jobs,
+            "jobsPerMinute": self.jobs_per_minute,
             "message": self.message,
         }
 
     @classmethod
     def from_status(cls, status: Obj) -> Processing:
         return cls(str(status.get("message", "")), status.get("liveWorkers"),
-                   status.get("oldestQueuedJobSince"))
+                   status.get("oldestQueuedJobSince"), status.get("queuedJobs"),
+                   status.get("jobsPerMinute"))
+
+
+# The API counts the jobs finished in this many minutes (`jobs_finished_last_5m`).
+THROUGHPUT_MINUTES = 5
 
 
 def from_health(body: Obj) -> Processing:
@@ -60,15 +69,18 @@ def from_health(body: Obj) -> Processing:
     workers = body.get("workers") or {}
     alive, since = workers.get("alive"), workers.get("oldest_queued_job_since")
     since = _rfc3339(since) if isinstance(since, str) else None
+    queued, finished = workers.get("queued_jobs"), workers.get("jobs_finished_last_5m")
+    queued = queued if isinstance(queued, int) else None
+    rate = round(finished / THROUGHPUT_MINUTES, 1) if isinstance(finished, int) else None
     waiting = f"a job waits since {since}" if since else "no job waits"
     if not isinstance(alive, int):
         message = f"worker processes unknown (Redis unreachable from the API); {waiting}"
-        return Processing(message, None, since)
+        return Processing(message, None, since, queued, rate)
     if alive == 0:
         message = f"no live worker process: jobs are accepted but not processed; {waiting}"
     else:
         message = f"{alive} worker process{'es' if alive != 1 else ''} alive; {waiting}"
-    return Processing(message, alive, since)
+    return Processing(message, alive, since, queued, rate)
 
 
 def unreachable(error: str) -> Processing:

@@ -118,6 +118,13 @@ class WorkersHealth(BaseModel):
         "stays the same while that job waits, so a watcher (the operator's status) can "
         "store it without rewriting it on every look."
     )
+    queued_jobs: int | None = Field(
+        description="Jobs waiting in `queued` (the backlog); null if PostgreSQL is unreachable."
+    )
+    jobs_finished_last_5m: int | None = Field(
+        description="Jobs that succeeded or failed in the last five minutes (recent "
+        "throughput); null if PostgreSQL is unreachable."
+    )
 
 
 class DetailedHealth(BaseModel):

@@ -1,5 +1,6 @@
-"""Is anything processing jobs? Live worker processes (their heartbeats in Redis) and the age
-of the oldest job still waiting (PostgreSQL), for /healthz/detailed and /metrics."""
+"""Is anything processing jobs? Live worker processes (their heartbeats in Redis), the backlog
+and its oldest job, and the recent throughput (PostgreSQL), for /healthz/detailed and
+/metrics."""
 
 from __future__ import annotations
 
@@ -42,18 +43,20 @@ async def _known(call: Awaitable[T], limit: float) -> tuple[bool, T | None]:
 async def workers_health(services: Services) -> WorkersHealth:
     """Also updates the two gauges (when their source answered)."""
     limit = services.settings.dependency_timeout_seconds + 0.5
-    (alive_known, alive), (oldest_known, oldest) = await asyncio.gather(
+    (alive_known, alive), (_, queue) = await asyncio.gather(
         _known(services.queue.live_workers(), limit),
-        _known(services.repository.oldest_queued(), limit),
+        _known(services.repository.queue_state(), limit),
     )
     if alive_known and alive is not None:
         WORKERS_ALIVE.set(alive)
-    since, age = oldest if oldest is not None else (None, None)
-    if oldest_known:
-        OLDEST_QUEUED_AGE.set(age or 0.0)
+    if queue is not None:
+        OLDEST_QUEUED_AGE.set(queue.oldest_age_seconds or 0.0)
+    age = None if queue is None else queue.oldest_age_seconds
     return WorkersHealth(
         status="unknown" if not alive_known else "ok" if alive else "none",
         alive=alive,
         oldest_queued_job_age_seconds=None if age is None else round(age, 1),
-        oldest_queued_job_since=since,
+        oldest_queued_job_since=None if queue is None else queue.oldest_since,
+        queued_jobs=None if queue is None else queue.queued,
+        jobs_finished_last_5m=None if queue is None else queue.finished_recently,
     )

@@ -704,6 +704,12 @@ STATUS = obj(
                     "description": "When the oldest job still waiting was submitted; absent "
                     "when no job waits. Growing old while liveWorkers is 0: nothing processes.",
                 },
+                "queuedJobs": integer("Jobs waiting to be processed (the backlog).",
+                                      minimum=0, maximum=2**62),
+                "jobsPerMinute": {
+                    "type": "number", "minimum": 0,
+                    "description": "Jobs finished per minute over the last five minutes.",
+                },
                 "message": string("What the API reported, or why nothing was observed.",
                                   max_length=1024),
             },
@@ -823,6 +829,10 @@ def printer_columns(endpoint: str) -> list[dict[str, Any]]:
         {"name": "Oldest Queued", "type": "date",
          "jsonPath": ".status.processing.oldestQueuedJobSince",
          "description": "How long the oldest waiting job has waited (empty: none waits)."},
+        {"name": "Backlog", "type": "integer", "jsonPath": ".status.processing.queuedJobs",
+         "priority": 1, "description": "Jobs waiting to be processed, as the API reports."},
+        {"name": "Jobs/min", "type": "number", "jsonPath": ".status.processing.jobsPerMinute",
+         "priority": 1, "description": "Jobs finished per minute over the last five minutes."},
         {"name": "Last Backup", "type": "date", "jsonPath": ".status.lastBackup.completedAt",
          "description": "When the newest completed ThumbnailBackup of this service finished."},
         {"name": "Endpoint", "type": "string", "jsonPath": endpoint,

@@ -82,6 +82,9 @@ def objects(schema: Schema) -> st.SearchStrategy[Any]:
         return _integer(schema)
     if kind == "boolean":
         return st.booleans()
+    if kind == "number":
+        return st.floats(min_value=schema.get("minimum"), max_value=schema.get("maximum"),
+                         allow_nan=False, allow_infinity=False)
     raise AssertionError(f"schema type {kind!r} not supported by the generator")
 
 

@@ -117,8 +117,8 @@ def test_resource_shape_scale_and_columns() -> None:
     assert beta["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
     for version in (alpha, beta):
         columns = [col["name"] for col in version["additionalPrinterColumns"]]
-        assert columns == ["Ready", "Server", "Workers", "Live", "Oldest Queued", "Last Backup",
-                           "Endpoint", "Age"]
+        assert columns == ["Ready", "Server", "Workers", "Live", "Oldest Queued", "Backlog",
+                           "Jobs/min", "Last Backup", "Endpoint", "Age"]
 
 
 def test_the_crd_fits_in_a_client_side_apply() -> None:

@@ -49,7 +49,16 @@ def test_unknown_workers_and_a_malformed_time() -> None:
     assert answer == Processing(
         "worker processes unknown (Redis unreachable from the API); no job waits")
     assert answer.as_status() == {"liveWorkers": None, "oldestQueuedJobSince": None,
+                                  "queuedJobs": None, "jobsPerMinute": None,
                                   "message": answer.message}
+
+
+def test_the_backlog_and_the_recent_throughput() -> None:
+    body = health(3)
+    body["workers"].update(queued_jobs=42, jobs_finished_last_5m=61)
+    answer = from_health(body)
+    assert (answer.queued_jobs, answer.jobs_per_minute) == (42, 12.2)
+    assert Processing.from_status(answer.as_status()) == answer
 
 
 class Answers:
