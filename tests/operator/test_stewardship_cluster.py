@@ -155,11 +155,17 @@ def test_hand_set_env_and_edited_labels_are_repaired_at_once(
         "labels"].get(c.LABEL_MANAGED_BY) == c.FIELD_MANAGER, timeout=10,
         what="the label restored", interval=0.2)
     assert time.monotonic() - started < 5  # the watch, not the resync
-    repaired = [e["message"] for e in operator_events(admin, namespace)
-                if e["reason"] == "Repaired"]
-    assert any("Deployment/drift-server" in m and "THUMBNAIL_AUTH_ENABLED" in m
-               for m in repaired), repaired
-    assert any("Service/drift-redis" in m and "managed-by" in m for m in repaired), repaired
+
+    def both_repairs() -> list[str] | None:
+        # Events are recorded in the background: the repair can land before its Event.
+        messages = [e["message"] for e in operator_events(admin, namespace)
+                    if e["reason"] == "Repaired"]
+        env = any("Deployment/drift-server" in m and "THUMBNAIL_AUTH_ENABLED" in m
+                  for m in messages)
+        label = any("Service/drift-redis" in m and "managed-by" in m for m in messages)
+        return messages if env and label else None
+
+    wait_for(both_repairs, timeout=10, what="a Repaired Event for each change", interval=0.2)
     assert not [e for e in operator_events(admin, namespace) if e["reason"] == "Adopted"]
 
 
