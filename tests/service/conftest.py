@@ -36,7 +36,8 @@ def module_overrides(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def service_env(
-    request: pytest.FixtureRequest, postgres: Any, redis_server: Any, minio_server: Any
+    request: pytest.FixtureRequest, postgres: Any, redis_server: Any, minio_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
     database = f"svc_{suffix}"
@@ -58,6 +59,10 @@ def service_env(
             "THUMBNAIL_WORKER_THREADS": "2",
             "THUMBNAIL_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # The processes' temporary files (uploads, libvips, the worker's metrics
+            # directory) in pytest's own temporary directory: nothing left in /tmp by a
+            # worker a test SIGKILLs.
+            "TMPDIR": str(tmp_path_factory.mktemp("tmp")),
         }
     )
     env.update(module_overrides(request))
