@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from .logs import configure_logging
@@ -35,6 +36,10 @@ def api_main() -> None:
 
 def worker_main() -> None:
     """The supervisor of the worker processes and the sweeper (worker/supervisor.py)."""
+    # It hands its processes a metrics directory of its own (worker/metrics.py). An
+    # inherited PROMETHEUS_MULTIPROC_DIR would make the supervisor write there itself, from
+    # its first import of prometheus_client on.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from .worker.supervisor import main
 
     main()

@@ -31,12 +31,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 from ..imaging import (
     ImageFormat,
+    ImageTooLargeError,
     OutputFormat,
     ProcessingTimeoutError,
     RenderOptions,
@@ -57,6 +58,9 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 WATCHDOG_SLACK_SECONDS = 2.0
+# Why a child was replaced (`on_replace`): killed past the time limit, died mid-job, retired
+# itself after a MemoryError, found dead while idle, failed to start, or any other error.
+REPLACE_REASONS = ("timeout", "crashed", "memory", "died_idle", "start_failed", "error")
 
 
 class IsolatedRenderer:
@@ -75,9 +79,11 @@ class IsolatedRenderer:
         memory_limit_bytes: int = 0,
         start_timeout_seconds: float = 60.0,
         env: Mapping[str, str] | None = None,
+        on_replace: Callable[[str], None] | None = None,
     ) -> None:
         """`env`: the children's environment (default: this process's). Pass one without
-        secrets: code running in a child (the point of isolating it) can read its own."""
+        secrets: code running in a child (the point of isolating it) can read its own.
+        `on_replace(reason)` is called for each child replaced (one of REPLACE_REASONS)."""
         if processes < 1:
             raise ValueError("processes must be >= 1")
         if kill_grace_seconds <= 0:
@@ -86,6 +92,7 @@ class IsolatedRenderer:
         self._memory_limit = memory_limit_bytes
         self._start_timeout = start_timeout_seconds
         self._env = dict(env) if env is not None else None
+        self._on_replace = on_replace
         self._cond = threading.Condition()
         self._closed = False
         self._busy: set[ChildProcess] = set()
@@ -122,6 +129,7 @@ class IsolatedRenderer:
         )
         child, watchdog = self._send(header, data, timeout_seconds)
         healthy = False
+        failure: BaseException | None = None
         try:
             deadline = time.monotonic() + timeout_seconds + self._grace
             reply = parse_json(self._frame(child, deadline, timeout_seconds, MAX_HEADER_BYTES))
@@ -131,9 +139,12 @@ class IsolatedRenderer:
             thumbnails = self._thumbnails(child, reply, options, deadline, timeout_seconds)
             healthy = True
             return thumbnails
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             watchdog.cancel()
-            self._release(child, healthy)
+            self._release(child, healthy, _replace_reason(child, failure))
 
     def close(self) -> None:
         """Kill every child (idempotent). Renders in flight fail with RuntimeError."""
@@ -174,16 +185,18 @@ class IsolatedRenderer:
                 try:
                     child.wait_ready(self._start_timeout)
                 except RuntimeError:
-                    self._release(child, healthy=False)
+                    self._release(child, healthy=False, reason="start_failed")
                     raise
                 return child
             # Died while idle (e.g. OOM-killed): the job has not started, take another one.
             log.warning("renderer pid %d died while idle (%s)", child.pid, child.describe_exit())
-            self._release(child, healthy=False)
+            self._release(child, healthy=False, reason="died_idle")
 
-    def _release(self, child: ChildProcess, healthy: bool) -> None:
-        """Back to the pool, or (if not healthy) killed and replaced by a fresh child."""
-        healthy = healthy and not child.expired  # the watchdog may fire as a job completes
+    def _release(self, child: ChildProcess, healthy: bool, reason: str = "error") -> None:
+        """Back to the pool, or (if not healthy) killed and replaced by a fresh child;
+        `reason` (REPLACE_REASONS) says why, for `on_replace`."""
+        if healthy and child.expired:  # the watchdog may fire as a job completes
+            healthy, reason = False, "timeout"
         if not healthy or self._closed:
             child.kill()
         with self._cond:
@@ -192,6 +205,8 @@ class IsolatedRenderer:
                 return
             self._idle.append(child if healthy else ChildProcess(self._memory_limit, self._env))
             self._cond.notify()
+        if not healthy and self._on_replace is not None:
+            self._on_replace(reason)
 
     # --- one job ------------------------------------------------------------------------
 
@@ -219,7 +234,7 @@ class IsolatedRenderer:
             except OSError as exc:
                 watchdog.cancel()
                 error = self._crashed(child, "while receiving the job")
-                self._release(child, healthy=False)
+                self._release(child, healthy=False, reason=_replace_reason(child, error))
                 if attempt == 2 or self._closed or isinstance(error, ProcessingTimeoutError):
                     raise error from exc
                 log.warning("renderer pid %d could not take a job; retrying", child.pid)
@@ -292,3 +307,14 @@ class IsolatedRenderer:
             how += f"; renderer memory limit {self._memory_limit} bytes"
         log.error("renderer pid %d died %s: %s", child.pid, when, how)
         return RendererCrashedError(f"the decoder crashed {when} ({how})")
+
+
+def _replace_reason(child: ChildProcess, failure: BaseException | None) -> str:
+    """Why a child that ended a job unhealthy is replaced (REPLACE_REASONS)."""
+    if child.expired or isinstance(failure, ProcessingTimeoutError):
+        return "timeout"
+    if isinstance(failure, RendererCrashedError):
+        return "crashed"
+    if isinstance(failure, ImageTooLargeError):  # only unhealthy after a MemoryError reply
+        return "memory"
+    return "error"

@@ -24,6 +24,7 @@ from ..rendering.protocol import Renderer, RendererCrashedError
 from ..repository import JobRepository
 from ..settings import Settings
 from ..storage import ObjectNotFound, Storage, thumbnail_key
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +63,39 @@ class JobProcessor:
         # still `queued`, stays recoverable by the sweeper either way.
         job = await self._repo.claim(job_id)
         if job is None:
+            metrics.message_dropped("not_claimable")
             log.info("job %s: not claimable (finished, deleted or owned): message dropped", job_id)
             return
+        with metrics.attempt(job) as attempt:
+            await self._attempt(job, attempt)
+
+    async def _attempt(self, job: JobRecord, attempt: metrics.Attempt) -> None:
         assert job.lease_token is not None
         token = job.lease_token
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token))
         try:
             records, placeholder = await self._render_and_store(job)
         except PERMANENT_ERRORS as exc:
-            await self._fail(job, token, _describe_permanent(exc))
+            await self._fail(job, token, _describe_permanent(exc), metrics.failure_reason(exc),
+                             attempt)
             return
         except Exception as exc:  # transient by default: bounded by max_attempts
-            await self._retry_or_fail(job, token, _describe(exc))
+            await self._retry_or_fail(job, token, exc, attempt)
             return
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         if await self._repo.succeed(job.id, token, records, placeholder):
+            attempt.succeeded()
             log.info("job %s: succeeded (%d thumbnails)", job.id, len(records))
         elif await self._repo.get(job.id) is None:
+            attempt.discarded("deleted")
             # Deleted while we worked: do not leave orphaned thumbnails behind.
             await self._storage.delete(self._storage.thumbnails, [r.object_key for r in records])
             log.info("job %s: deleted during processing; thumbnails removed", job.id)
         else:
+            attempt.discarded("lease_lost")
             log.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
     async def _render_and_store(self, job: JobRecord) -> tuple[list[ThumbnailRecord], str | None]:
@@ -102,7 +112,10 @@ class JobProcessor:
             timeout_seconds=self._settings.job_timeout_seconds,
         )
         loop = asyncio.get_running_loop()
-        thumbnails = await loop.run_in_executor(self._render_threads, render)
+        thumbnails, seconds = await loop.run_in_executor(
+            self._render_threads, metrics.timed_call, render
+        )
+        metrics.rendered(job, thumbnails, seconds)
         records = [
             ThumbnailRecord(
                 name=thumb.name,
@@ -128,16 +141,27 @@ class JobProcessor:
         hashed = next((t.placeholder for t in thumbnails if t.placeholder), None)
         return records, hashed
 
-    async def _fail(self, job: JobRecord, token: UUID, reason: str) -> None:
+    async def _fail(
+        self, job: JobRecord, token: UUID, reason: str, reason_class: str,
+        attempt: metrics.Attempt,
+    ) -> None:
         if await self._repo.fail(job.id, token, reason):
+            attempt.failed(reason_class)
             log.warning("job %s: failed: %s", job.id, reason)
+        else:
+            attempt.discarded("lease_lost")
 
-    async def _retry_or_fail(self, job: JobRecord, token: UUID, reason: str) -> None:
+    async def _retry_or_fail(
+        self, job: JobRecord, token: UUID, exc: Exception, attempt: metrics.Attempt
+    ) -> None:
+        reason = _describe(exc)
         if job.attempts >= self._settings.max_attempts:
-            await self._fail(job, token, f"gave up after {job.attempts} attempts: {reason}")
+            await self._fail(job, token, f"gave up after {job.attempts} attempts: {reason}",
+                             "retries_exhausted", attempt)
             return
         delay = retry_delay_seconds(self._settings, job.attempts)
         if await self._repo.release_for_retry(job.id, token, reason, delay):
+            attempt.retried(metrics.retry_reason(exc))
             log.warning(
                 "job %s: attempt %d failed (%s); retry in %.1fs",
                 job.id,
@@ -149,6 +173,8 @@ class JobProcessor:
                 await asyncio.to_thread(self._schedule_retry, job.id, int(delay * 1000))
             except DependencyUnavailable:
                 log.warning("job %s: could not schedule retry; the sweeper will", job.id)
+        else:
+            attempt.discarded("lease_lost")
 
     async def _heartbeat(self, job_id: UUID, token: UUID) -> None:
         interval = self._settings.job_lease_seconds / 3

@@ -19,7 +19,10 @@ process made it shut everything down, sweeper included, and exit.
 
 With `THUMBNAIL_WORKER_HEALTH_PORT` set, it serves on `THUMBNAIL_HOST`:
 `GET /healthz` (liveness: 200 while its supervision loop runs) and `GET /readyz` (200 while
-every process is up and beating), both with a JSON account of the processes.
+every process is up and beating), both with a JSON account of the processes, and
+`GET /metrics`: Prometheus metrics summed over all its processes, dead ones included, and its
+own (worker/metrics.py; the processes record into a directory under the temporary directory
+that it makes, hands down as PROMETHEUS_MULTIPROC_DIR and removes on exit).
 
 The supervisor logs to stderr; its processes' output (stdout and stderr) goes to stdout.
 """
@@ -36,13 +39,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ..logs import configure_logging
 from ..settings import Settings
+from . import metrics
 from .link import FD_VARIABLE, MISSED_BEATS, PID_VARIABLE
 
 log = logging.getLogger(__name__)
@@ -104,6 +110,7 @@ class Slot:
     quick_deaths: int = 0
     restart_at: float | None = 0.0  # start the next incarnation at this time (None: do not)
     restarts: int = 0
+    restart_causes: Counter[str] = field(default_factory=Counter)  # metrics.restart_cause
     previous_pid: int | None = None
     history: list[str] = field(default_factory=list)
 
@@ -132,8 +139,11 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         *,
         startup_grace_seconds: float = STARTUP_GRACE_SECONDS,
+        metrics_dir: Path | None = None,
     ) -> None:
+        """`metrics_dir`: the processes' PROMETHEUS_MULTIPROC_DIR (none: they get none)."""
         self.settings = settings
+        self.metrics_dir = metrics_dir
         self.policy = policy or RestartPolicy()
         self.startup_grace = startup_grace_seconds
         self.ttl = settings.worker_heartbeat_seconds * MISSED_BEATS
@@ -214,6 +224,9 @@ class Supervisor:
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         env = {**os.environ, FD_VARIABLE: str(write_end), PID_VARIABLE: str(os.getpid())}
+        env.pop(metrics.DIRECTORY_VARIABLE, None)
+        if self.metrics_dir is not None:
+            env[metrics.DIRECTORY_VARIABLE] = str(self.metrics_dir)
         try:
             slot.proc = subprocess.Popen(
                 slot.argv,
@@ -226,7 +239,7 @@ class Supervisor:
             os.close(read_end)
             log.error("%s: cannot start: %s", slot.name, exc)
             slot.proc = None
-            self._schedule_restart(slot, 0.0, now)
+            self._schedule_restart(slot, 0.0, now, metrics.restart_cause(None, hung=False))
             return
         finally:
             os.close(write_end)
@@ -250,11 +263,17 @@ class Supervisor:
         slot.previous_pid = slot.proc.pid
         slot.proc = None
         self._close_beats(slot)
+        self._forget(slot.previous_pid)
         slot.history.append(cause)
         log.error("%s (pid %d) %s after %.1fs", slot.name, slot.previous_pid, cause, ran)
-        self._schedule_restart(slot, ran, now)
+        self._schedule_restart(slot, ran, now, metrics.restart_cause(code, slot.hung))
 
-    def _schedule_restart(self, slot: Slot, ran: float, now: float) -> None:
+    def _forget(self, pid: int) -> None:
+        """A process is gone: its live gauges (jobs in progress) go with it."""
+        if self.metrics_dir is not None:
+            metrics.forget_process(self.metrics_dir, pid)
+
+    def _schedule_restart(self, slot: Slot, ran: float, now: float, cause: str) -> None:
         slot.quick_deaths, delay = self.policy.after_death(ran, slot.quick_deaths)
         if delay is None:
             log.critical(
@@ -267,6 +286,7 @@ class Supervisor:
             self._stopping = True
             return
         slot.restarts += 1
+        slot.restart_causes[cause] += 1
         slot.restart_at = now + delay
         if delay:
             log.warning("%s: restarting in %gs", slot.name, delay)
@@ -314,6 +334,7 @@ class Supervisor:
                 slot.proc.kill()
             slot.proc.wait()
             self._close_beats(slot)
+            self._forget(slot.proc.pid)
         log.info("all worker processes stopped")
 
     # --- health -----------------------------------------------------------------------
@@ -326,10 +347,28 @@ class Supervisor:
         ready = alive and not self._stopping and all(p["ready"] for p in processes.values())
         return alive, ready, {"status": "ok" if ready else "unavailable", "processes": processes}
 
+    def scrape(self) -> bytes:
+        """GET /metrics: every process's metrics (from `metrics_dir`) and the supervisor's."""
+        now = time.monotonic()
+        states = [
+            metrics.ProcessState(s.name, s.status(now, self.ttl)["ready"], s.restart_causes)
+            for s in self.slots
+        ]
+        return metrics.exposition(self.metrics_dir, states)
+
 
 def serve_health(supervisor: Supervisor, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/metrics":
+                try:
+                    payload = supervisor.scrape()
+                except Exception:
+                    log.exception("GET /metrics failed")
+                    self.send_error(500)
+                    return
+                self._send(200, metrics.CONTENT_TYPE, payload)
+                return
             alive, ready, body = supervisor.status()
             if self.path == "/healthz":
                 ok = alive
@@ -339,9 +378,11 @@ def serve_health(supervisor: Supervisor, host: str, port: int) -> ThreadingHTTPS
             else:
                 self.send_error(404)
                 return
-            payload = json.dumps(body).encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Type", "application/json")
+            self._send(200 if ok else 503, "application/json", json.dumps(body).encode())
+
+        def _send(self, code: int, content_type: str, payload: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -352,14 +393,22 @@ def serve_health(supervisor: Supervisor, host: str, port: int) -> ThreadingHTTPS
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="health", daemon=True).start()
-    log.info("health endpoints on http://%s:%d/healthz and /readyz", host, port)
+    log.info("health endpoints on http://%s:%d/healthz and /readyz, metrics on /metrics",
+             host, port)
     return server
 
 
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    supervisor = Supervisor(settings)
+    metrics_dir = None
+    if settings.worker_health_port:  # where /metrics is served: the processes record
+        try:
+            metrics_dir = metrics.prepare_directory()
+        except OSError as exc:
+            log.error("no worker metrics (only the supervisor's): cannot make a directory "
+                      "for them: %s", exc)
+    supervisor = Supervisor(settings, metrics_dir=metrics_dir)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
     signal.signal(signal.SIGINT, supervisor.request_stop)
     server = None
@@ -371,8 +420,12 @@ def main() -> None:
                 "cannot serve health on %s:%d: %s",
                 settings.host, settings.worker_health_port, exc,
             )
+            if metrics_dir is not None:
+                metrics.remove_directory(metrics_dir)
             sys.exit(1)
     code = supervisor.run()
     if server is not None:
         server.shutdown()
+    if metrics_dir is not None:
+        metrics.remove_directory(metrics_dir)
     sys.exit(code)

@@ -22,6 +22,7 @@ from ..queue import JobQueue, build_broker
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
+from . import metrics
 from .link import SupervisorLink
 from .orphans import OrphanCollector
 
@@ -83,8 +84,9 @@ async def run_sweeper(
         while not stop.is_set():
             try:
                 if count := await sweep_once(repo, queue):
+                    metrics.jobs_reenqueued(count)
                     log.warning("sweeper: re-enqueued %d lost job(s)", count)
-                await orphans.collect_once()
+                metrics.orphans_removed(len(await orphans.collect_once()))
             except DependencyUnavailable as exc:
                 log.warning("sweeper: %s", exc)
             except Exception:

@@ -21,6 +21,7 @@ from ..rendering.factory import build_renderer
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
+from . import metrics
 from .processor import JobProcessor
 
 settings = Settings()
@@ -55,7 +56,7 @@ class _Lazy:
                     # Render child processes (THUMBNAIL_RENDER_ISOLATION=process) start
                     # here, one per worker thread; they also exit on their own when this
                     # process dies (their socket closes).
-                    renderer = build_renderer(settings)
+                    renderer = build_renderer(settings, metrics.render_process_replaced)
                     atexit.register(renderer.close)
                     self._processor = JobProcessor(
                         settings, repo, Storage(settings), job_queue.enqueue_sync, renderer
@@ -82,6 +83,7 @@ async def process_job(job_id: str) -> None:
     try:
         parsed = UUID(job_id)
     except ValueError:
+        metrics.message_dropped("invalid_id")
         log.error("dropping message with invalid job id %r", job_id)
         return
     processor = await _lazy.get()

@@ -14,10 +14,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.service.scrape import Scrape
 from thumbnail_service.settings import Settings
 from thumbnail_service.worker.supervisor import RestartPolicy, Slot, Supervisor, serve_health
 from thumbnail_substrate.process import free_port
@@ -31,6 +33,8 @@ BEATING = (
     "    time.sleep(0.05)\n"
 )
 SILENT = "import time; time.sleep(30)"
+FINISHED = "thumbnail_worker_jobs_finished_total"
+RESTARTS = "thumbnail_worker_process_restarts_total"
 CRASHING = "import sys; sys.exit(3)"
 
 
@@ -168,6 +172,65 @@ def test_health_endpoints_follow_the_processes(supervisor: Supervisor) -> None:
     finally:
         assert stop(supervisor, thread, result) == 0
         server.shutdown()
+
+
+RECORDING = (  # a stand-in worker process that finishes one job, then beats
+    "import time\n"
+    "from thumbnail_service.worker import metrics\n"
+    "from thumbnail_service.worker.link import SupervisorLink\n"
+    "link = SupervisorLink.from_environment()\n"
+    "metrics.Attempt().succeeded()\n"
+    "metrics.IN_PROGRESS.inc()\n"
+    "for _ in range(600):\n"
+    "    link.beat()\n"
+    "    time.sleep(0.05)\n"
+)
+
+
+def test_metrics_sum_the_processes_and_count_restarts_by_cause(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    supervisor.metrics_dir = tmp_path
+    supervisor.slots = [Slot("a", stand_in(RECORDING)), Slot("b", stand_in(RECORDING))]
+    port = free_port()
+    server = serve_health(supervisor, "127.0.0.1", port)
+    thread, result = run_in_thread(supervisor)
+
+    def scrape() -> Scrape:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=")
+            return Scrape(r.read().decode())
+
+    def succeeded() -> float:
+        return scrape().value(FINISHED, outcome="succeeded", reason="none")
+
+    try:
+        wait_until(lambda: ready(supervisor) and succeeded() == 2, 20, "both recorded")
+        before = scrape()
+        assert before.value("thumbnail_worker_jobs_in_progress") == 2
+        assert before.value("thumbnail_worker_process_ready", process="a") == 1
+        assert before.total("thumbnail_worker_process_restarts_total") == 0
+        victim = supervisor.slots[0].pid
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: succeeded() == 3 and ready(supervisor), 20, "the replacement")
+        after = scrape()
+        assert before.went_backwards(after) == []
+        assert after.value("thumbnail_worker_jobs_in_progress") == 2  # not 3: the dead one's
+        assert after.value(RESTARTS, process="a", cause="killed") == 1
+        assert after.value(RESTARTS, process="a", cause="hung") == 0
+        assert after.value(RESTARTS, process="b", cause="killed") == 0
+
+        hung = supervisor.slots[1].pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)  # silent: killed by the supervisor, a "hung" restart
+        wait_until(lambda: scrape().value(RESTARTS, process="b", cause="hung") == 1, 10,
+                   "the hung one's restart")
+    finally:
+        assert stop(supervisor, thread, result) == 0
+        server.shutdown()
+    gauges = [f for f in tmp_path.iterdir() if f.name.startswith("gauge_livesum_")]
+    assert gauges == [], "live gauges of stopped processes were left behind"
 
 
 def test_sigterm_stops_every_process(supervisor: Supervisor) -> None:
