@@ -56,6 +56,9 @@ def pod_monitor(ctx: Context, component: str, port: str) -> Obj:
 def alerts(ctx: Context) -> list[Alert]:
     """The alerts of one service; every expression selects only its own series."""
     api = f'job="{ctx.owner.namespace}/{ctx.names.server}"'
+    workers = f'job="{ctx.owner.namespace}/{ctx.names.worker}"'
+    # Failures the platform causes; a corrupt or unsupported upload is the client's.
+    ours = 'reason=~"timeout|crashed|retries_exhausted"'
     return [
         Alert("ThumbnailDependencyDown",
               f"min by (dependency) (thumbnail_dependency_up{{{api}}}) == 0", "2m", "critical",
@@ -73,6 +76,18 @@ def alerts(ctx: Context) -> list[Alert]:
               f'sum(rate(thumbnail_http_requests_total{{{api},status=~"5.."}}[5m])) '
               f"/ sum(rate(thumbnail_http_requests_total{{{api}}}[5m])) > 0.05",
               "10m", "warning", "more than 5% of API requests fail with a 5xx"),
+        Alert("ThumbnailJobsFailing",
+              f'sum(rate(thumbnail_worker_jobs_finished_total{{{workers},outcome="failed",'
+              f"{ours}}}[15m])) / sum(rate(thumbnail_worker_jobs_finished_total{{{workers}}}"
+              "[15m])) > 0.05",
+              "15m", "warning", "more than 5% of jobs fail for the platform's reasons (time "
+              "limit, render crash, retries exhausted)"),
+        Alert("ThumbnailWorkerRestarts",
+              f"sum(increase(thumbnail_worker_process_restarts_total{{{workers}}}[15m])) "
+              f"+ sum(increase(thumbnail_worker_render_process_restarts_total{{{workers},"
+              'reason!="died_idle"}[15m])) > 3',
+              "1m", "warning", "worker or render processes keep being restarted (kills, "
+              "hangs, crashes, memory)"),
     ]
 
 
