@@ -16,11 +16,14 @@ from thumbnail_operator.builders.common import (
 )
 from thumbnail_operator.builders.config import external_secret_env
 from thumbnail_operator.builders.endpoints import dependencies
+from thumbnail_operator.builders.network import CLIENTS
 from thumbnail_operator.builders.scheduling import placement
 
 
-def dependency_waits(ctx: Context) -> list[Obj]:
-    """Init containers that hold the pod until PostgreSQL, Redis and object storage answer."""
+def dependency_waits(ctx: Context, component: str) -> list[Obj]:
+    """Init containers that hold a `component` pod until the data stores it uses answer:
+    those whose NetworkPolicy admits it (network.CLIENTS), so none waits for a store that
+    would never let it in."""
     deps = dependencies(ctx)
     wait = ctx.spec.dependency_wait.image
     return [
@@ -28,6 +31,7 @@ def dependency_waits(ctx: Context) -> list[Obj]:
         for target, endpoint in (
             ("postgresql", deps.postgresql), ("redis", deps.redis), ("minio", deps.s3),
         )
+        if component in CLIENTS[target]
     ]
 
 
@@ -66,7 +70,7 @@ def _app_deployment(
     )
     pod_spec: Obj = {
         "securityContext": pod_security(APP_UID),
-        "initContainers": [*dependency_waits(ctx), *extra_init],
+        "initContainers": [*dependency_waits(ctx, component), *extra_init],
         "containers": [main],
         "volumes": [tmp_volume()],
         "enableServiceLinks": False,

@@ -135,7 +135,7 @@ def backup_job(
     # Never restarted in place: each attempt is a new pod whose termination message (the
     # tool's JSON report) stays readable.
     pod["restartPolicy"] = "Never"
-    pod["initContainers"] = dependency_waits(ctx)
+    pod["initContainers"] = dependency_waits(ctx, "backup")
     labels = {**ctx.labels("backup"), c.BACKUP_LABEL: name}
     return {
         "apiVersion": "batch/v1",

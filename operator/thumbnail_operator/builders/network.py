@@ -20,9 +20,11 @@ from __future__ import annotations
 from thumbnail_operator import constants as c
 from thumbnail_operator.builders.common import Context, Obj
 
-# Which of this service's pods connect to each data store (their component labels). The
-# migrations and the restore are init containers of the server pods; the backup Job's pods
-# are labelled `backup`, the bucket-init Job's `bucket-init`.
+# Which of this service's pods connect to each data store (their component labels): the
+# policies admit exactly these, and a pod waits (init containers, builders/app.py) for
+# exactly the stores it is listed for. The migrations and the restore are init containers
+# of the server pods; the backup Job's pods are labelled `backup`, the bucket-init Job's
+# `bucket-init`.
 CLIENTS: dict[str, tuple[str, ...]] = {
     "postgresql": ("server", "worker", "backup"),
     "redis": ("server", "worker"),

@@ -94,6 +94,28 @@ def test_a_data_store_admits_exactly_the_pods_that_use_it(
     assert "Egress" in policy["spec"]["policyTypes"] and policy["spec"]["egress"] == []
 
 
+def test_every_pod_waits_only_for_data_stores_that_admit_it() -> None:
+    """A wait-for-X init container whose pod X's policy refuses would hold the pod forever
+    (the backup Job once waited for Redis)."""
+    ports = {"postgresql": c.POSTGRES_PORT, "redis": c.REDIS_PORT, "minio": c.MINIO_API_PORT}
+    found = policies()
+    ctx = Context(owner=OWNER, spec=parse_spec({}))
+    backup = backup_job(ctx, backup={"metadata": {"name": "nightly", "uid": "u"}},
+                        destination=resolved(ctx, ctx.spec.backup.destination), retention=None)
+    workloads = [o for o in desired().children if o["kind"] in ("Deployment", "Job")
+                 and o["metadata"]["name"] in ("demo-server", "demo-worker")] + [backup]
+    waited = 0
+    for workload in workloads:
+        template = workload["spec"]["template"]
+        for init in template["spec"].get("initContainers", []):
+            store = init["name"].removeprefix("wait-for-")
+            if store in ports:
+                assert allowed(found[f"demo-{store}"], template["metadata"]["labels"],
+                               ports[store]), (workload["metadata"]["name"], store)
+                waited += 1
+    assert waited == 3 + 3 + 2  # server and workers wait for all three, the backup for two
+
+
 def test_pods_of_another_service_or_app_are_not_admitted() -> None:
     policy = policies()["demo-postgresql"]
     server = pod_labels()["demo-server"]
