@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from thumbnail_substrate.deploy import apply_sample, install_operator
 from thumbnail_substrate.testing import Obj, kubectl, kubectl_get, wait_for
@@ -219,6 +220,24 @@ def selector(service: Service, component: str) -> str:
 def pods(cluster: E2ECluster, selector: str, namespace: str = NAMESPACE) -> list[Obj]:
     items: list[Obj] = cluster.get("-n", namespace, "pods", "-l", selector)["items"]
     return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+def admit_to_data_store(
+    cluster: E2ECluster, service: Service, name: str, component: str, port: int, peer: Obj
+) -> None:
+    """A NetworkPolicy `name` of our own that lets `peer` (a NetworkPolicyPeer) reach the
+    sample's `component` (postgresql, redis, minio) on `port`. The sample's own policies
+    admit only its pods; policies add up, so this is what a user who shares a data store
+    with other services writes (docs/operator.md, "Network policies")."""
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/instance": service.name,
+                                            "app.kubernetes.io/component": component}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [peer], "ports": [{"protocol": "TCP", "port": port}]}],
+        }}))
 
 
 def api_key(cluster: E2ECluster, service: Service) -> str:

@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     NAMESPACE,
     E2ECluster,
     Service,
+    admit_to_data_store,
     api_key,
     pods,
     ready_pods,
@@ -335,6 +336,10 @@ def _broken_service(cluster: E2ECluster, service: Service) -> dict[str, Any]:
                               "service": {"nodePort": {"enabled": False}}}
     body["spec"]["workers"] = {**body["spec"].get("workers", {}), "replicas": 1, "resources": {
         "requests": {"cpu": "50m", "memory": "20Mi"}, "limits": {"cpu": "1", "memory": "20Mi"}}}
+    # Its pods are not the sample's, whose data-store policies admit only its own pods.
+    broken_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": BROKEN}}}
+    admit_to_data_store(cluster, service, "broken-to-redis", "redis", 6379, broken_pods)
+    admit_to_data_store(cluster, service, "broken-to-minio", "minio", 9000, broken_pods)
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=yaml.safe_dump(body))
     return body
 
@@ -389,3 +394,5 @@ def test_status_names_the_real_causes(e2e_cluster: E2ECluster, service: Service)
                             "--ignore-not-found", "--wait=false")
         e2e_cluster.kubectl("-n", NAMESPACE, "delete", "secret", "broken-external",
                             "--ignore-not-found")
+        e2e_cluster.kubectl("-n", NAMESPACE, "delete", "networkpolicy", "broken-to-redis",
+                            "broken-to-minio", "--ignore-not-found")

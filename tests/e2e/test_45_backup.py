@@ -21,7 +21,14 @@ import httpx
 import pytest
 import yaml
 
-from tests.e2e.conftest import IMAGE, NAMESPACE, E2ECluster, Service, submit_and_wait
+from tests.e2e.conftest import (
+    IMAGE,
+    NAMESPACE,
+    E2ECluster,
+    Service,
+    admit_to_data_store,
+    submit_and_wait,
+)
 from thumbnail_substrate.deploy import ready_condition, with_images
 from thumbnail_substrate.testing import wait_for
 
@@ -41,20 +48,11 @@ def _vault(cluster: E2ECluster, service: Service, namespace: str) -> Obj:
         "metadata": {"name": "vault-keys", "namespace": namespace},
         "data": {"accessKey": data["THUMBNAIL_S3_ACCESS_KEY"],
                  "secretKey": data["THUMBNAIL_S3_SECRET_KEY"]}}))
-    # The sample's NetworkPolicies admit only its own pods to its MinIO; policies add up, so
-    # a policy of our own admits the two shops' namespaces as well (docs/operator.md).
-    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
-        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-        "metadata": {"name": "vault-clients", "namespace": NAMESPACE},
-        "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/instance": service.name,
-                                            "app.kubernetes.io/component": "minio"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [{"namespaceSelector": {"matchExpressions": [{
-                "key": "kubernetes.io/metadata.name", "operator": "In",
-                "values": [SOURCE_NS, TARGET_NS]}]}}],
-                "ports": [{"protocol": "TCP", "port": 9000}]}],
-        }}))
+    # The sample's policies admit only its own pods to its MinIO: the shops' namespaces too.
+    admit_to_data_store(cluster, service, "vault-clients", "minio", 9000, {
+        "namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In",
+            "values": [SOURCE_NS, TARGET_NS]}]}})
     return {"endpoint": f"{service.name}-minio.{NAMESPACE}.svc.cluster.local:9000",
             "secure": False, "secretRef": {"name": "vault-keys"}}
 
