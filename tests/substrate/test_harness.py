@@ -25,8 +25,8 @@ def test_port_clash_is_one_clear_line() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        with pytest.raises(SubstrateError) as info:
-            RedisServer(port=port).start()
+        with pytest.raises(SubstrateError) as info, RedisServer(port=port):
+            pass  # `with` closes it (its work directory too) when start() fails
     message = str(info.value)
     assert f"127.0.0.1:{port} is already in use" in message
     assert "\n" not in message
