@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
     import time
 
     env_file = tmp_path / "substrate.env"
+    workdirs: list[Path] = []
     cli = subprocess.Popen(
         [sys.executable, "-m", "thumbnail_substrate.cli", "up", "--env-file", str(env_file)],
         stdout=subprocess.PIPE,
@@ -68,6 +71,15 @@ def test_cli_never_leaves_orphans(how: str, tmp_path: Path) -> None:
         cli.wait(30)
         alive = wait_all_gone(servers, timeout=15)
         assert alive == set()
+        # Their work directories, as the CLI printed them ("logs in DIR").
+        printed = cli.stdout.read() if cli.stdout else ""
+        workdirs = [Path(d) for d in re.findall(r"logs in (\S+)\)", printed)]
+        assert len(workdirs) == 3, printed
+        if how == "interrupt":
+            assert not [d for d in workdirs if d.exists()]  # Ctrl-C removes them too
     finally:
         if cli.poll() is None:
             cli.kill()
+        if how == "sigkill":  # nothing can clean up after a SIGKILL: the test does
+            for workdir in workdirs:
+                shutil.rmtree(workdir, ignore_errors=True)
