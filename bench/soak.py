@@ -1320,7 +1320,7 @@ def main() -> None:
              f"({', '.join(args.faults)}), {args.concurrency} clients, {args.rate:g} "
              f"submissions/s; lease {settings.job_lease_seconds:g} s, sweep every "
              f"{settings.sweep_interval_seconds:g} s, drain bound {args.drain:g} s")
-    with servers() as srv, stack(srv, overrides) as s:
+    with servers() as srv, stack(srv, overrides, keep_logs=True) as s:
         s.start_worker({"THUMBNAIL_LOG_LEVEL": "INFO"})  # "job X: succeeded" lines
         soak = Soak(s, srv, corpus, args)
         settled = asyncio.run(soak.run())

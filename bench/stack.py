@@ -11,6 +11,7 @@ the two cores went.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -190,9 +191,11 @@ class Stack(ServiceStack):
 
 @contextmanager
 def stack(
-    srv: Servers, overrides: dict[str, str] | None = None, *, api: bool = True
+    srv: Servers, overrides: dict[str, str] | None = None, *, api: bool = True,
+    keep_logs: bool = False,
 ) -> Iterator[Stack]:
-    """A migrated private stack with the API running (workers are started by the caller)."""
+    """A migrated private stack with the API running (workers are started by the caller).
+    Its log directory is removed afterwards unless `keep_logs` (the soak reports it)."""
     logdir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     s = Stack(srv, logdir, overrides)
     s.migrate_or_fail()
@@ -207,6 +210,8 @@ def stack(
         raise
     finally:
         s.stop()
+        if not keep_logs:  # (printed above when something failed)
+            shutil.rmtree(logdir, ignore_errors=True)
 
 
 class CpuMeter:
