@@ -117,4 +117,3 @@ def _metadata(ctx: Context, name: str, component: str) -> Obj:
     # The user's labels (a Prometheus' selectors) first: ours identify the child and win.
     meta["labels"] = {**ctx.spec.monitoring.labels, **meta["labels"]}
     return meta
-
