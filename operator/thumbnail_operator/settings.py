@@ -42,6 +42,9 @@ class OperatorSettings(BaseSettings):
     processing_probe_seconds: float = 30.0
     """ask each ready API server this often how many worker processes are alive and since
     when the oldest job waits, for status.processing (0 disables)"""
+    autoscaling_probe_seconds: float = 5.0
+    """ask the API server of a ThumbnailService with workers.autoscaling this often instead:
+    how soon its workers follow the pending work (from zero: the first submission)"""
     workers: int = 16
     """reconcile passes running at once, each for a different resource (they mostly wait for
     the API server)"""

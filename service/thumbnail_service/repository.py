@@ -53,6 +53,36 @@ class QueueState:
     finished_recently: int  # jobs finished in the last THROUGHPUT_WINDOW_SECONDS
 
 
+# How many of the latest rendered jobs teach what a format costs: enough to average out one
+# odd image, few enough that a changed mix or worker size shows within minutes.
+COST_SAMPLE_JOBS = 2000
+# A job's cost unit: its source's megapixels times the sizes it asks for (decoding the source
+# dominates, and every size is another resize and encode).
+_UNITS_SQL = (
+    "original_width::float8 * original_height / 1e6 * jsonb_array_length(options->'sizes')"
+)
+
+
+@dataclass(frozen=True)
+class FormatDemand:
+    """Pending work and the learned cost of one requested output format ("auto" included)."""
+
+    format: str
+    pending_jobs: int  # queued or processing
+    pending_units: float  # their megapixel-renders (_UNITS_SQL)
+    sampled_jobs: int  # recently rendered jobs of this format that taught `seconds_per_unit`
+    seconds_per_unit: float | None  # render seconds per megapixel-render; None: none sampled
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What the workers have to do and what it costs, for the operator's autoscaler."""
+
+    formats: tuple[FormatDemand, ...]
+    # Median seconds of a first attempt that were not rendering (download, upload, record).
+    overhead_seconds_per_job: float | None
+
+
 class IdempotencyKeyContended(Exception):
     """The job holding this idempotency key was deleted and recreated under us, repeatedly."""
 
@@ -256,6 +286,48 @@ class JobRepository:
             finished_recently=int(row["finished"]),
         )
 
+    async def demand(self) -> Demand:
+        """Pending jobs by requested format with their cost units, and the seconds per unit
+        the latest COST_SAMPLE_JOBS rendered jobs took (render_seconds, as their workers
+        measured it)."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"""WITH recent AS (
+                        SELECT options->>'format' AS format, render_seconds::float8 AS seconds,
+                               {_UNITS_SQL} AS units,
+                               CASE WHEN attempts = 1 THEN extract(epoch FROM
+                                    finished_at - started_at)::float8 - render_seconds
+                               END AS overhead
+                        FROM jobs WHERE finished_at IS NOT NULL AND render_seconds IS NOT NULL
+                        ORDER BY finished_at DESC LIMIT $1),
+                    learned AS (
+                        SELECT format, count(*) AS sampled,
+                               sum(seconds) / nullif(sum(units), 0) AS rate
+                        FROM recent GROUP BY format),
+                    pending AS (
+                        SELECT options->>'format' AS format, count(*) AS jobs,
+                               sum({_UNITS_SQL}) AS units
+                        FROM jobs WHERE status IN ('queued', 'processing') GROUP BY 1)
+                    SELECT format, coalesce(p.jobs, 0) AS jobs, coalesce(p.units, 0) AS units,
+                           coalesce(l.sampled, 0) AS sampled, l.rate,
+                           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY overhead)
+                            FROM recent) AS overhead
+                    FROM pending p FULL OUTER JOIN learned l USING (format)
+                    ORDER BY format""",
+                COST_SAMPLE_JOBS,
+            )
+        formats = tuple(
+            FormatDemand(
+                format=str(row["format"]), pending_jobs=int(row["jobs"]),
+                pending_units=float(row["units"]), sampled_jobs=int(row["sampled"]),
+                seconds_per_unit=None if row["rate"] is None else float(row["rate"]),
+            )
+            for row in rows
+        )
+        # The same for every row; there is none when no job is pending or was rendered.
+        overhead = rows[0]["overhead"] if rows else None
+        return Demand(formats, None if overhead is None else max(float(overhead), 0.0))
+
     async def existing_ids(self, ids: Collection[UUID]) -> set[UUID]:
         """Which of these job ids have a row (for the orphan collector)."""
         if not ids:
@@ -296,18 +368,21 @@ class JobRepository:
 
     async def succeed(
         self, job_id: UUID, token: UUID, thumbnails: Sequence[ThumbnailRecord],
-        placeholder: str | None = None,
+        placeholder: str | None = None, render_seconds: float | None = None,
     ) -> bool:
         """processing -> succeeded and the thumbnail rows, atomically (upsert: a redelivered
-        job overwrites rows exactly like it overwrites objects)."""
+        job overwrites rows exactly like it overwrites objects). `render_seconds` teaches the
+        autoscaler what the job's format costs (`demand`)."""
         async with self._connection() as conn, conn.transaction():
             result = await conn.execute(
                 """UPDATE jobs SET status = 'succeeded', error = NULL, finished_at = now(),
-                       updated_at = now(), lease_token = NULL, placeholder = $3
+                       updated_at = now(), lease_token = NULL, placeholder = $3,
+                       render_seconds = $4
                    WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
                 job_id,
                 token,
                 placeholder,
+                render_seconds,
             )
             if _affected(result) != 1:
                 return False

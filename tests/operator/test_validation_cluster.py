@@ -337,6 +337,14 @@ REFUSED: list[tuple[str, Obj, str, str | None]] = [
     ("API peer exception equal to the CIDR",
      _api_peers({"ipBlock": {"cidr": "192.0.2.0/24", "except": ["192.0.2.0/24"]}}),
      "ipBlock.except must lie strictly inside ipBlock.cidr", "NetworkPolicy"),
+    ("autoscaling minimum above its maximum",
+     {"workers": {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}},
+     "autoscaling.minReplicas must not exceed autoscaling.maxReplicas", None),
+    ("autoscaling without a maximum", {"workers": {"autoscaling": {"minReplicas": 1}}},
+     "autoscaling.maxReplicas: Required value", None),
+    ("autoscaling to a zero-second target",
+     {"workers": {"autoscaling": {"maxReplicas": 2, "targetQueueSeconds": 0}}},
+     "targetQueueSeconds: Invalid value: 0", None),
 ]
 
 
@@ -413,6 +421,9 @@ def test_the_rule_mirrors_the_childs_own_validation(
 
 
 ACCEPTED: list[tuple[str, Obj]] = [
+    ("autoscaling from zero", {"workers": {"autoscaling": {
+        "minReplicas": 0, "maxReplicas": 1000, "targetQueueSeconds": 1,
+        "scaleDownDelaySeconds": 0}}}),
     ("API peers of every kind", {"networkPolicy": {"apiPeers": [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}},
          "podSelector": {"matchExpressions": [{"key": "app", "operator": "In",
@@ -803,3 +814,35 @@ def test_protected_resource_refuses_delete_until_protection_is_off(
     admin.request("DELETE", kind.path(namespace, name))
     wait_for(lambda: admin.get(kind, namespace, name) is None, timeout=30,
              what="the unprotected resource gone")
+
+
+# -- the size of autoscaled workers (controller/autoscaling.py) -------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha1"])
+def test_kubectl_scale_works_by_hand_and_is_refused_while_autoscaled(
+    admin: KubeClient, crd: Any, namespace: str, version: str
+) -> None:
+    kind, name = KINDS[version], f"scaled-{version}"
+    workers = "workers" if version == "v1" else "worker"
+    scale = f"{kind.path(namespace, name)}/scale"
+    admin.request("POST", kind.path(namespace), body=in_version({}, version, name))
+
+    def scale_to(replicas: int) -> Obj:
+        return admin.request("PATCH", scale, body={"spec": {"replicas": replicas}},
+                             content_type="application/merge-patch+json")
+
+    scale_to(5)  # what `kubectl scale --replicas 5` sends
+    assert admin.get(kind, namespace, name)["spec"][workers]["replicas"] == 5
+    admin.request("PATCH", kind.path(namespace, name),
+                  body={"spec": {workers: {"autoscaling": {"maxReplicas": 4}}}},
+                  content_type="application/merge-patch+json")
+    refused = expect_api_error(lambda: scale_to(2))
+    assert refused.status == 422, refused.message
+    assert "replicas cannot change while autoscaling is set" in refused.message
+    # Other edits of the workers pass, and dropping autoscaling frees the size again.
+    admin.request("PATCH", kind.path(namespace, name),
+                  body={"spec": {workers: {"autoscaling": None, "replicas": 1}}},
+                  content_type="application/merge-patch+json")
+    scale_to(3)
+    assert admin.get(kind, namespace, name)["spec"][workers]["replicas"] == 3

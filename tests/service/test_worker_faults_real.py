@@ -114,6 +114,8 @@ def test_live_workers_are_counted_and_the_supervisor_serves_probes(
     body = health(stack).json()
     finished = body["workers"].pop("jobs_finished_last_5m")  # earlier tests' jobs count too
     assert isinstance(finished, int) and finished >= 0, body
+    demand = body["workers"].pop("demand")  # earlier tests' jobs taught costs
+    assert all(f["pending_jobs"] == 0 for f in demand["formats"]), demand
     assert body["workers"] == {
         "status": "ok", "alive": 2, "oldest_queued_job_age_seconds": None,
         "oldest_queued_job_since": None, "queued_jobs": 0,
@@ -236,6 +238,11 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     # The submission time of that same job: what the operator stores in its status.
     assert workers["oldest_queued_job_since"] == job["created_at"], (workers, job)
     assert workers["queued_jobs"] == 1, workers  # the backlog
+    # What the autoscaler sizes from: the pending job's cost units (0.01 MP x one size).
+    pending = {f["format"]: f for f in workers["demand"]["formats"] if f["pending_jobs"]}
+    assert list(pending) == ["auto"], workers["demand"]
+    assert pending["auto"]["pending_jobs"] == 1
+    assert pending["auto"]["pending_megapixel_renders"] == pytest.approx(0.01), pending
     assert "no live worker" in reported.json()["message"]
     assert strict.status_code == 503 and strict.json()["status"] == "unavailable"
     assert re.search(r"^thumbnail_workers_alive 0\.0$", metrics, re.M)
@@ -249,6 +256,12 @@ def test_dead_worker_is_reported_and_a_new_one_takes_over(
     # The backlog drained, and the job counts in the recent throughput.
     assert after["queued_jobs"] == 0, after
     assert after["jobs_finished_last_5m"] >= workers["jobs_finished_last_5m"] + 1, after
+    # ... and its render time taught what an `auto` job costs.
+    learned = {f["format"]: f for f in after["demand"]["formats"]}["auto"]
+    before = pending["auto"]["sampled_jobs"]
+    assert learned["pending_jobs"] == 0 and learned["sampled_jobs"] == before + 1, learned
+    assert learned["render_seconds_per_megapixel_render"] > 0, learned
+    assert after["demand"]["overhead_seconds_per_job"] >= 0, after
     assert seconds_until(lambda: alive(stack) == 2, timeout=30) >= 0
     after = health(stack).json()["workers"]
     assert after["oldest_queued_job_age_seconds"] is None, after

@@ -140,9 +140,23 @@ class Concurrency(_Model):
     threads: int = 2
 
 
+class Autoscaling(_Model):
+    """Size the workers from the pending work (controller/autoscaling.py) instead of
+    `replicas`: enough that a job waits at most `target_queue_seconds`, none when idle."""
+
+    min_replicas: int = 0
+    max_replicas: int
+    target_queue_seconds: int = 30
+    # A lower size must be wanted this long before the workers shrink (a burst's tail,
+    # a pause between batches): damps flapping; growing is never delayed.
+    scale_down_delay_seconds: int = 120
+
+
 class Workers(_Model):
     image: Image = _image("thumbnail-service-worker")
     replicas: int = 2
+    # None: `replicas` (and `kubectl scale`) set the size.
+    autoscaling: Autoscaling | None = None
     concurrency: Concurrency = Field(default_factory=Concurrency)
     resources: Resources = _resources("250m", "256Mi", "1", "1Gi")
     scheduling: Scheduling = _spread_by_default()

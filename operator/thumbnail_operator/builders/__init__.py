@@ -45,12 +45,14 @@ def build_desired_state(
     rotation: Rotation | None = None,
     restore: BackupSource | None = None,
     with_monitoring: bool = False,
+    worker_replicas: int | None = None,
 ) -> DesiredState:
     """Every child of one ThumbnailService, in creation order (data stores before apps).
 
     `restore`: the backup `spec.bootstrap.fromBackup` names, resolved by the reconciler;
     the API server restores it in an init container and records it in an annotation.
-    `with_monitoring`: whether the cluster serves the Prometheus Operator's kinds."""
+    `with_monitoring`: whether the cluster serves the Prometheus Operator's kinds.
+    `worker_replicas`: the autoscaler's size for the workers (None: `workers.replicas`)."""
     ctx = Context(owner=owner, spec=spec)
     environment = config.service_environment(ctx)
     config_hash = config.config_hash(environment, credentials, external_secrets)
@@ -78,7 +80,7 @@ def build_desired_state(
         app.api_service(ctx),
         app.api_node_port_service(ctx),
         server_deployment(ctx, config_hash, restore),
-        app.worker_deployment(ctx, config_hash),
+        app.worker_deployment(ctx, config_hash, worker_replicas),
         disruption.server_budget(ctx),
         disruption.worker_budget(ctx),
         *network.network_policies(ctx),
@@ -87,8 +89,13 @@ def build_desired_state(
     return DesiredState(
         children=[stamp(child) for child in children if child is not None],
         config_hash=config_hash,
-        endpoint=app.api_endpoint(ctx),
+        endpoint=api_endpoint(owner, spec),
     )
+
+
+def api_endpoint(owner: Owner, spec: ThumbnailServiceSpec) -> str:
+    """In-cluster URL of the API."""
+    return app.api_endpoint(Context(owner=owner, spec=spec))
 
 
 def server_deployment(ctx: Context, config_hash: str, restore: BackupSource | None) -> Obj:
@@ -126,6 +133,6 @@ def external_secret_names(owner: Owner, spec: ThumbnailServiceSpec) -> list[str]
 
 
 __all__ = [
-    "ChildKey", "DesiredState", "Names", "Obj", "Owner", "build_desired_state",
+    "ChildKey", "DesiredState", "Names", "Obj", "Owner", "api_endpoint", "build_desired_state",
     "external_secret_names",
 ]

@@ -145,7 +145,8 @@ def server_deployment(ctx: Context, config_hash: str, restore: Obj | None = None
     )
 
 
-def worker_deployment(ctx: Context, config_hash: str) -> Obj:
+def worker_deployment(ctx: Context, config_hash: str, replicas: int | None = None) -> Obj:
+    """`replicas`: the autoscaler's size (None: `workers.replicas`)."""
     workers = ctx.spec.workers
     # The supervisor (thumbnail-worker) replaces a dead or hung worker process itself; its
     # /healthz fails only when the supervisor's own loop is stuck, its /readyz until every
@@ -154,7 +155,7 @@ def worker_deployment(ctx: Context, config_hash: str) -> Obj:
         ctx,
         component="worker",
         name=ctx.names.worker,
-        replicas=workers.replicas,
+        replicas=workers.replicas if replicas is None else replicas,
         image=workers.image,
         resources=workers.resources,
         scheduling=workers.scheduling,

@@ -6,7 +6,8 @@ pods keep serving while one is evicted and rescheduled. With one replica a budge
 refuse every eviction (blocking the drain for good) or allow it (protecting nothing), so
 there is none - and none for the single-pod data stores (PostgreSQL, MinIO StatefulSets and
 the Redis Deployment) for the same reason. A budget that is no longer wanted (scaled below
-two) is pruned by the reconciler like any other child.
+two) is pruned by the reconciler like any other child. Autoscaled workers have one whenever
+they may grow to two: created and pruned as their number moves, it would flap with the load.
 """
 
 from __future__ import annotations
@@ -46,6 +47,6 @@ def server_budget(ctx: Context) -> Obj | None:
 
 
 def worker_budget(ctx: Context) -> Obj | None:
-    return pod_disruption_budget(
-        ctx, name=ctx.names.worker, component="worker", replicas=ctx.spec.workers.replicas
-    )
+    workers = ctx.spec.workers
+    most = workers.replicas if workers.autoscaling is None else workers.autoscaling.max_replicas
+    return pod_disruption_budget(ctx, name=ctx.names.worker, component="worker", replicas=most)

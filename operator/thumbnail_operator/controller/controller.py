@@ -52,6 +52,8 @@ class Controller:
     processing: ProcessingMonitor = field(init=False)
     passes: int = 0
     passes_by_key: Counter[ResourceKey] = field(default_factory=Counter)
+    # A pass asked for once nothing else would trigger it in time (Outcome.recheck_after).
+    _rechecks: dict[ResourceKey, asyncio.TimerHandle] = field(default_factory=dict)
     _executor: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,8 +68,11 @@ class Controller:
         self.processing = ProcessingMonitor(
             self.queue.trigger, interval=self.settings.processing_probe_seconds
         )
-        self.reconciler = Reconciler(self.kube, self.events, processing=self.processing,
-                                     optional_kinds=served_optional_kinds(self.kube))
+        self.reconciler = Reconciler(
+            self.kube, self.events, processing=self.processing,
+            optional_kinds=served_optional_kinds(self.kube),
+            autoscaling_probe_seconds=self.settings.autoscaling_probe_seconds,
+        )
         self.backups = BackupReconciler(self.kube, self.events)
         self.backup_queue = WorkQueue(self.reconcile_backup,
                                       resync_seconds=self.settings.resync_seconds)
@@ -83,6 +88,15 @@ class Controller:
         """One pass over a ThumbnailBackup (controller/backups.py); errors are retried."""
         await asyncio.get_running_loop().run_in_executor(
             self._executor, self.backups.reconcile, *key)
+
+    def _recheck(self, key: ResourceKey, after: float | None) -> None:
+        """One pending timer per resource: the latest pass says when (or that none is due)."""
+        previous = self._rechecks.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        if after is not None:
+            self._rechecks[key] = asyncio.get_running_loop().call_later(
+                max(after, 0.0) + 0.5, self.queue.trigger, key)
 
     async def reconcile(self, key: ResourceKey) -> None:
         namespace, name = key
@@ -102,6 +116,7 @@ class Controller:
             metrics.RECONCILE_DURATION.observe(time.monotonic() - started)
             self.passes += 1
             self.passes_by_key[key] += 1
+        self._recheck(key, outcome.recheck_after)
         metrics.RECONCILES.labels(result="error" if outcome.errors else "ok").inc()
         if outcome.errors:
             metrics.RECONCILE_ERRORS.inc()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from thumbnail_operator.controller.autoscaling import Demand
 from thumbnail_operator.controller.workqueue import ResourceKey
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class Processing:
     oldest_queued_job_since: str | None = None
     queued_jobs: int | None = None  # the backlog
     jobs_per_minute: float | None = None  # finished over the API's last five minutes
+    # The pending work and its cost, for the autoscaler; not part of the status.
+    demand: Demand | None = None
 
     def as_status(self) -> Obj:
         return {
@@ -73,14 +77,15 @@ def from_health(body: Obj) -> Processing:
     queued = queued if isinstance(queued, int) else None
     rate = round(finished / THROUGHPUT_MINUTES, 1) if isinstance(finished, int) else None
     waiting = f"a job waits since {since}" if since else "no job waits"
+    demand = Demand.from_health(workers.get("demand"))
     if not isinstance(alive, int):
         message = f"worker processes unknown (Redis unreachable from the API); {waiting}"
-        return Processing(message, None, since, queued, rate)
+        return Processing(message, None, since, queued, rate, demand)
     if alive == 0:
         message = f"no live worker process: jobs are accepted but not processed; {waiting}"
     else:
         message = f"{alive} worker process{'es' if alive != 1 else ''} alive; {waiting}"
-    return Processing(message, alive, since, queued, rate)
+    return Processing(message, alive, since, queued, rate, demand)
 
 
 def unreachable(error: str) -> Processing:
@@ -127,8 +132,9 @@ Fetch = Callable[[aiohttp.ClientSession, str], Awaitable[Processing]]
 
 
 class ProcessingMonitor:
-    """Asks each watched API every `interval` seconds; calls `on_change(key)` when an answer
-    differs from the previous one. `watch` and `observed` are called from reconcile threads."""
+    """Asks each watched API every `interval` seconds (or its own, see `watch`); calls
+    `on_change(key)` when an answer differs from the previous one. `watch` and `observed` are
+    called from reconcile threads."""
 
     def __init__(
         self, on_change: Callable[[ResourceKey], None], *, interval: float,
@@ -139,10 +145,16 @@ class ProcessingMonitor:
         self._fetch = fetch
         self._lock = threading.Lock()
         self._urls: dict[ResourceKey, str] = {}
+        self._intervals: dict[ResourceKey, float] = {}
+        self._due: dict[ResourceKey, float] = {}  # loop time of each URL's next question
         self._observed: dict[ResourceKey, Processing] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _monotonic() -> float:
+        return time.monotonic()
 
     @property
     def enabled(self) -> bool:
@@ -160,20 +172,34 @@ class ProcessingMonitor:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def watch(self, key: ResourceKey, url: str | None) -> Processing | None:
-        """Ask `url` from now on (None: stop asking); returns the last answer for `key`, or
-        None while there is none yet. A new URL is asked at once, not at the next round."""
+    def watch(
+        self, key: ResourceKey, url: str | None, interval: float | None = None
+    ) -> Processing | None:
+        """Ask `url` from now on, every `interval` seconds (None: the monitor's; an
+        autoscaled resource is asked more often), or stop asking (`url` None); returns the
+        last answer for `key`, or None while there is none yet. A new URL is asked at once,
+        not at the next round."""
         with self._lock:
             if url is None:
                 self._urls.pop(key, None)
                 self._observed.pop(key, None)
+                self._intervals.pop(key, None)
+                self._due.pop(key, None)
                 return None
             new = self._urls.get(key) != url
             self._urls[key] = url
+            sooner = interval is not None and interval < self._intervals.get(
+                key, self._interval)
+            if sooner and key in self._due:
+                self._due[key] = min(self._due[key], self._monotonic() + float(interval or 0))
+            if interval is None:
+                self._intervals.pop(key, None)
+            else:
+                self._intervals[key] = interval
             if new:
                 self._observed.pop(key, None)
             observed = self._observed.get(key)
-        if new and self._loop is not None and self._wake is not None:
+        if (new or sooner) and self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
         return observed
 
@@ -196,16 +222,17 @@ class ProcessingMonitor:
                 if changed:
                     self._on_change(key)
 
-            loop = asyncio.get_running_loop()
-            next_round = loop.time()
             while True:
-                full_round = loop.time() >= next_round
-                if full_round:
-                    next_round = loop.time() + self._interval
                 self._wake.clear()
-                with self._lock:  # a round asks everyone; a wake-up only the new URLs
+                now = self._monotonic()
+                with self._lock:  # the URLs due, and the new ones (never answered) at once
                     due = [(key, url) for key, url in self._urls.items()
-                           if full_round or key not in self._observed]
+                           if key not in self._observed or self._due.get(key, 0.0) <= now]
+                    for key, _ in due:
+                        self._due[key] = now + self._intervals.get(key, self._interval)
+                    wake_at = min((self._due.get(key, now) for key in self._urls),
+                                  default=now + self._interval)
                 await asyncio.gather(*(probe(key, url) for key, url in due))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), next_round - loop.time())
+                    await asyncio.wait_for(self._wake.wait(),
+                                           max(wake_at - self._monotonic(), 0.0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from thumbnail_operator.builders import (
     ChildKey,
     Names,
     Owner,
+    api_endpoint,
     build_desired_state,
     external_secret_names,
 )
@@ -40,6 +42,7 @@ from thumbnail_operator.builders.credentials import (
     Rotation,
     resolve_credentials,
 )
+from thumbnail_operator.controller.autoscaling import Damper, Scaling, decide
 from thumbnail_operator.controller.backups import make_due_backup
 from thumbnail_operator.controller.diagnosis import (
     Cause,
@@ -99,6 +102,9 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     status_written: bool = False
     skipped: str = ""
+    # Seconds until this resource needs another pass although nothing changes (a held
+    # scale-down of autoscaled workers); None: none needed.
+    recheck_after: float | None = None
 
 
 def _decode(secret: Obj | None) -> dict[str, str]:
@@ -110,11 +116,15 @@ class Reconciler:
     def __init__(
         self, kube: KubeClient, recorder: EventRecorder, kind: Kind = THUMBNAIL_SERVICE,
         processing: ProcessingMonitor | None = None, optional_kinds: tuple[Kind, ...] = (),
+        autoscaling_probe_seconds: float | None = None,
     ) -> None:
         self.kube = kube
         self.events = recorder
         self.kind = kind  # the storage version; v1alpha1 only to act as the previous release
         self.processing = processing  # None: status.processing is left out
+        # How often the API of an autoscaled resource is asked (None: like any other).
+        self.autoscaling_probe_seconds = autoscaling_probe_seconds
+        self.damper = Damper()
         # The kinds of every child: the optional ones the cluster serves (kube.OPTIONAL_...).
         self.child_kinds = (*CHILD_KINDS, *optional_kinds)
 
@@ -140,6 +150,7 @@ class _Pass:
         self.events = reconciler.events
         self.kind = reconciler.kind
         self.processing = reconciler.processing
+        self.reconciler = reconciler
         self.child_kinds = reconciler.child_kinds
         self.cr = cr
         meta = cr["metadata"]
@@ -158,9 +169,19 @@ class _Pass:
         self.first_pass = not observed
         credentials, rotation = self._credentials(observed)
         restore, hold = self._restore(observed)
+        processing = self._processing(observed, api_endpoint(self.owner, self.spec))
+        scaling = self._autoscale(observed, processing)
+        # Before anything is applied: `observed` follows what this pass writes.
+        autoscaling_status = self._autoscaling_status(scaling, observed)
+        if scaling is not None:
+            self.outcome.recheck_after = scaling.recheck_after
+            if scaling.replicas == 0 and processing is not None and not processing.queued_jobs:
+                processing = dataclasses.replace(
+                    processing, message="no worker runs: scaled to zero while no job waits")
         desired = build_desired_state(
             self.owner, self.spec, credentials.values, self._external_secrets(), rotation,
             restore, with_monitoring=POD_MONITOR in self.child_kinds,
+            worker_replicas=None if scaling is None else scaling.replicas,
         )
         if hold:
             # Nothing may serve or process before the restore knows what to restore.
@@ -198,8 +219,9 @@ class _Pass:
             errors=self.outcome.errors,
             previous=self.hub.get("status") or {},
             node_address=_node_address(pods.get("server", [])),
-            processing=self._processing(observed, desired.endpoint),
+            processing=processing,
             rotation=rotation,
+            autoscaling=autoscaling_status,
         )
         causes = self._causes(inputs, pods)
         self._write_status(compute_status(dataclasses.replace(inputs, causes=causes)))
@@ -317,7 +339,9 @@ class _Pass:
         serving = (int(server.get("status", {}).get("readyReplicas", 0)) > 0
                    and ("Service", self.names.server) in observed)
         key = (self.namespace, self.owner.name)
-        answer = monitor.watch(key, endpoint + HEALTH_PATH if serving else None)
+        interval = (self.reconciler.autoscaling_probe_seconds
+                    if self.spec.workers.autoscaling is not None else None)
+        answer = monitor.watch(key, endpoint + HEALTH_PATH if serving else None, interval)
         if answer is not None:
             return answer
         if not serving:
@@ -328,6 +352,53 @@ class _Pass:
         if previous:
             return Processing.from_status(previous)
         return Processing("waiting for the API server's first answer")
+
+    # -- autoscaled workers ----------------------------------------------------------------
+
+    def _running_workers(self, observed: Mapping[ChildKey, Obj]) -> tuple[int | None, int]:
+        """Workers the Deployment asks for (None: no Deployment yet) and how many are ready."""
+        deployment = observed.get(("Deployment", self.names.worker))
+        if deployment is None:
+            return None, 0
+        ready = int((deployment.get("status") or {}).get("readyReplicas", 0))
+        return int(deployment.get("spec", {}).get("replicas", 1)), ready
+
+    def _autoscale(
+        self, observed: Mapping[ChildKey, Obj], processing: Processing | None
+    ) -> Scaling | None:
+        """The workers' size under `workers.autoscaling` (controller/autoscaling.py); None
+        while it is unset. A change is an Event."""
+        workers = self.spec.workers
+        policy = workers.autoscaling
+        key = (self.namespace, self.owner.name)
+        if policy is None:
+            self.reconciler.damper.forget(key)
+            return None
+        running, ready = self._running_workers(observed)
+        if self.processing is None or not self.processing.enabled:
+            scaling = Scaling(policy.max_replicas, "the operator does not ask the API "
+                              "(--processing-probe-seconds 0): running maxReplicas")
+        else:
+            since = processing.oldest_queued_job_since if processing else None
+            scaling = decide(
+                key, workers, processing.demand if processing else None,
+                unknown_why=processing.message if processing else "not observed",
+                running=running, ready=ready,
+                oldest_wait_seconds=_seconds_since(since) if since else None,
+                damper=self.reconciler.damper, now=time.monotonic(),
+            )
+        if running is not None and running != scaling.replicas:
+            self.events.record(self.cr, "Normal", "ScaledWorkers",
+                               f"{running} -> {scaling.replicas} workers: {scaling.message}")
+        return scaling
+
+    def _autoscaling_status(
+        self, scaling: Scaling | None, observed: Mapping[ChildKey, Obj]
+    ) -> Obj | None:
+        if scaling is None:
+            return None
+        previous = (self.hub.get("status") or {}).get("autoscaling") or {}
+        return scaling.as_status(previous, self._running_workers(observed)[0], now_rfc3339())
 
     # -- why components are not ready -----------------------------------------------------
 
@@ -568,3 +639,12 @@ def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}
     return value
+
+
+def _seconds_since(rfc3339: str) -> float | None:
+    """Seconds from a status time (e.g. 2026-12-07T09:15:30Z) to now; None if not a time."""
+    try:
+        moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max((datetime.now(UTC) - moment).total_seconds(), 0.0)

@@ -171,6 +171,7 @@ class StatusInputs:
     node_address: str = ""  # a node a server pod runs on, for the NodePort endpoint
     processing: Processing | None = None  # None: left out of the status
     rotation: Rotation | None = None  # the last credentials rotation
+    autoscaling: Obj | None = None  # status.autoscaling; None: removed (autoscaling is off)
 
 
 def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
@@ -249,6 +250,8 @@ def compute_status(inputs: StatusInputs, now: str | None = None) -> Obj:
     }
     if inputs.processing is not None:
         status["processing"] = inputs.processing.as_status()
+    # Always present: None removes it once autoscaling is turned off.
+    status["autoscaling"] = inputs.autoscaling
     if inputs.rotation is not None:
         status["credentials"] = {"rotation": inputs.rotation.token,
                                  "rotatedAt": inputs.rotation.at}

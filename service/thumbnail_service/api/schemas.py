@@ -99,6 +99,31 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class FormatDemand(BaseModel):
+    format: str = Field(description="Requested output format (`auto` too).")
+    pending_jobs: int = Field(description="Jobs of this format queued or processing.")
+    pending_megapixel_renders: float = Field(
+        description="Their cost units: each job's source megapixels times its sizes."
+    )
+    sampled_jobs: int = Field(
+        description="Recently rendered jobs of this format the cost below was learned from."
+    )
+    render_seconds_per_megapixel_render: float | None = Field(
+        description="Render seconds per cost unit, as the workers measured them; null when "
+        "no job of this format was rendered recently."
+    )
+
+
+class WorkDemand(BaseModel):
+    """For the operator's autoscaler (docs/operator.md, "Autoscaling")."""
+
+    formats: list[FormatDemand]
+    overhead_seconds_per_job: float | None = Field(
+        description="Median seconds of a job's first attempt spent on anything but rendering "
+        "(download, upload, recording); null until a job was rendered."
+    )
+
+
 class WorkersHealth(BaseModel):
     status: Literal["ok", "none", "unknown"] = Field(
         description="ok: at least one worker process is alive; none: no worker is, so jobs "
@@ -124,6 +149,11 @@ class WorkersHealth(BaseModel):
     jobs_finished_last_5m: int | None = Field(
         description="Jobs that succeeded or failed in the last five minutes (recent "
         "throughput); null if PostgreSQL is unreachable."
+    )
+    demand: WorkDemand | None = Field(
+        default=None,
+        description="Pending work and what it costs, by requested format; null if "
+        "PostgreSQL is unreachable.",
     )
 
 

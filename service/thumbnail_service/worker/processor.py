@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from uuid import UUID
 
@@ -35,6 +36,16 @@ PERMANENT_ERRORS = (imaging.ImagingError, ObjectNotFound)
 def retry_delay_seconds(settings: Settings, attempts: int) -> float:
     delay = settings.retry_min_backoff_seconds * 2 ** max(attempts - 1, 0)
     return float(min(delay, settings.retry_max_backoff_seconds))
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A job's thumbnails, stored: their rows, the job's placeholder and how long rendering
+    took."""
+
+    records: list[ThumbnailRecord]
+    placeholder: str | None
+    render_seconds: float
 
 
 class JobProcessor:
@@ -74,7 +85,7 @@ class JobProcessor:
         token = job.lease_token
         heartbeat = asyncio.create_task(self._heartbeat(job.id, token))
         try:
-            records, placeholder = await self._render_and_store(job)
+            stored = await self._render_and_store(job)
         except PERMANENT_ERRORS as exc:
             await self._fail(job, token, _describe_permanent(exc), metrics.failure_reason(exc),
                              attempt)
@@ -86,7 +97,9 @@ class JobProcessor:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        if await self._repo.succeed(job.id, token, records, placeholder):
+        records = stored.records
+        if await self._repo.succeed(job.id, token, records, stored.placeholder,
+                                    stored.render_seconds):
             attempt.succeeded()
             log.info("job %s: succeeded (%d thumbnails)", job.id, len(records))
         elif await self._repo.get(job.id) is None:
@@ -98,8 +111,7 @@ class JobProcessor:
             attempt.discarded("lease_lost")
             log.warning("job %s: lease lost before completion; another worker owns it", job.id)
 
-    async def _render_and_store(self, job: JobRecord) -> tuple[list[ThumbnailRecord], str | None]:
-        """The thumbnails, stored, and the job's placeholder."""
+    async def _render_and_store(self, job: JobRecord) -> _Stored:
         original = await self._storage.get(self._storage.originals, job.original_key)
         # The renderer enforces the time limit itself: libvips' kill flag first, then (when
         # isolated) SIGKILL of the child process, which also stops encoders deaf to the flag.
@@ -139,7 +151,7 @@ class JobProcessor:
             )
         )
         hashed = next((t.placeholder for t in thumbnails if t.placeholder), None)
-        return records, hashed
+        return _Stored(records, hashed, seconds)
 
     async def _fail(
         self, job: JobRecord, token: UUID, reason: str, reason_class: str,

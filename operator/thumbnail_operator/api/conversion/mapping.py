@@ -142,6 +142,7 @@ SPEC_MOVES: tuple[Move, ...] = (
     *_same_place("spec.server.replicas", "spec.server.resources", "spec.server.service",
                  "spec.server.console", "spec.server.scheduling"),
     Move(_p("spec.worker.replicas"), _p("spec.workers.replicas")),
+    Move(_p("spec.worker.autoscaling"), _p("spec.workers.autoscaling")),
     Move(_p("spec.worker.concurrency"), _p("spec.workers.concurrency")),
     Move(_p("spec.worker.resources"), _p("spec.workers.resources")),
     Move(_p("spec.worker.scheduling"), _p("spec.workers.scheduling")),
@@ -175,7 +176,7 @@ SPEC_MOVES: tuple[Move, ...] = (
 STATUS_MOVES: tuple[Move, ...] = (
     *_same_place("status.observedGeneration", "status.conditions", "status.configHash",
                  "status.serverReplicas", "status.workerReplicas", "status.processing",
-                 "status.credentials", "status.lastBackup"),
+                 "status.credentials", "status.lastBackup", "status.autoscaling"),
     Move(_p("status.endpoint"), _p("status.endpoints.cluster")),
     Move(_p("status.nodePortEndpoint"), _p("status.endpoints.nodePort")),
     *_same_place(*(f"status.components.{c}"

@@ -86,11 +86,13 @@ WORKERS = obj(
     {
         "image": _alpha("images", "worker"),
         "replicas": _alpha("worker", "replicas"),
+        "autoscaling": _alpha("worker", "autoscaling"),
         "concurrency": _alpha("worker", "concurrency"),
         "resources": _alpha("worker", "resources"),
         "scheduling": _alpha("worker", "scheduling"),
     },
     default={},
+    rules=copy.deepcopy(_alpha("worker")["x-kubernetes-validations"]),
 )
 
 POSTGRESQL = obj(
@@ -272,6 +274,7 @@ STATUS = obj(
             },
         ),
         "credentials": _alpha_status("credentials"),
+        "autoscaling": _alpha_status("autoscaling"),
         "processing": _alpha_status("processing"),
         "lastBackup": _alpha_status("lastBackup"),
     },

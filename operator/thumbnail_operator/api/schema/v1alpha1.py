@@ -12,6 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from thumbnail_operator.api.schema.autoscaling import (
+    AUTOSCALING,
+    AUTOSCALING_STATUS,
+    FIXED_WHILE_AUTOSCALED,
+)
 from thumbnail_operator.api.schema.monitoring import MONITORING
 from thumbnail_operator.api.schema.network import NETWORK_POLICY
 from thumbnail_operator.api.schema.openapi import (
@@ -296,8 +301,10 @@ SERVER = obj(
 WORKER = obj(
     "The Dramatiq workers that render thumbnails.",
     {
-        "replicas": integer("Number of worker pods (also the scale subresource).",
+        "replicas": integer("Number of worker pods (also the scale subresource) while "
+                            "`autoscaling` is unset.",
                             default=_D.workers.replicas, minimum=0, maximum=1000),
+        "autoscaling": AUTOSCALING,
         "concurrency": obj(
             "Parallelism inside one worker pod.",
             {
@@ -314,6 +321,7 @@ WORKER = obj(
         "scheduling": scheduling("the worker pods", _D.workers.scheduling),
     },
     default={},
+    rules=[FIXED_WHILE_AUTOSCALED],
 )
 
 POSTGRESQL = obj(
@@ -692,6 +700,7 @@ STATUS = obj(
                 "size": string("Bytes of its objects, for people.", max_length=32),
             },
         ),
+        "autoscaling": AUTOSCALING_STATUS,
         "processing": obj(
             "Whether jobs are being processed, as the running API reports it (asked every "
             "--processing-probe-seconds while an API server is ready).",

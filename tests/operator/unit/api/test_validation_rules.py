@@ -17,6 +17,7 @@ import pytest
 
 from thumbnail_operator.api.conversion.mapping import MOVES
 from thumbnail_operator.api.schema import v1, v1alpha1
+from thumbnail_operator.api.schema.autoscaling import FIXED_WHILE_AUTOSCALED
 from thumbnail_operator.api.v1 import DEFAULTS, NOT_CREATED_MESSAGE, parse_spec
 from thumbnail_operator.builders import Names
 from thumbnail_operator.controller.status import components, workload_state
@@ -79,10 +80,14 @@ def test_the_rules_name_fields_that_exist(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_rule_says_what_to_fix_and_only_root_rules_see_the_past(version: str) -> None:
     """A field-level `self == oldSelf` would freeze a field even while its StatefulSet does
-    not exist; the transition rules are the root ones, which read the status too."""
+    not exist; the transition rules are the root ones, which read the status too - and the
+    one that keeps `kubectl scale` from writing a size the autoscaler would ignore."""
+    workers = "/properties/spec/properties/" + ("worker" if version == "v1alpha1" else "workers")
     for path, rule in rules(VERSIONS[version].version_schema()):
         assert len(rule["message"]) > 20, rule
-        if "oldSelf" in rule["rule"]:
+        if rule == FIXED_WHILE_AUTOSCALED:
+            assert path == workers, path
+        elif "oldSelf" in rule["rule"]:
             assert path == "", (path, rule)
             assert "oldSelf.?status.?components." in rule["rule"], rule
 

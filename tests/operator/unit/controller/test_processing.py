@@ -102,6 +102,24 @@ async def test_monitor_asks_a_new_url_at_once_and_reports_only_changes() -> None
         await monitor.stop()
 
 
+async def test_a_resource_with_its_own_interval_is_asked_that_often() -> None:
+    answers = Answers()
+    monitor = ProcessingMonitor(lambda key: None, interval=30, fetch=answers)
+    monitor.start()
+    try:
+        monitor.watch(KEY, "http://api/healthz")
+        monitor.watch((NS, "autoscaled"), "http://autoscaled/healthz", 0.2)
+        await asyncio.sleep(0.9)
+        assert answers.asked.count("http://api/healthz") == 1
+        assert 4 <= answers.asked.count("http://autoscaled/healthz") <= 6, answers.asked
+        # A shorter interval for a resource already asked takes effect at once.
+        monitor.watch(KEY, "http://api/healthz", 0.2)
+        await asyncio.sleep(0.5)
+        assert answers.asked.count("http://api/healthz") >= 3, answers.asked
+    finally:
+        await monitor.stop()
+
+
 async def test_disabled_monitor_asks_nothing() -> None:
     answers = Answers()
     monitor = ProcessingMonitor(lambda key: None, interval=0, fetch=answers)
@@ -120,8 +138,11 @@ class StubMonitor(ProcessingMonitor):
         self.answer = answer
         self.watched: list[str | None] = []
 
-    def watch(self, key: ResourceKey, url: str | None) -> Processing | None:
+    def watch(
+        self, key: ResourceKey, url: str | None, interval: float | None = None
+    ) -> Processing | None:
         self.watched.append(url)
+        self.interval = interval
         return self.answer if url else None
 
 
