@@ -1,7 +1,8 @@
 # Benchmarks (docs/benchmarks.md). Not part of `make test`: they take minutes and their
 # numbers only mean something as ratios within one run. Each prints a Markdown table and
 # writes bench/results/<name>.json. Included by the root Makefile.
-#   make bench            every benchmark below, in order, except bench-soak and bench-real-node
+#   make bench            every benchmark below, in order, except bench-soak, bench-real-node and
+#                         bench-autoscaling (real node: root, minutes each)
 #   make bench-peers      what the peer comparisons need (Debian libvips tools, imgproxy, thumbor, Pillow)
 #   make bench-soak       30 minutes of mixed traffic with a fault every 2 minutes (kept out of
 #                         `make bench`, which it would make 30+ minutes longer)
@@ -9,7 +10,7 @@
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-real-node bench-soak
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-real-node bench-autoscaling bench-soak
 
 bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
 
@@ -42,6 +43,9 @@ bench-placeholder: venv ## render with the ThumbHash placeholder vs without (its
 
 bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
 	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)
+
+bench-autoscaling: system-deps venv tools images ## real node: fixed workers vs an item-count rule (KEDA's) vs the cost-aware autoscaler on a mixed burst
+	@$(BENCH_PY) bench.autoscaling $(BENCH_ARGS)
 
 bench-soak: system-deps venv tools ## soak: 30 min mixed traffic, a fault every 2 min; nothing lost (not in `make bench`: 30+ min; BENCH_ARGS=--quick: 3 min)
 	@$(BENCH_PY) bench.soak $(BENCH_ARGS)

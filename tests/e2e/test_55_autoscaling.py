@@ -90,9 +90,10 @@ def test_a_burst_scales_the_workers_from_zero_and_back_losing_no_job(
     assert status["workerReplicas"] == "0/0", status
 
     # `kubectl scale` would be undone by the autoscaler: the API server refuses it instead.
+    other = service.spec["workers"]["replicas"] + 1  # the same number would change nothing
     with pytest.raises(KubectlError, match="replicas cannot change while autoscaling is set"):
         e2e_cluster.kubectl("-n", NAMESPACE, "scale", f"thumbnailservice/{service.name}",
-                            "--replicas=2")
+                            f"--replicas={other}")
 
     data = _large_jpeg()
     timeline: list[tuple[float, int, int]] = []  # (seconds, asked for, ready)

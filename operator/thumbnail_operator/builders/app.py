@@ -175,7 +175,12 @@ def worker_deployment(ctx: Context, config_hash: str, replicas: int | None = Non
             },
         },
     )
-    (worker,) = deployment["spec"]["template"]["spec"]["containers"]
+    pod = deployment["spec"]["template"]["spec"]
+    # On SIGTERM (a scale-down, a rollout, a drain) the supervisor lets its processes finish
+    # the jobs in hand for up to the job time limit + 35 s (worker/supervisor.py): the pod
+    # must not be killed before that, or the cut-off jobs wait for their lease to expire.
+    pod["terminationGracePeriodSeconds"] = ctx.spec.thumbnails.limits.job_timeout_seconds + 40
+    (worker,) = pod["containers"]
     worker["env"] = [
         *worker["env"],
         {"name": "THUMBNAIL_WORKER_HEALTH_PORT", "value": str(c.WORKER_HEALTH_PORT)},

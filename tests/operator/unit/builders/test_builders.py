@@ -107,6 +107,14 @@ def test_worker_runs_the_worker_with_its_replicas_and_concurrency() -> None:
     assert (config["THUMBNAIL_WORKER_PROCESSES"], config["THUMBNAIL_WORKER_THREADS"]) == ("3", "5")
 
 
+def test_workers_get_the_time_to_finish_their_jobs_when_stopped() -> None:
+    """The supervisor drains for the job time limit + 35 s after SIGTERM: the pod's grace
+    period outlasts it, so a scale-down or a drain does not cut jobs off."""
+    worker = by_name(desired({"thumbnails": {"limits": {"jobTimeoutSeconds": 90}}}))[
+        ("Deployment", "demo-worker")]
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 90 + 40
+
+
 def test_config_map_renders_the_contract_variables() -> None:
     spec = {
         "thumbnails": {

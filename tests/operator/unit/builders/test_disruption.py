@@ -27,6 +27,16 @@ def test_a_budget_exists_exactly_from_two_replicas(
     assert len(found) == int(expected)  # the other component (one replica) has none
 
 
+@pytest.mark.parametrize(("most", "expected"), [(1, False), (2, True)])
+def test_autoscaled_workers_have_a_budget_when_they_may_grow_to_two(
+    most: int, expected: bool
+) -> None:
+    """Whatever runs now (the autoscaler's size is not the spec's): a budget that followed
+    the load would be created and pruned with it."""
+    spec = {"workers": {"replicas": 0, "autoscaling": {"maxReplicas": most}}}
+    assert ("demo-worker" in budgets(spec)) is expected
+
+
 def test_the_default_spec_protects_the_two_workers_only() -> None:
     assert set(budgets()) == {"demo-worker"}  # one server by default: nothing to protect
 
