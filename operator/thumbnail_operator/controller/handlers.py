@@ -107,6 +107,7 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     ) -> None:
         if namespace is not None and not _follow(controller.queue, type, (namespace, name)):
             controller.processing.forget((namespace, name))
+            controller.reconciler.damper.forget((namespace, name))
 
     @kopf.on.event(c.GROUP, c.VERSION, c.BACKUP_PLURAL, registry=registry)
     async def thumbnail_backup_event(

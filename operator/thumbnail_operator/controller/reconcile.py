@@ -170,6 +170,7 @@ class _Pass:
         credentials, rotation = self._credentials(observed)
         restore, hold = self._restore(observed)
         processing = self._processing(observed, api_endpoint(self.owner, self.spec))
+        running_workers = self._running_workers(observed)[0]
         scaling = self._autoscale(observed, processing)
         # Before anything is applied: `observed` follows what this pass writes.
         autoscaling_status = self._autoscaling_status(scaling, observed)
@@ -205,6 +206,7 @@ class _Pass:
                 self._converge(child, observed)
             wanted = {(child["kind"], child["metadata"]["name"]) for child in desired.children}
             self._prune(observed, wanted)
+            self._announce_scaling(scaling, running_workers)
         self._schedule_backup()
         job_name = next(ch["metadata"]["name"] for ch in desired.children if ch["kind"] == "Job")
         pods = self._pods()
@@ -387,10 +389,14 @@ class _Pass:
                 oldest_wait_seconds=_seconds_since(since) if since else None,
                 damper=self.reconciler.damper, now=time.monotonic(),
             )
-        if running is not None and running != scaling.replicas:
+        return scaling
+
+    def _announce_scaling(self, scaling: Scaling | None, running: int | None) -> None:
+        """An Event for a size change this pass wrote (not for one held back)."""
+        written = f"Deployment/{self.names.worker}" in self.outcome.written
+        if scaling is not None and written and running not in (None, scaling.replicas):
             self.events.record(self.cr, "Normal", "ScaledWorkers",
                                f"{running} -> {scaling.replicas} workers: {scaling.message}")
-        return scaling
 
     def _autoscaling_status(
         self, scaling: Scaling | None, observed: Mapping[ChildKey, Obj]
