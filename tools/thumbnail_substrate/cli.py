@@ -142,9 +142,9 @@ def node(args: argparse.Namespace) -> int:
 
 
 def node_clean(_args: argparse.Namespace) -> int:
-    from thumbnail_substrate.node import NETNS_NAME, STATE_DIR, clean_stale
+    from thumbnail_substrate.node import clean_left_behind
 
-    found = clean_stale(STATE_DIR / f"{NETNS_NAME}.json")
+    found = clean_left_behind()
     print("==> cleaned up a node left behind" if found else "==> nothing left behind")
     return 0
 

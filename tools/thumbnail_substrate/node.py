@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Self
@@ -169,21 +170,7 @@ class RealCluster(Component):
         self._say(f"{name}: {self.timings[key]:.1f}s", node)
 
     def _lock(self, timeout: float) -> None:
-        """One real cluster per machine (upstream fixes a few host paths): wait for the other."""
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(STATE_DIR / "node.lock", "w")  # noqa: SIM115 (held until stop)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise SubstrateError(
-                        f"another real node held {STATE_DIR / 'node.lock'} for {timeout:.0f}s"
-                    ) from None
-                self._say("waiting for another real node on this machine to stop ...")
-                time.sleep(5)
+        self._lock_file = acquire_lock(timeout, self._say)
 
     def start(self) -> Self:
         if os.geteuid() != 0:
@@ -378,8 +365,34 @@ class RealCluster(Component):
         self.teardown_seconds = time.monotonic() - started
 
 
+def acquire_lock(timeout: float, say: Callable[[str], None] = _log) -> IO[str]:
+    """One real cluster per machine (upstream fixes a few host paths): wait for the other.
+    The lock is held until the returned file is closed (or the process dies)."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    lock_file = open(STATE_DIR / "node.lock", "w")  # noqa: SIM115 (held until closed)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock_file
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock_file.close()
+                raise SubstrateError(
+                    f"another real node held {STATE_DIR / 'node.lock'} for {timeout:.0f}s"
+                ) from None
+            say("waiting for another real node on this machine to stop ...")
+            time.sleep(5)
+
+
+def clean_left_behind(netns_name: str = NETNS_NAME, timeout: float = LOCK_TIMEOUT) -> bool:
+    """`clean_stale` under the lock: a running cluster's state file is not left behind."""
+    with acquire_lock(timeout):
+        return clean_stale(STATE_DIR / f"{netns_name}.json")
+
+
 def _free(port: int) -> bool:
     return not tcp_open(port)
 
 
-__all__ = ["CGROUP_NAME", "NETNS_NAME", "RealCluster", "clean_stale"]
+__all__ = ["CGROUP_NAME", "NETNS_NAME", "RealCluster", "clean_left_behind", "clean_stale"]
