@@ -27,7 +27,7 @@ from tests.substrate.real_pods import (
     pod,
     wait_ready,
 )
-from thumbnail_substrate.host_state import HostState, processes_mentioning
+from thumbnail_substrate.host_state import HostState, mounts, processes_mentioning
 from thumbnail_substrate.images import LocalImage
 from thumbnail_substrate.netns import namespaces
 from thumbnail_substrate.node import CGROUP_NAME, RealCluster
@@ -231,6 +231,11 @@ def test_drain_evicts_one_pod_at_a_time_through_the_disruption_budget(
         timeout=30, what="the PodDisruptionBudget to allow one disruption", interval=0.5,
     )
 
+    # Their token volumes, mounted by real-node-2's kubelet in its own mount namespace,
+    # show on the host (containerd needs them there).
+    uids = [p["metadata"]["uid"] for p in originals]
+    assert all(any(uid in m for m in mounts()) for uid in uids)
+
     sampler = _Sampler(real, "drain")
     sampler.start()
     wait_for(lambda: sampler.samples, timeout=10, what="a first sample")
@@ -261,6 +266,9 @@ def test_drain_evicts_one_pod_at_a_time_through_the_disruption_budget(
     assert kubectl_get(real.kubeconfig, "node", "real-node-2")["spec"].get("unschedulable")
     remaining = {p["spec"].get("nodeName") for p in _pods(real, "drain")}
     assert remaining == {"real-node"}, remaining
+    # The kubelet unmounted them in its namespace; that reached the host too.
+    wait_for(lambda: not [m for m in mounts() if any(uid in m for uid in uids)], timeout=30,
+             what="the evicted pods' volume mounts to go from the host", interval=0.5)
     kubectl(real.kubeconfig, "uncordon", "real-node-2")
     kubectl(real.kubeconfig, "delete", "deployment,pdb", "drain", "--wait=false")
 

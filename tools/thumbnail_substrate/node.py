@@ -346,6 +346,10 @@ class RealCluster(Component):
         """Stop in the order that leaves nothing: the kubelets (so they recreate nothing),
         each node's pods while its containerd is up, the containerds, stray shims, mounts,
         the rest, then the namespaces and the host state."""
+        if self._lock_file is None:
+            # Never started (or stopped already): what runs under these names is another
+            # cluster's, which holds the lock.
+            return
         started = time.monotonic()
         for node in self.nodes:
             node.stop_kubelet()
