@@ -45,7 +45,7 @@ from thumbnail_substrate.node_cleanup import (
 )
 from thumbnail_substrate.node_layout import fabric_netns, layout
 from thumbnail_substrate.node_runtime import NodeRuntime
-from thumbnail_substrate.process import ManagedProcess, tcp_open, wait_until
+from thumbnail_substrate.process import tcp_open, wait_until
 
 NETNS_NAME = "thumbnail-node"
 CGROUP_NAME = "thumbnail-node"
@@ -190,13 +190,9 @@ class RealCluster(Component):
 
         self._start_runtimes()
         t = time.monotonic()
-        first = self.nodes[0]
-        coredns = ManagedProcess(
-            "coredns", first.netns.wrap([go_tool("coredns"), "-conf", self.workdir / "Corefile"]),
-            log=self.workdir / "coredns.log", cwd=self.workdir,
-        )
-        coredns.start()
-        self.processes.append(coredns)
+        # CoreDNS is a process on the first node (kube-dns's endpoint is its address).
+        self._spawn("coredns", self.nodes[0].netns.wrap(
+            [go_tool("coredns"), "-conf", self.workdir / "Corefile"]))
         for node in self.nodes:
             node.start_agents()
         self._bootstrap_objects()
