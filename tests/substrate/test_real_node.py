@@ -5,18 +5,16 @@ firewall), pulls never leave the machine, and teardown leaves the host as it fou
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from thumbnail_substrate.errors import SubstrateError
+from tests.substrate.real_pods import apply, node_images, pod, ready, wait_ready
 from thumbnail_substrate.host_state import HostState, processes_mentioning
-from thumbnail_substrate.images import LocalImage, local_images
+from thumbnail_substrate.images import LocalImage
 from thumbnail_substrate.node import CGROUP_NAME, RealCluster
-from thumbnail_substrate.testing import kubectl, kubectl_get, wait_for
+from thumbnail_substrate.testing import kubectl, wait_for
 
 NODE_PORT = 30080
 # A one-line HTTP server from the dependency-wait image (sh + netcat-openbsd).
@@ -34,17 +32,11 @@ CONNECT = (
     "except OSError as err:\n"
     "    print(type(err).__name__)\n"
 )
-NON_ROOT = {"runAsUser": 10001, "runAsNonRoot": True, "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, LocalImage]:
-    try:
-        found = local_images()
-    except SubstrateError as err:
-        pytest.fail(str(err))
-    return {name: found[name] for name in ("pause", "wait")}
+    return node_images()
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +45,6 @@ def node(images: dict[str, LocalImage]) -> Iterator[tuple[RealCluster, HostState
     cluster = RealCluster(images=images, node_ports=(NODE_PORT,), quiet=True)
     with cluster:
         yield cluster, before
-
-
-def _apply(cluster: RealCluster, *objects: dict[str, Any]) -> None:
-    for obj in objects:
-        kubectl(cluster.kubeconfig, "apply", "-f", "-", stdin=json.dumps(obj))
 
 
 def _pod_phase(cluster: RealCluster, name: str) -> str:
@@ -77,7 +64,7 @@ def test_pods_run_and_are_reachable_through_a_node_port(
                             "capabilities": {"drop": ["ALL"]}},
         "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
     }
-    _apply(
+    apply(
         cluster,
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello"},
          "spec": {"replicas": 2, "selector": {"matchLabels": labels},
@@ -125,7 +112,7 @@ def test_a_missing_image_fails_at_once_without_leaving_the_machine(
     node: tuple[RealCluster, HostState],
 ) -> None:
     cluster, _ = node
-    _apply(cluster, {
+    apply(cluster, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "missing"},
         "spec": {"containers": [{"name": "c", "image": "registry.example/nope:1"}]},
     })
@@ -153,27 +140,6 @@ def test_kube_router_shares_kube_proxys_iptables_backend(
     assert "KUBE-" not in other, f"{backend.strip()}; the other backend has:\n{other}"
 
 
-def _pod(name: str, labels: dict[str, str], image: str, command: list[str],
-         **container: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
-        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
-            "name": "c", "image": image, "imagePullPolicy": "IfNotPresent",
-            "command": command, "securityContext": NON_ROOT, **container}]},
-    }
-
-
-def _ready(cluster: RealCluster, name: str) -> bool:
-    conditions = kubectl_get(cluster.kubeconfig, "pod", name)["status"].get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def _wait_ready(cluster: RealCluster, *names: str) -> None:
-    for name in names:
-        wait_for(lambda name=name: _ready(cluster, name), timeout=60, what=f"{name} Ready",
-                 interval=0.5)
-
-
 def _connect(cluster: RealCluster, client: str, host: str, port: int) -> str:
     """One connect from `client`'s pod; bounded twice: the 3 s connect timeout inside,
     kubectl's own timeout outside."""
@@ -189,16 +155,16 @@ def test_network_policies_are_enforced(
     it restores access. Fails on a node without kube-router (the denied client connects)."""
     cluster, _ = node
     image = images["wait"].ref  # the base image's python3
-    _apply(
+    apply(
         cluster,
-        _pod("np-server", {"app": "np-server"}, image,
-             ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
-             readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1,
-                             "failureThreshold": 1}),
-        _pod("np-allowed", {"role": "allowed"}, image, ["sleep", "3600"]),
-        _pod("np-denied", {"role": "other"}, image, ["sleep", "3600"]),
+        pod("np-server", {"app": "np-server"}, image,
+            ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
+            readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1,
+                            "failureThreshold": 1}),
+        pod("np-allowed", {"role": "allowed"}, image, ["sleep", "3600"]),
+        pod("np-denied", {"role": "other"}, image, ["sleep", "3600"]),
     )
-    _wait_ready(cluster, "np-server", "np-allowed", "np-denied")
+    wait_ready(cluster, "np-server", "np-allowed", "np-denied")
     server_ip = kubectl(cluster.kubeconfig, "get", "pod", "np-server", "-o",
                         "jsonpath={.status.podIP}")
 
@@ -223,7 +189,7 @@ def test_network_policies_are_enforced(
                          "ports": [{"protocol": "TCP", "port": 8080}]}],
         },
     }
-    _apply(cluster, policy)
+    apply(cluster, policy)
 
     def refused() -> str:
         result = connect("np-denied")
@@ -236,7 +202,7 @@ def test_network_policies_are_enforced(
     assert connect("np-allowed") == "connected"
     # The kubelet's readiness probe (every second, one failure flips it) comes from the
     # node's own address, which kube-router always admits: the server stays Ready.
-    assert _ready(cluster, "np-server")
+    assert ready(cluster, "np-server")
 
     kubectl(cluster.kubeconfig, "delete", "networkpolicy", "np-server-ingress",
             "--wait=true", "--timeout=30s")
@@ -254,13 +220,13 @@ def test_a_service_without_endpoints_is_refused_at_once(
     without endpoints is refused at once, as without kube-router (not a 3 s "No route to
     host", which is what a pod sees when kube-router's chain comes first)."""
     cluster, _ = node
-    _apply(
+    apply(
         cluster,
-        _pod("lonely", {"role": "lonely"}, images["wait"].ref, ["sleep", "3600"]),
+        pod("lonely", {"role": "lonely"}, images["wait"].ref, ["sleep", "3600"]),
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "no-endpoints"},
          "spec": {"selector": {"app": "nothing"}, "ports": [{"port": 5432}]}},
     )
-    _wait_ready(cluster, "lonely")
+    wait_ready(cluster, "lonely")
     cluster_ip = kubectl(cluster.kubeconfig, "get", "service", "no-endpoints", "-o",
                          "jsonpath={.spec.clusterIP}")
     # Bounded: kube-proxy writes the Service's REJECT on its next sync (5 s at most).
@@ -276,7 +242,7 @@ def test_teardown_leaves_nothing_behind(
 ) -> None:
     """Last in this module: stops the module's node itself (closing twice is harmless)."""
     cluster, before = node
-    _apply(cluster, {
+    apply(cluster, {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
         "spec": {"containers": [{"name": "c", "image": images["wait"].ref,
                                  "command": ["sleep", "3600"]}]},

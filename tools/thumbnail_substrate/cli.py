@@ -103,7 +103,8 @@ def node(args: argparse.Namespace) -> int:
         images = local_images()
         print("==> starting the real node (containerd, kubelet, kube-proxy, CoreDNS, "
               "kube-router) ...")
-        with RealCluster(images=images) as cluster, tempfile.TemporaryDirectory() as tmp:
+        with RealCluster(images=images, nodes=args.nodes) as cluster, \
+                tempfile.TemporaryDirectory() as tmp:
             refs = {name: image.ref for name, image in images.items()}
             kubeconfig = cluster.kubeconfig
             print(f"==> kubectl --kubeconfig {kubeconfig} get nodes,pods -A", flush=True)
@@ -141,9 +142,9 @@ def node(args: argparse.Namespace) -> int:
 
 
 def node_clean(_args: argparse.Namespace) -> int:
-    from thumbnail_substrate.node import NETNS_NAME, STATE_DIR, clean_stale
+    from thumbnail_substrate.node import clean_left_behind
 
-    found = clean_stale(STATE_DIR / f"{NETNS_NAME}.json")
+    found = clean_left_behind()
     print("==> cleaned up a node left behind" if found else "==> nothing left behind")
     return 0
 
@@ -165,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     node_parser = sub.add_parser("node", help="a real node with the operator and the sample")
     node_parser.add_argument("--no-sample", action="store_true", help="only the node")
     node_parser.add_argument("--env-file", help="write KUBECONFIG here")
+    node_parser.add_argument(
+        "--nodes", type=int, default=1,
+        help="real nodes (the first also runs the control plane; default 1)",
+    )
     sub.add_parser("node-clean", help="remove what a killed `node` run left behind")
     args = parser.parse_args(argv)
     if args.command == "node":

@@ -28,6 +28,9 @@ FIXED_PATHS = (
     Path("/usr/libexec/kubernetes"),
     Path("/var/lib/cni"),
     Path("/run/containerd"),
+    # containerd's defaults for NRI and its opt plugin (`node_config` moves both).
+    Path("/run/nri"),
+    Path("/opt/containerd"),
 )
 
 

@@ -97,14 +97,26 @@ class KubeCluster(Component):
     def _ssl(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self._certs / "apiserver.crt"))
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else yaml.safe_dump(body).encode()
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None,
+        *, content_type: str = "application/yaml",
+    ) -> Any:
+        """`body` is sent as YAML, or as JSON for another `content_type` (the patch types)."""
+        if body is None:
+            data = None
+        elif content_type == "application/yaml":
+            data = yaml.safe_dump(body).encode()
+        else:
+            data = json.dumps(body).encode()
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Content-Type", "application/yaml")
+        req.add_header("Content-Type", content_type)
         req.add_header("Accept", "application/json")
         with urllib.request.urlopen(req, timeout=10, context=self._ssl()) as resp:
             return yaml.safe_load(resp.read() or b"null")
+
+    def merge_patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self.request("PATCH", path, body, content_type="application/merge-patch+json")
 
     def create(self, path: str, body: dict[str, Any]) -> None:
         try:

@@ -25,7 +25,7 @@ NETNS_DIR = Path("/run/netns")
 NODE_IP = "10.10.0.1"
 # The peer end of the veth carries no address; it only gives the default route a device so
 # connections to ClusterIPs (rewritten by kube-proxy on the way out) find a route.
-_LINK, _PEER = "node0", "node0-peer"
+NODE_LINK, _PEER = "node0", "node0-peer"
 # Set inside the namespace only: forwarding for pod traffic, bridged traffic through
 # iptables so kube-proxy's rules see pod-to-Service packets.
 NAMESPACED_SYSCTLS = {
@@ -35,7 +35,7 @@ NAMESPACED_SYSCTLS = {
 }
 
 
-def _run(argv: list[str], what: str) -> str:
+def run_command(argv: list[str], what: str) -> str:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     if proc.returncode != 0:
         raise SubstrateError(f"{what} failed ({' '.join(argv)}): {proc.stderr.strip()}")
@@ -61,23 +61,29 @@ class NetworkNamespace:
         return [_nsenter(), f"--net={self.path}", "--", *argv]
 
     def run(self, *argv: str, what: str = "command in the node namespace") -> str:
-        return _run([str(a) for a in self.wrap(list(argv))], what)
+        return run_command([str(a) for a in self.wrap(list(argv))], what)
 
-    def create(self) -> None:
+    def create(self, *, standalone: bool = True) -> None:
+        """A `standalone` namespace carries its node address on a veth whose both ends live
+        inside it (one node); otherwise `fabric.Fabric.attach` links it to the others."""
         if self.name in namespaces():
             raise SubstrateError(
                 f"network namespace {self.name} already exists (a node left behind by a killed "
                 f"run?): `thumbnail-substrate node-clean` removes it"
             )
-        _run(["ip", "netns", "add", self.name], "creating the network namespace")
+        run_command(["ip", "netns", "add", self.name], "creating the network namespace")
         try:
             ip = ["ip", "-n", self.name]
-            _run([*ip, "link", "set", "lo", "up"], "loopback up")
-            _run([*ip, "link", "add", _LINK, "type", "veth", "peer", "name", _PEER], "veth pair")
-            _run([*ip, "addr", "add", f"{self.node_ip}/32", "dev", _LINK], "node address")
-            _run([*ip, "link", "set", _LINK, "up"], "veth up")
-            _run([*ip, "link", "set", _PEER, "up"], "veth peer up")
-            _run([*ip, "route", "add", "default", "dev", _LINK], "default route")
+            run_command([*ip, "link", "set", "lo", "up"], "loopback up")
+            if standalone:
+                link, peer = NODE_LINK, _PEER
+                run_command([*ip, "link", "add", link, "type", "veth", "peer", "name", peer],
+                            "veth pair")
+                run_command([*ip, "addr", "add", f"{self.node_ip}/32", "dev", link],
+                            "node address")
+                run_command([*ip, "link", "set", link, "up"], "veth up")
+                run_command([*ip, "link", "set", peer, "up"], "veth peer up")
+                run_command([*ip, "route", "add", "default", "dev", link], "default route")
             for key, value in NAMESPACED_SYSCTLS.items():
                 self.run("sysctl", "-q", "-w", f"{key}={value}", what=f"sysctl {key}")
         except BaseException:
@@ -86,7 +92,7 @@ class NetworkNamespace:
 
     def delete(self) -> None:
         if self.name in namespaces():
-            _run(["ip", "netns", "del", self.name], "deleting the network namespace")
+            run_command(["ip", "netns", "del", self.name], "deleting the network namespace")
 
 
 class Forward(ManagedProcess):

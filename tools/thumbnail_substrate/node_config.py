@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from thumbnail_substrate.kube_objects import default_storage_class, pool_volume
+from thumbnail_substrate.node_layout import NODE_NAME
 
 POD_CIDR = "10.244.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"
@@ -23,8 +24,8 @@ SERVICE_CIDR = "10.96.0.0/16"
 NODE_PORT_RANGE = "30000-32767"
 CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
-NODE_NAME = "real-node"
 BRIDGE = "cni0"
+CNI_NETWORK = "substrate"
 # Pulls go here and fail at once: nothing listens on port 1.
 DEAD_REGISTRY = "http://127.0.0.1:1"
 
@@ -56,12 +57,30 @@ class NodePaths:
         return self.root / "containerd" / "certs.d"
 
     @property
+    def nri_socket(self) -> Path:
+        return self.root / "containerd" / "nri" / "nri.sock"
+
+    @property
+    def containerd_opt(self) -> Path:
+        return self.root / "containerd" / "opt"
+
+    @property
     def cni_conf_dir(self) -> Path:
         return self.root / "cni" / "net.d"
 
     @property
     def kubelet_root(self) -> Path:
         return self.root / "kubelet"
+
+    @property
+    def kubelet_certs(self) -> Path:
+        """--cert-dir: its default is /var/lib/kubelet/pki whatever --root-dir says."""
+        return self.kubelet_root / "pki"
+
+    @property
+    def private_mounts(self) -> Path:
+        """What the kubelet of a multi-node cluster sees at upstream's fixed paths."""
+        return self.root / "private"
 
     @property
     def pod_logs(self) -> Path:
@@ -87,6 +106,15 @@ state = "{paths.containerd_state}"
 
 [ttrpc]
   address = "{paths.containerd_socket}.ttrpc"
+
+# Both default to fixed host paths (/run/nri/nri.sock, /opt/containerd/{{bin,lib}}) that a
+# second containerd would share, and that outlive the node.
+[plugins."io.containerd.nri.v1.nri"]
+  socket_path = "{paths.nri_socket}"
+  plugin_path = "{paths.nri_socket.parent / "plugins"}"
+  plugin_config_path = "{paths.nri_socket.parent / "conf.d"}"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{paths.containerd_opt}"
 
 {cri_images}]
   snapshotter = "overlayfs"
@@ -128,13 +156,20 @@ def registry_hosts() -> str:
     )
 
 
-def cni_conflist(*, ipam_dir: Path) -> str:
+def cni_conflist(
+    *, ipam_dir: Path, pod_cidr: str = POD_CIDR, network: str = CNI_NETWORK
+) -> str:
     """One bridge with host-local addresses, hairpin (a pod may reach itself through its own
-    Service) and portmap for hostPort; no masquerade, since nothing leaves the namespace."""
+    Service) and portmap for hostPort; no masquerade, since pod addresses are routed between
+    the nodes and nothing leaves the namespaces. libcni caches results in the fixed
+    /var/lib/cni/results/<network>-<sandbox id>-<interface> (containerd has no setting for
+    it, and calls no CNI GC that would sweep it): the sandbox ids are containerd's random
+    256-bit ids, so nodes never share an entry, and a network name per node tells whose each
+    one is (go-cni's own loopback network is `cni-loopback` on every node)."""
     return json.dumps(
         {
             "cniVersion": "1.0.0",
-            "name": "substrate",
+            "name": network,
             "plugins": [
                 {
                     "type": "bridge",
@@ -145,7 +180,7 @@ def cni_conflist(*, ipam_dir: Path) -> str:
                     "ipam": {
                         "type": "host-local",
                         "dataDir": str(ipam_dir),
-                        "ranges": [[{"subnet": POD_CIDR}]],
+                        "ranges": [[{"subnet": pod_cidr}]],
                         "routes": [{"dst": "0.0.0.0/0"}],
                     },
                 },
@@ -157,7 +192,8 @@ def cni_conflist(*, ipam_dir: Path) -> str:
 
 
 def kubelet_config(
-    paths: NodePaths, *, node_ip: str, cgroup_root: str, volume_plugin_dir: Path
+    paths: NodePaths, *, node_ip: str, cgroup_root: str, volume_plugin_dir: Path,
+    pod_cidr: str = POD_CIDR,
 ) -> dict[str, Any]:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -187,7 +223,7 @@ def kubelet_config(
         # No upstream resolver exists inside the namespace: pods get cluster DNS only.
         "resolvConf": "",
         "volumePluginDir": str(volume_plugin_dir),
-        "podCIDR": POD_CIDR,
+        "podCIDR": pod_cidr,
         "maxPods": 110,
         "serializeImagePulls": False,
         "podLogsDir": str(paths.pod_logs),
@@ -211,13 +247,15 @@ def kubelet_config(
     }
 
 
-def kube_proxy_config(*, kubeconfig: Path, node_ip: str) -> dict[str, Any]:
+def kube_proxy_config(
+    *, kubeconfig: Path, node_ip: str, node_name: str = NODE_NAME
+) -> dict[str, Any]:
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
         "mode": "iptables",
         "clientConnection": {"kubeconfig": str(kubeconfig)},
-        "hostnameOverride": NODE_NAME,
+        "hostnameOverride": node_name,
         "bindAddress": node_ip,
         "clusterCIDR": CLUSTER_CIDR,
         "healthzBindAddress": "127.0.0.1:10256",
@@ -234,7 +272,7 @@ def kube_proxy_config(*, kubeconfig: Path, node_ip: str) -> dict[str, Any]:
     }
 
 
-def kube_router_args(*, kubeconfig: Path) -> list[str]:
+def kube_router_args(*, kubeconfig: Path, node_name: str = NODE_NAME) -> list[str]:
     """kube-router's NetworkPolicy controller only (iptables + ipset in the node's namespace):
     kube-proxy stays the service proxy and the CNI bridge the pod network, so its router (BGP,
     routes, CNI config), service proxy (IPVS) and load-balancer allocator stay off."""
@@ -244,7 +282,7 @@ def kube_router_args(*, kubeconfig: Path) -> list[str]:
         "--run-service-proxy=false",
         "--run-loadbalancer=false",
         f"--kubeconfig={kubeconfig}",
-        f"--hostname-override={NODE_NAME}",
+        f"--hostname-override={node_name}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         f"--service-node-port-range={NODE_PORT_RANGE}",
         "--enable-ipv4=true",
@@ -352,9 +390,11 @@ def local_storage_class() -> dict[str, Any]:
     return default_storage_class("WaitForFirstConsumer")
 
 
-def local_volume(index: int, path: Path, size: str = "10Gi") -> dict[str, Any]:
-    """A `local` volume on the node (a directory of its work tree)."""
-    on_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}
+def local_volume(
+    index: int, path: Path, size: str = "10Gi", node_name: str = NODE_NAME
+) -> dict[str, Any]:
+    """A `local` volume on the node `node_name` (a directory of its work tree)."""
+    on_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [node_name]}
     return pool_volume(
         index, size, name="node-pv", local={"path": str(path)},
         nodeAffinity={"required": {"nodeSelectorTerms": [{"matchExpressions": [on_node]}]}},
