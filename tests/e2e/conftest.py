@@ -1,8 +1,9 @@
 """The end-to-end suite's cluster, as a fixture: the same tests run on real pods
 
-- on the **real node** of the substrate (default; part of `make test`): images built here
-  (`make images`), imported into its containerd, the ThumbnailService's image fields
-  pointed at them as a user of a private registry would;
+- on the **real nodes** of the substrate (default; part of `make test`; two nodes, as Kind's
+  default layout has two workers): images built here (`make images`), imported into their
+  containerd, the ThumbnailService's image fields pointed at them as a user of a private
+  registry would;
 - on **Kind** (`E2E_CLUSTER=kind`, `make e2e`): images built with Docker and `kind load`ed;
   skipped with a one-line reason where Docker is absent.
 
@@ -40,6 +41,7 @@ API_PORT, CONSOLE_PORT = 30000, 30001
 # A second ThumbnailService's API (tests/e2e/test_45_backup.py): its own node port.
 SPARE_PORT = 30002
 READY_TIMEOUT = float(os.environ.get("E2E_READY_TIMEOUT", "420"))
+E2E_NODES = 2
 
 @dataclass
 class E2ECluster:
@@ -74,7 +76,9 @@ def _real_node_cluster() -> Iterator[E2ECluster]:
         images = local_images()
     except SubstrateError as err:
         pytest.fail(f"the real-node suite needs the local images: {err}")
-    with RealCluster(images=images, node_ports=(API_PORT, CONSOLE_PORT, SPARE_PORT)) as cluster:
+    # Two nodes (Kind's default layout, docs/testing.md): spread and drains are real.
+    with RealCluster(images=images, node_ports=(API_PORT, CONSOLE_PORT, SPARE_PORT),
+                     nodes=E2E_NODES) as cluster:
 
         def retag(component: str, new_ref: str) -> None:
             cluster.tag_image(images[component].ref, new_ref)
