@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+NODES ?= 1
 
 .PHONY: help system-deps venv lock tools lint test test-unit dev dev-cluster dev-node clean
 
@@ -68,8 +69,8 @@ dev: system-deps venv tools ## run the service stack on loopback (PostgreSQL, Re
 dev-cluster: system-deps venv tools ## run the local Kubernetes control plane (kwok nodes); prints the kubeconfig
 	@mkdir -p .dev && $(BIN)/thumbnail-substrate up --kube-only --env-file .dev/cluster.env
 
-dev-node: system-deps venv tools images ## a real Kubernetes node (real pods) with the operator and sample; prints how to reach it
-	@mkdir -p .dev && $(BIN)/thumbnail-substrate node --env-file .dev/node.env
+dev-node: system-deps venv tools images ## a real Kubernetes node (real pods) with the operator and sample; NODES=2 for two; prints how to reach it
+	@mkdir -p .dev && $(BIN)/thumbnail-substrate node --nodes $(NODES) --env-file .dev/node.env
 
 clean: ## remove the virtualenv and caches (keeps the Go tool cache)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .dev
