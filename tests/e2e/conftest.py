@@ -202,11 +202,29 @@ class Service:
     ready_seconds: float
 
 
+# The node label that keeps the sample's data stores on one node (see `service`).
+DATA_STORE_LABEL = "thumbnails.platform.dev/e2e-data-stores"
+
+
+def schedulable_nodes(cluster: E2ECluster) -> list[str]:
+    """Nodes that take pods (Kind's control plane is tainted NoSchedule), in name order."""
+    return sorted(
+        node["metadata"]["name"] for node in cluster.get("nodes")["items"]
+        if not node["spec"].get("unschedulable") and not any(
+            taint.get("effect") == "NoSchedule" for taint in node["spec"].get("taints", []))
+    )
+
+
 @pytest.fixture(scope="package")
 def service(e2e_cluster: E2ECluster, operator: str) -> Service:
+    """The sample, its data stores on the first schedulable node: their volumes are local to
+    a node (as Kind's local-path volumes are), so the drain test drains another one."""
+    home = schedulable_nodes(e2e_cluster)[0]
+    e2e_cluster.kubectl("label", "node", home, f"{DATA_STORE_LABEL}=true", "--overwrite")
     started = time.monotonic()
     body = apply_sample(
-        e2e_cluster.kubeconfig, e2e_cluster.images, namespace=NAMESPACE, timeout=READY_TIMEOUT
+        e2e_cluster.kubeconfig, e2e_cluster.images, namespace=NAMESPACE, timeout=READY_TIMEOUT,
+        data_store_nodes={DATA_STORE_LABEL: "true"},
     )
     return Service(
         name=body["metadata"]["name"], spec=body["spec"],

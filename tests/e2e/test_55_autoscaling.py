@@ -90,7 +90,8 @@ def test_a_burst_scales_the_workers_from_zero_and_back_losing_no_job(
     assert status["workerReplicas"] == "0/0", status
 
     # `kubectl scale` would be undone by the autoscaler: the API server refuses it instead.
-    other = service.spec["workers"]["replicas"] + 1  # the same number would change nothing
+    current = e2e_cluster.get("-n", NAMESPACE, "thumbnailservice", service.name)["spec"]
+    other = current["workers"]["replicas"] + 1  # the same number would change nothing
     with pytest.raises(KubectlError, match="replicas cannot change while autoscaling is set"):
         e2e_cluster.kubectl("-n", NAMESPACE, "scale", f"thumbnailservice/{service.name}",
                             f"--replicas={other}")

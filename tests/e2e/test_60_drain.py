@@ -1,11 +1,13 @@
-"""Draining a node (issue 15): the sample's two workers are spread over the two real nodes,
-and `kubectl drain` of a node that runs one never leaves the service without a ready worker
-(the PodDisruptionBudget evicts one at a time); jobs submitted across the drain all finish.
+"""Draining a node (issue 15): the sample's two workers spread over the two real nodes, and
+`kubectl drain` of a node that runs both never leaves the service without a ready worker:
+the PodDisruptionBudget (`maxUnavailable: 1`) lets the second eviction through only once the
+first one's replacement is ready on the other node. Jobs submitted across the drain finish.
 
-The real node of the suite has two nodes (Kind's default layout); on a cluster with fewer
-the module is skipped, saying so. The node drained is one with a worker and, where there is
-a choice, without PostgreSQL or MinIO: their volumes are local to a node (as Kind's
-local-path volumes are), so their pods could not move before the node is uncordoned.
+The sample's data stores live on one node (their volumes are local to it; tests/e2e/
+conftest.py pins them there); the other one is drained. To put both workers on it first, the
+data stores' node is cordoned and its worker deleted (the Deployment recreates it on the
+other node), then uncordoned. Without the budget, the drain evicts both workers at once and
+the sampled count of ready workers drops to zero: that is what the test would catch.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import (
+    DATA_STORE_LABEL,
     IMAGE,
     NAMESPACE,
     E2ECluster,
     Service,
     api_key,
-    pods,
     ready_pods,
-    selector,
+    schedulable_nodes,
 )
 from thumbnail_substrate.testing import wait_for
 
@@ -60,23 +62,33 @@ def _node_of(pod: Obj) -> str:
 def test_a_drain_never_takes_both_workers_and_loses_no_job(
     e2e_cluster: E2ECluster, service: Service
 ) -> None:
-    nodes = [n["metadata"]["name"] for n in e2e_cluster.get("nodes")["items"]]
+    nodes = schedulable_nodes(e2e_cluster)
     if len(nodes) < 2:
-        pytest.skip(f"a drain needs two nodes; this cluster has {nodes}")
+        pytest.skip(f"a drain needs two nodes that take pods; this cluster has {nodes}")
+    home = e2e_cluster.get("nodes", "-l", f"{DATA_STORE_LABEL}=true")["items"][0]
+    stores, drained = home["metadata"]["name"], next(n for n in nodes if n != home["metadata"][
+        "name"])
     assert service.spec["workers"]["replicas"] == 2
-    def two_ready() -> list[Obj] | None:
-        ready = ready_pods(e2e_cluster, service, "worker")
-        return ready if len(ready) == 2 else None
-
-    workers = wait_for(two_ready, timeout=180, what="two ready workers")
-    # The default spread (maxSkew 1 over hostnames) put one on each node.
-    assert len({_node_of(p) for p in workers}) == 2, [_node_of(p) for p in workers]
     budget = e2e_cluster.get("-n", NAMESPACE, "pdb", f"{service.name}-worker")
     assert budget["spec"]["maxUnavailable"] == 1
-    stateful = {_node_of(p) for c in ("postgresql", "minio")
-                for p in pods(e2e_cluster, selector(service, c))}
-    candidates = [_node_of(p) for p in workers]
-    node = next((n for n in candidates if n not in stateful), candidates[0])
+
+    def two_ready(on: str | None = None) -> list[Obj] | None:
+        ready = ready_pods(e2e_cluster, service, "worker")
+        return ready if len(ready) == 2 and all(
+            on in (None, _node_of(p)) for p in ready) else None
+
+    # The default spread (maxSkew 1 over hostnames, soft) put one worker on each node.
+    workers = wait_for(two_ready, timeout=180, what="two ready workers")
+    assert {_node_of(p) for p in workers} == {stores, drained}, [_node_of(p) for p in workers]
+    # Both onto the node to drain.
+    e2e_cluster.kubectl("cordon", stores)
+    try:
+        (moved,) = [p for p in workers if _node_of(p) == stores]
+        e2e_cluster.kubectl("-n", NAMESPACE, "delete", "pod", moved["metadata"]["name"])
+        wait_for(lambda: two_ready(on=drained), timeout=180,
+                 what=f"both workers ready on {drained}")
+    finally:
+        e2e_cluster.kubectl("uncordon", stores)
 
     headers = {"X-API-Key": api_key(e2e_cluster, service)}
     sampler = _ReadyWorkers(e2e_cluster, service)
@@ -93,27 +105,27 @@ def test_a_drain_never_takes_both_workers_and_loses_no_job(
         sampler.start()
         started = time.monotonic()
         try:
-            e2e_cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
-                                "--timeout=300s", timeout=330)
-            drained = time.monotonic() - started
-            # The evicted worker's replacement runs on the other node.
-            moved = wait_for(two_ready, timeout=180, what="two ready workers after the drain")
+            e2e_cluster.kubectl("drain", drained, "--ignore-daemonsets",
+                                "--delete-emptydir-data", "--timeout=300s", timeout=330)
+            took = time.monotonic() - started
+            # Both evicted workers' replacements run on the other node.
+            wait_for(lambda: two_ready(on=stores), timeout=180,
+                     what=f"both workers ready on {stores} after the drain")
         finally:
             sampler.stop.set()
             sampler.join(10)
-            e2e_cluster.kubectl("uncordon", node)
-        assert {_node_of(p) for p in moved} == set(nodes) - {node}, moved
+            e2e_cluster.kubectl("uncordon", drained)
         minimum = min(ready for _, ready in sampler.samples)
-        print(f"\n[drain] {node} drained in {drained:.1f}s; ready workers sampled "
-              f"{len(sampler.samples)} times, never fewer than {minimum}")
+        print(f"\n[drain] {drained} (both workers) drained in {took:.1f}s; ready workers "
+              f"sampled {len(sampler.samples)} times, never fewer than {minimum}")
         assert minimum >= 1, sampler.samples
 
-        # The service comes back whole on the uncordoned node; every job finishes.
         def ready() -> bool:
             status = e2e_cluster.get("-n", NAMESPACE, "thumbnailservice", service.name)["status"]
             return any(c["type"] == "Ready" and c["status"] == "True"
                        for c in status["conditions"])
 
+        # The server, if it ran there, came back too; every job finishes.
         wait_for(ready, timeout=300, what="the service Ready again", interval=2)
         submit(JOBS - JOBS // 2)
 

@@ -90,11 +90,22 @@ def ready_condition(kubeconfig: Path, namespace: str, name: str) -> Obj | None:
     return None
 
 
+# The data stores of the sample: their `managed` settings, where `scheduling` lives.
+DATA_STORES = ("postgresql", "redis", "objectStorage")
+
+
 def apply_sample(
-    kubeconfig: Path, images: dict[str, str], *, namespace: str, timeout: float
+    kubeconfig: Path, images: dict[str, str], *, namespace: str, timeout: float,
+    data_store_nodes: dict[str, str] | None = None,
 ) -> Obj:
-    """Apply the documented sample with local images; wait for READY True; return it."""
+    """Apply the documented sample with local images; wait for READY True; return it.
+    `data_store_nodes`: a nodeSelector for PostgreSQL, Redis and MinIO (their volumes are
+    local to a node, so a test that drains nodes keeps them on one it does not drain)."""
     body = with_images(load_documents(SAMPLE)[0], images)
+    if data_store_nodes:
+        for store in DATA_STORES:
+            managed = body["spec"].setdefault(store, {}).setdefault("managed", {})
+            managed.setdefault("scheduling", {})["nodeSelector"] = dict(data_store_nodes)
     kubectl(kubeconfig, "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body))
     name = body["metadata"]["name"]
     wait_for(
