@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from .imaging import FitMode, OutputFormat, RenderOptions, SizeSpec
+from .imaging.models import DEFAULT_QUALITY, MAX_QUALITY
 
 
 class JobStatus(StrEnum):
@@ -32,7 +33,7 @@ class JobOptions(BaseModel):
     sizes: list[Size] = Field(min_length=1)
     fit: FitMode = FitMode.INSIDE
     format: OutputFormat = OutputFormat.AUTO
-    quality: int = Field(default=80, ge=1, le=100)
+    quality: int = Field(default=DEFAULT_QUALITY, ge=1, le=MAX_QUALITY)
 
     def to_render_options(self) -> RenderOptions:
         return RenderOptions(

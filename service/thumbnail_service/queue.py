@@ -80,6 +80,12 @@ class JobQueue:
         self._beat = broker.client.register_script(_BEAT)
         self._live = broker.client.register_script(_LIVE)
 
+    @property
+    def client(self) -> redis.Redis[bytes]:
+        """The broker's Redis client, for other small uses of the same Redis."""
+        client: redis.Redis[bytes] = self._broker.client
+        return client
+
     def enqueue_sync(self, job_id: UUID, delay_ms: int | None = None) -> None:
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=self._queue_name,

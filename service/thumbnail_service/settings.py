@@ -11,10 +11,11 @@ import re
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .imaging import ImageFormat
+from .renditions.signing import SigningPair
 
 DEFAULT_PRESETS = {
     "small": {"width": 128, "height": 128},
@@ -37,7 +38,8 @@ def _split_csv(value: Any) -> Any:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="THUMBNAIL_", extra="ignore", frozen=True, validate_default=True
+        env_prefix="THUMBNAIL_", extra="ignore", frozen=True, validate_default=True,
+        hide_input_in_errors=True,  # the values include credentials: never in a log
     )
 
     # PostgreSQL: the source of truth for jobs.
@@ -86,6 +88,17 @@ class Settings(BaseSettings):
     # The web console at /console (docs/console.md): static pages that call this API with a
     # key the user enters. Off unless asked for; `make dev` turns it on.
     console_enabled: bool = False
+
+    # Signed renditions (docs/api.md, "Renditions"): imgproxy-style key/salt pairs in hex,
+    # the first signs, every pair verifies (add a pair before dropping one). No pair: off.
+    rendition_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    rendition_salts: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Only `preset:NAME` sizes (with fit and f): a bounded set of renditions per original.
+    rendition_presets_only: bool = False
+    # Cache-Control max-age of a rendition (its URL never changes meaning: immutable).
+    rendition_cache_max_age_seconds: int = Field(default=31_536_000, ge=0)
+    # Render processes of an API replica for renditions (started on the first one).
+    rendition_processes: int = Field(default=1, ge=1, le=64)
 
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
@@ -140,6 +153,35 @@ class Settings(BaseSettings):
     def _parse_keys(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("rendition_keys", "rendition_salts", mode="before")
+    @classmethod
+    def _parse_hex_list(cls, value: Any) -> Any:
+        values = _split_csv(value)
+        for item in values if isinstance(values, list) else ():
+            text = item.get_secret_value() if isinstance(item, SecretStr) else str(item)
+            try:
+                bytes.fromhex(text)
+            except ValueError:
+                raise ValueError("rendition keys and salts must be hex strings") from None
+        return values
+
+    @model_validator(mode="after")
+    def _pairs_match(self) -> Settings:
+        if len(self.rendition_keys) != len(self.rendition_salts):
+            raise ValueError(
+                f"THUMBNAIL_RENDITION_KEYS has {len(self.rendition_keys)} entries and "
+                f"THUMBNAIL_RENDITION_SALTS {len(self.rendition_salts)}: give one salt per key"
+            )
+        return self
+
+    @cached_property
+    def rendition_pairs(self) -> list[SigningPair]:
+        """Key/salt pairs in order: the first signs; empty means renditions are off."""
+        return [
+            SigningPair.from_hex(k.get_secret_value(), s.get_secret_value())
+            for k, s in zip(self.rendition_keys, self.rendition_salts, strict=True)
+        ]
+
     @field_validator("allowed_formats", mode="before")
     @classmethod
     def _parse_formats(cls, value: Any) -> Any:
@@ -161,6 +203,10 @@ class Settings(BaseSettings):
         """Renders one worker process runs at once (THUMBNAIL_RENDER_PROCESSES, default
         THUMBNAIL_WORKER_THREADS); never more than its threads could use."""
         return min(self.render_processes or self.worker_threads, self.worker_threads)
+
+    @cached_property
+    def preset_sizes(self) -> dict[str, tuple[int, int]]:
+        return {name: (p.width, p.height) for name, p in self.presets.items()}
 
     @cached_property
     def allowed_format_set(self) -> frozenset[ImageFormat]:

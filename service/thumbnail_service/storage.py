@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self, TypeVar
@@ -55,12 +56,24 @@ class ObjectNotFound(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    data: bytes = field(repr=False)
+    content_type: str
+    metadata: dict[str, str]
+
+
 def original_key(job_id: UUID) -> str:
     return f"{job_id}/original"
 
 
 def thumbnail_key(job_id: UUID, size_name: str) -> str:
     return f"{job_id}/{size_name}"
+
+
+def renditions_prefix(job_id: UUID) -> str:
+    """Where a job's renditions are kept, in the thumbnails bucket (a size name has no '/')."""
+    return f"{job_id}/renditions/"
 
 
 class Storage:
@@ -129,14 +142,51 @@ class Storage:
     async def ping(self) -> None:
         await self._call(lambda: self._client.bucket_exists(self.originals))
 
-    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+    async def put(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """`metadata`: user metadata (x-amz-meta-*), read back by `get_described`."""
+
         def upload() -> None:
             self._ensure_buckets_sync()
             self._client.put_object(
-                bucket, key, io.BytesIO(data), len(data), content_type=content_type
+                bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+                metadata=metadata,  # type: ignore[arg-type]  # the SDK's alias is too narrow
             )
 
         await self._call(upload)
+
+    async def get_described(self, bucket: str, key: str) -> StoredObject:
+        """The object with its content type and user metadata (lower-case names)."""
+
+        def download() -> StoredObject:
+            response = self._client.get_object(bucket, key)
+            try:
+                prefix = "x-amz-meta-"
+                return StoredObject(
+                    response.read(),
+                    response.headers.get("content-type", "application/octet-stream"),
+                    {k.lower()[len(prefix):]: v for k, v in response.headers.items()
+                     if k.lower().startswith(prefix)},
+                )
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._call(download)
+
+    async def keys_under(self, bucket: str, prefix: str) -> list[str]:
+        def listing() -> list[str]:
+            return [o.object_name for o in self._client.list_objects(bucket, prefix=prefix,
+                                                                      recursive=True)
+                    if o.object_name is not None]
+
+        return await self._call(listing)
 
     async def get(self, bucket: str, key: str) -> bytes:
         def download() -> bytes:

@@ -13,7 +13,7 @@ from ..settings import Settings
 from .deps import Services
 from .errors import document_validation_errors, install_error_handlers
 from .metrics import MetricsMiddleware
-from .routes import console, jobs, ops
+from .routes import console, jobs, ops, renditions
 from .server import RefuseWebSockets
 from .timeouts import RequestTimeouts
 from .upload import FORM_OVERHEAD_BYTES
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseWebSockets)
     app.include_router(jobs.router)
     app.include_router(ops.router)
+    app.include_router(renditions.router)
     if settings.console_enabled:  # off: /console is a 404 like any unknown path
         app.include_router(console.build_router())
 

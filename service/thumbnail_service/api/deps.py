@@ -11,6 +11,8 @@ from fastapi import Request
 
 from ..errors import DependencyUnavailable
 from ..queue import JobQueue, build_broker
+from ..renditions.locks import RenditionLocks
+from ..renditions.service import Renditions
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
@@ -25,6 +27,7 @@ class Services:
     repository: JobRepository
     storage: Storage
     queue: JobQueue
+    renditions: Renditions
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -34,23 +37,28 @@ class Services:
             await storage.ensure_buckets()
         except DependencyUnavailable as exc:
             log.warning("buckets not checked at startup (created on first upload): %s", exc)
+        repository = JobRepository(
+            pool,
+            lease_seconds=settings.job_lease_seconds,
+            timeout_seconds=settings.dependency_timeout_seconds,
+        )
+        queue = JobQueue(
+            build_broker(settings),
+            settings.queue_name,
+            timeout_seconds=settings.dependency_timeout_seconds,
+        )
+        locks = RenditionLocks(queue.client, settings.dependency_timeout_seconds)
         return cls(
             settings=settings,
             pool=pool,
-            repository=JobRepository(
-                pool,
-                lease_seconds=settings.job_lease_seconds,
-                timeout_seconds=settings.dependency_timeout_seconds,
-            ),
+            repository=repository,
             storage=storage,
-            queue=JobQueue(
-                build_broker(settings),
-                settings.queue_name,
-                timeout_seconds=settings.dependency_timeout_seconds,
-            ),
+            queue=queue,
+            renditions=Renditions(settings, storage, repository, locks),
         )
 
     async def close(self) -> None:
+        self.renditions.close()
         self.queue.close()
         self.storage.close()
         try:  # a hung PostgreSQL must not hold the shutdown

@@ -70,6 +70,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed request: not valid HTTP/1.1, a broken multipart body, an empty "
         "Idempotency-Key or a cursor this API did not return.",
         401: "Missing or invalid X-API-Key header.",
+        403: "The rendition URL's signature does not match its path.",
         404: "No such job or thumbnail.",
         409: "Conflict with the job's current state or an earlier request.",
         413: "Upload larger than THUMBNAIL_MAX_UPLOAD_BYTES.",

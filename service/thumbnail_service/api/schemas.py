@@ -166,3 +166,8 @@ class DetailedHealth(BaseModel):
 
 class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class RenditionUrl(BaseModel):
+    url: str = Field(description="The signed rendition URL, absolute (this API's base URL).")
+    path: str = Field(description="The same URL's path: /r/SIGNATURE/OPTIONS/JOB_ID.")

@@ -24,13 +24,14 @@ from starlette.requests import ClientDisconnect
 
 from .. import imaging
 from ..imaging import FitMode, OutputFormat
+from ..imaging.models import DEFAULT_QUALITY, MAX_QUALITY
 from ..jobs import JobOptions, Size
 from ..settings import PRESET_NAME_PATTERN, Settings
 from .errors import ApiError
 from .numbers import parse_ascii_int
 
 FORM_FIELDS = ("file", "sizes", "fit", "format", "quality")
-QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 1, 100, 80
+QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 1, MAX_QUALITY, DEFAULT_QUALITY
 # Room for multipart boundaries, part headers and the option fields next to the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
 # After rejecting an oversized upload we keep reading (and discarding) a little, so the

@@ -5,8 +5,10 @@ Decisions callers can rely on:
   an enlargement crops first and computes only the box's pixels, see geometry.CoverWindow).
 - EXIF orientation is applied, output is 8-bit sRGB, all metadata (EXIF/XMP/IPTC/ICC) is
   stripped. Multi-page inputs (GIF, TIFF, HEIF) render their first page.
-- AUTO output: JPEG->jpeg, PNG->png, WebP->webp, GIF->png, others->jpeg; alpha never
-  becomes JPEG (png instead). An explicit JPEG flattens alpha onto white.
+- AUTO output: AVIF, else WebP, when RenderOptions.accept names it (renditions negotiate
+  it from HTTP Accept); otherwise JPEG->jpeg, PNG->png, WebP->webp, GIF->png,
+  others->jpeg; alpha never becomes JPEG (png instead). An explicit JPEG flattens alpha
+  onto white.
 - max_pixels applies to width x height x pages from the header, before any decode, and to
   each requested output size.
 - Importing does not touch libvips' global state. The first probe/render blocks untrusted

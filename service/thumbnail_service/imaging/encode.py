@@ -7,7 +7,7 @@ import functools
 
 import pyvips
 
-from .models import ImageFormat, OutputFormat
+from .models import NEGOTIABLE_FORMATS, ImageFormat, OutputFormat
 
 _AUTO: dict[ImageFormat, OutputFormat] = {
     ImageFormat.JPEG: OutputFormat.JPEG,
@@ -18,10 +18,19 @@ _AUTO: dict[ImageFormat, OutputFormat] = {
 _WHITE = [255.0, 255.0, 255.0]
 
 
-def resolve_format(requested: OutputFormat, source: ImageFormat, has_alpha: bool) -> OutputFormat:
-    """AUTO keeps a web format close to the source; alpha never becomes JPEG."""
+def resolve_format(
+    requested: OutputFormat,
+    source: ImageFormat,
+    has_alpha: bool,
+    accept: frozenset[OutputFormat] = frozenset(),
+) -> OutputFormat:
+    """AUTO: AVIF or WebP when `accept` names them (both keep alpha), else a web format close
+    to the source; alpha never becomes JPEG."""
     if requested is not OutputFormat.AUTO:
         return requested
+    for preferred in NEGOTIABLE_FORMATS:
+        if preferred in accept:
+            return preferred
     chosen = _AUTO.get(source, OutputFormat.JPEG)
     if has_alpha and chosen is OutputFormat.JPEG:
         return OutputFormat.PNG

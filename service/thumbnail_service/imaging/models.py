@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_QUALITY = 100
+DEFAULT_QUALITY = 80
 
 
 class ImageFormat(StrEnum):
@@ -40,6 +41,10 @@ class FitMode(StrEnum):
     SMART = "smart"
 
 
+# What AUTO picks, in this order, when the client accepts it (RenderOptions.accept): the
+# smallest files at equal quality; both keep alpha.
+NEGOTIABLE_FORMATS = (OutputFormat.AVIF, OutputFormat.WEBP)
+
 CONTENT_TYPES: dict[OutputFormat, str] = {
     OutputFormat.JPEG: "image/jpeg",
     OutputFormat.PNG: "image/png",
@@ -66,7 +71,10 @@ class RenderOptions:
     sizes: tuple[SizeSpec, ...]
     fit: FitMode = FitMode.INSIDE
     format: OutputFormat = OutputFormat.AUTO
-    quality: int = 80
+    quality: int = DEFAULT_QUALITY
+    # What the client accepts (HTTP Accept, renditions/negotiation.py); empty: unknown. Only
+    # read when format is AUTO: AVIF, else WebP, if accepted, else the source-following rule.
+    accept: frozenset[OutputFormat] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.sizes:

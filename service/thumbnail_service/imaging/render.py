@@ -74,7 +74,7 @@ def _render(
             if spec is smallest:  # computed once, for its encoder and the placeholder
                 deadline.watch(image)
                 image = image.copy_memory()
-        fmt = resolve_format(options.format, info.format, base.hasalpha())
+        fmt = resolve_format(options.format, info.format, base.hasalpha(), options.accept)
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)
@@ -95,7 +95,7 @@ def _render_streamed(
             info.width, info.height, spec.width, spec.height
         ):
             image = _derive(image, spec, options.fit, info)  # libvips' rounding differed
-    fmt = resolve_format(options.format, info.format, image.hasalpha())
+    fmt = resolve_format(options.format, info.format, image.hasalpha(), options.accept)
     deadline.watch(image)
     try:
         with deadline.guard(ImagingError, f"decoding {info.format} and encoding as {fmt}"):

@@ -15,14 +15,18 @@ _WITHHELD = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
 
 
 def build_renderer(
-    settings: Settings, on_replace: Callable[[str], None] | None = None
+    settings: Settings,
+    on_replace: Callable[[str], None] | None = None,
+    *,
+    processes: int | None = None,
 ) -> Renderer:
-    """THUMBNAIL_RENDER_ISOLATION: `render_concurrency` child processes, or inline.
-    `on_replace(reason)`: a child process was replaced (IsolatedRenderer)."""
+    """THUMBNAIL_RENDER_ISOLATION: `processes` (default `render_concurrency`) child
+    processes, or inline. `on_replace(reason)`: a child process was replaced
+    (IsolatedRenderer)."""
     if settings.render_isolation == "inline":
         return InlineRenderer()
     return IsolatedRenderer(
-        settings.render_concurrency,
+        processes or settings.render_concurrency,
         kill_grace_seconds=settings.render_kill_grace_seconds,
         memory_limit_bytes=settings.render_memory_limit_bytes,
         # Children decode untrusted bytes: they get no THUMBNAIL_* variables (credentials).

@@ -68,6 +68,7 @@ def options_to_json(options: RenderOptions) -> dict[str, Any]:
         "fit": options.fit.value,
         "format": options.format.value,
         "quality": options.quality,
+        "accept": sorted(f.value for f in options.accept),
     }
 
 
@@ -77,6 +78,7 @@ def options_from_json(obj: dict[str, Any]) -> RenderOptions:
         fit=FitMode(obj["fit"]),
         format=OutputFormat(obj["format"]),
         quality=int(obj["quality"]),
+        accept=frozenset(OutputFormat(f) for f in obj.get("accept", ())),
     )
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 
 from ...deletion import delete_job_and_images
 from ...jobs import JobRecord, JobStatus
+from ...renditions.signing import signed_path
 from ...settings import Settings
 from ...storage import ObjectNotFound
 from ...submission import IdempotencyConflict, Submitter
@@ -23,8 +24,9 @@ from ..auth import require_api_key
 from ..deps import Services, get_services
 from ..errors import ApiError, responses
 from ..numbers import ASCII_INT
-from ..schemas import JobList, JobOut
+from ..schemas import JobList, JobOut, RenditionUrl
 from ..upload import fingerprint, form_schema, validated_upload
+from .renditions import parsed_options, require_renditions
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -151,6 +153,33 @@ async def submit_job(
 )
 async def get_job(job_id: JobId, request: Request, services: ServicesDep) -> JobOut:
     return JobOut.from_record(await _load(services, job_id), request)
+
+
+@router.get(
+    "/{job_id}/rendition-url",
+    response_model=RenditionUrl,
+    summary="Sign a rendition URL",
+    responses=responses(401, 404, 422, 503),
+)
+async def rendition_url(
+    job_id: JobId,
+    options: Annotated[
+        str,
+        Query(
+            description="The options segment, e.g. `w:300,h:200,fit:cover,f:auto` or "
+            "`preset:small` (docs/api.md, Renditions).",
+            max_length=256,
+        ),
+    ],
+    request: Request,
+    services: ServicesDep,
+) -> RenditionUrl:
+    settings = services.settings
+    require_renditions(settings)
+    parsed_options(options, settings)  # a URL that would only answer 422 is not signed
+    job = await _load(services, job_id)
+    path = signed_path(settings.rendition_pairs[0], options, str(job.id))
+    return RenditionUrl(url=str(request.base_url).rstrip("/") + path, path=path)
 
 
 async def _load(services: Services, job_id: UUID) -> JobRecord:

@@ -1,0 +1,10 @@
+"""Signed on-the-fly renditions of stored originals (docs/api.md, "Renditions").
+
+    signing      imgproxy-compatible URL signatures: HMAC-SHA256(key, salt + path), several
+                 key/salt pairs valid at once (rotation)
+    options      the options segment (`w:300,h:200,fit:cover,f:auto,q:80` or `preset:NAME`)
+                 parsed and bounded like job options; its canonical form keys the cache
+    negotiation  `f:auto` and the request's Accept header: AVIF, WebP or the source's format
+    service      the use case: stored rendition, else render once (single-flight in the
+                 process, a Redis lock across replicas), store, serve
+"""
