@@ -301,12 +301,24 @@ class Limits(_Model):
 FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "avif", "heif")
 
 
+class Renditions(_Model):
+    """Signed renditions of stored originals (docs/api.md, "Renditions"), rendered by the API
+    server pods; the key/salt pairs that sign them are generated into the credentials
+    Secret (rotated with the other credentials, the previous pair staying valid)."""
+
+    enabled: bool = True
+    presets_only: bool = False
+    cache_max_age_seconds: int = 31_536_000
+    processes: int = 1
+
+
 class Thumbnails(_Model):
     presets: tuple[Preset, ...] = Field(default_factory=_default_presets)
     limits: Limits = Field(default_factory=Limits)
     allowed_formats: tuple[str, ...] = FORMATS
     auth_enabled: bool = True
     log_level: LogLevel = LogLevel.INFO
+    renditions: Renditions = Field(default_factory=Renditions)
 
 
 class DependencyWait(_Model):

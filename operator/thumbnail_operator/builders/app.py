@@ -15,6 +15,7 @@ from thumbnail_operator.builders.common import (
     wait_for,
 )
 from thumbnail_operator.builders.config import external_secret_env
+from thumbnail_operator.builders.credentials import RENDITION_KEYS, RENDITION_SALTS
 from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.builders.network import CLIENTS
 from thumbnail_operator.builders.scheduling import placement
@@ -36,12 +37,17 @@ def dependency_waits(ctx: Context, component: str) -> list[Obj]:
 
 
 def app_env(ctx: Context) -> dict[str, object]:
+    env = external_secret_env(ctx)
+    if not ctx.spec.thumbnails.renditions.enabled:
+        # An explicit env entry wins over envFrom: the signing pairs stay in the Secret (so
+        # URLs signed before work again when renditions are turned back on), unseen.
+        env = [*env, *({"name": key, "value": ""} for key in (RENDITION_KEYS, RENDITION_SALTS))]
     return {
         "envFrom": [
             {"configMapRef": {"name": ctx.names.config}},
             {"secretRef": {"name": ctx.names.credentials}},
         ],
-        "env": external_secret_env(ctx),
+        "env": env,
     }
 
 

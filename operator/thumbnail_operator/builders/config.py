@@ -58,6 +58,9 @@ def service_environment(ctx: Context) -> dict[str, str]:
         "THUMBNAIL_HOST": "0.0.0.0",
         "THUMBNAIL_PORT": str(c.API_PORT),
         "THUMBNAIL_LOG_LEVEL": thumbs.log_level.value,
+        "THUMBNAIL_RENDITION_PRESETS_ONLY": _flag(thumbs.renditions.presets_only),
+        "THUMBNAIL_RENDITION_CACHE_MAX_AGE_SECONDS": str(thumbs.renditions.cache_max_age_seconds),
+        "THUMBNAIL_RENDITION_PROCESSES": str(thumbs.renditions.processes),
     }
 
 

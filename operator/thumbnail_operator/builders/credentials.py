@@ -26,6 +26,16 @@ REDIS_PASSWORD = "THUMBNAIL_REDIS_PASSWORD"
 S3_ACCESS_KEY = "THUMBNAIL_S3_ACCESS_KEY"
 S3_SECRET_KEY = "THUMBNAIL_S3_SECRET_KEY"
 API_KEYS = "THUMBNAIL_API_KEYS"
+RENDITION_KEYS = "THUMBNAIL_RENDITION_KEYS"
+RENDITION_SALTS = "THUMBNAIL_RENDITION_SALTS"
+# Comma-separated lists whose previous first entry a rotation keeps after the new one, so
+# what clients hold (API keys, signed URLs) stays valid until the next rotation. The
+# rendition keys and salts are pairs by position: both lists rotate together.
+KEEPS_PREVIOUS = (API_KEYS, RENDITION_KEYS, RENDITION_SALTS)
+# Issued afresh when found nowhere, even in use: a service that predates renditions gets its
+# pair on upgrade, and a lost pair only makes URLs signed with it answer 403 (as after a
+# rotation without overlap), while no data store or client login depends on it.
+REISSUED_WHEN_LOST = frozenset({RENDITION_KEYS, RENDITION_SALTS})
 
 # Set to "true" on the ThumbnailService to let the operator issue new values for lost keys
 # (the data stores are rolled onto them; API clients need the new key).
@@ -46,7 +56,12 @@ def random_token(length: int) -> str:
 
 
 def _generators(spec: ThumbnailServiceSpec) -> dict[str, Callable[[], str]]:
-    wanted: dict[str, Callable[[], str]] = {API_KEYS: lambda: random_token(40)}
+    wanted: dict[str, Callable[[], str]] = {
+        API_KEYS: lambda: random_token(40),
+        # imgproxy-style hex.
+        RENDITION_KEYS: lambda: secrets.token_hex(32),
+        RENDITION_SALTS: lambda: secrets.token_hex(16),
+    }
     if spec.postgresql.is_managed:
         wanted[DATABASE_PASSWORD] = lambda: random_token(32)
     if spec.redis.is_managed:
@@ -92,17 +107,20 @@ def resolve_credentials(
 ) -> ResolvedCredentials:
     """Every key the spec needs, from the Secret, else the copy, else new where allowed.
 
-    `rotate`: a new value for every key, except that the API keys become the new key plus
-    the previous first one, so clients can move to the new key before the next rotation."""
+    `rotate`: a new value for every key, except that the KEEPS_PREVIOUS lists become the new
+    value plus the previous first one, so clients can move over before the next rotation."""
     primary, kept = dict(secret or {}), dict(copy or {})
     if rotate:
+        fresh = {key: generate() for key, generate in _generators(spec).items()}
         # The copy first: it holds what was issued last even if a failed pass half-wrote
         # the Secret with a rotation that is now retried.
-        current = kept.get(API_KEYS) or primary.get(API_KEYS) or ""
-        previous = current.split(",")[0].strip()
-        fresh = {key: generate() for key, generate in _generators(spec).items()}
-        if previous:
-            fresh[API_KEYS] = f"{fresh[API_KEYS]},{previous}"
+        previous = {key: (kept.get(key) or primary.get(key) or "").split(",")[0].strip()
+                    for key in KEEPS_PREVIOUS}
+        if all(previous.values()):  # pairs stay pairs: all of them or none
+            for key in KEEPS_PREVIOUS:
+                fresh[key] = f"{fresh[key]},{previous[key]}"
+        elif previous[API_KEYS]:
+            fresh[API_KEYS] = f"{fresh[API_KEYS]},{previous[API_KEYS]}"
         return ResolvedCredentials(fresh, rotated=sorted(fresh))
     values: dict[str, str] = {}
     restored: list[str] = []
@@ -114,7 +132,7 @@ def resolve_credentials(
         elif kept.get(key):
             values[key] = kept[key]
             restored.append(key)
-        elif key in in_use and not regenerate:
+        elif key in in_use and key not in REISSUED_WHEN_LOST and not regenerate:
             lost.append(key)
         else:
             values[key] = generate()

@@ -170,7 +170,8 @@ SPEC_MOVES: tuple[Move, ...] = (
     Move(_p("spec.thumbnails.presets"), _p("spec.thumbnails.presets"),
          presets_to_v1, presets_to_alpha),
     *_same_place("spec.thumbnails.limits", "spec.thumbnails.allowedFormats",
-                 "spec.thumbnails.authEnabled", "spec.thumbnails.logLevel"),
+                 "spec.thumbnails.authEnabled", "spec.thumbnails.logLevel",
+                 "spec.thumbnails.renditions"),
 )
 
 STATUS_MOVES: tuple[Move, ...] = (

@@ -212,6 +212,7 @@ THUMBNAILS = obj(
         "allowedFormats": _alpha("thumbnails", "allowedFormats"),
         "authEnabled": _alpha("thumbnails", "authEnabled"),
         "logLevel": _alpha("thumbnails", "logLevel"),
+        "renditions": _alpha("thumbnails", "renditions"),
     },
     default={},
 )

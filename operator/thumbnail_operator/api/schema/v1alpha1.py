@@ -31,6 +31,7 @@ from thumbnail_operator.api.schema.openapi import (
     string,
     string_map,
 )
+from thumbnail_operator.api.schema.renditions import RENDITIONS
 from thumbnail_operator.api.schema.scheduling import scheduling
 from thumbnail_operator.api.v1 import (
     DEFAULTS,
@@ -586,6 +587,7 @@ THUMBNAILS = obj(
         "logLevel": string("Log level of server and workers.",
                            default=_D.thumbnails.log_level.value,
                            enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
+        "renditions": RENDITIONS,
     },
     default={},
 )

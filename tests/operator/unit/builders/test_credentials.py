@@ -7,6 +7,8 @@ from thumbnail_operator.builders.credentials import (
     API_KEYS,
     DATABASE_PASSWORD,
     REDIS_PASSWORD,
+    RENDITION_KEYS,
+    RENDITION_SALTS,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
     digest,
@@ -14,7 +16,8 @@ from thumbnail_operator.builders.credentials import (
     resolve_credentials,
 )
 
-ALL = {API_KEYS, DATABASE_PASSWORD, REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY}
+ALL = {API_KEYS, DATABASE_PASSWORD, REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY,
+       RENDITION_KEYS, RENDITION_SALTS}
 
 
 def test_first_reconcile_generates_strong_random_values() -> None:
@@ -43,7 +46,8 @@ def test_external_components_get_no_generated_credentials() -> None:
         "objectStorage": {"mode": "External",
                           "external": {"endpoint": "s3:443", "secretRef": {"name": "y"}}},
     })
-    assert set(ensure_credentials(spec, None)) == {API_KEYS, REDIS_PASSWORD}
+    assert set(ensure_credentials(spec, None)) == {
+        API_KEYS, REDIS_PASSWORD, RENDITION_KEYS, RENDITION_SALTS}
 
 
 # -- credentials are data: resolved from the Secret, its copy, or new only while unused ----
@@ -58,6 +62,7 @@ def test_values_come_from_the_secret_first_then_the_copy() -> None:
     assert resolved.values[DATABASE_PASSWORD] == "kept-db"
     assert resolved.restored == [DATABASE_PASSWORD]
     assert set(resolved.lost) == {REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY}
+    assert set(resolved.generated) == {RENDITION_KEYS, RENDITION_SALTS}  # see the next test
 
 
 def test_a_key_in_use_is_never_generated_unless_asked() -> None:
@@ -88,6 +93,19 @@ def test_rotation_replaces_every_key_and_keeps_the_previous_api_key_valid() -> N
         assert rotated.values[key] not in (issued[key], half_written[key])
     new_key, previous = rotated.values[API_KEYS].split(",")
     assert previous == "current-key" and new_key not in issued[API_KEYS]
+    # Signing pairs: the new pair first, the previous pair second, keys and salts aligned.
+    for key in (RENDITION_KEYS, RENDITION_SALTS):
+        new, old = rotated.values[key].split(",")
+        assert old == issued[key] and new != old and bytes.fromhex(new)
+
+
+def test_signing_pairs_are_generated_for_a_service_that_predates_them() -> None:
+    spec = parse_spec({})
+    issued = ensure_credentials(spec, None)
+    before = {k: v for k, v in issued.items() if k not in (RENDITION_KEYS, RENDITION_SALTS)}
+    upgraded = resolve_credentials(spec, before, before, in_use=ALL)
+    assert not upgraded.lost and upgraded.generated == [RENDITION_KEYS, RENDITION_SALTS]
+    assert len(bytes.fromhex(upgraded.values[RENDITION_KEYS])) == 32
 
 
 def test_rotation_of_external_components_leaves_them_alone() -> None:

@@ -44,7 +44,8 @@ SHARED_DEFAULTS = (
     "database_name", "database_user", "redis_db", "bucket_originals", "bucket_thumbnails",
     "port", "auth_enabled", "log_level", "max_upload_bytes", "max_pixels", "presets",
     "allowed_formats", "job_timeout_seconds", "worker_threads", "worker_processes",
-    "console_enabled",
+    "console_enabled", "rendition_presets_only", "rendition_cache_max_age_seconds",
+    "rendition_processes",
 )
 
 
@@ -63,3 +64,26 @@ def test_service_defaults_are_the_operator_defaults(monkeypatch: pytest.MonkeyPa
         if field == "allowed_formats":  # a set (the CRD's listType: set)
             ours, theirs = set(ours), set(theirs)
         assert ours == theirs, field
+
+
+def test_renditions_reach_the_service_and_turn_off_in_the_pods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def settings_of(spec: dict[str, object]) -> Settings:
+        objs = by_name(desired(spec))
+        env = dict(objs[("ConfigMap", "demo-config")]["data"])
+        env |= {k: base64.b64decode(v).decode()
+                for k, v in objs[("Secret", "demo-credentials")]["data"].items()}
+        (server,) = objs[("Deployment", "demo-server")]["spec"]["template"]["spec"]["containers"]
+        env |= {e["name"]: e["value"] for e in server.get("env", []) if "value" in e}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return Settings()
+
+    on = settings_of({"thumbnails": {"renditions": {
+        "presetsOnly": True, "cacheMaxAgeSeconds": 600, "processes": 3}}})
+    assert len(on.rendition_pairs) == 1 and len(on.rendition_pairs[0].key) == 32
+    assert (on.rendition_presets_only, on.rendition_cache_max_age_seconds,
+            on.rendition_processes) == (True, 600, 3)
+    off = settings_of({"thumbnails": {"renditions": {"enabled": False}}})
+    assert off.rendition_pairs == []  # the Secret keeps the pair; the pods do not see it
