@@ -147,16 +147,31 @@ def thumbor_version() -> str | None:
     return str(getattr(thumbor, "__version__", "unknown"))
 
 
+# Thumbor's result storage (what serves its repeated URLs), for the renditions benchmark.
+THUMBOR_RESULT_STORAGE = """\
+RESULT_STORAGE = 'thumbor.result_storages.file_storage'
+RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = {root!r}
+RESULT_STORAGE_STORES_UNSAFE = True
+RESULT_STORAGE_EXPIRATION_SECONDS = 0
+"""
+
+
 @contextmanager
-def run_thumbor(local_root: Path, *, workers: int) -> Iterator[str]:
-    """thumbor (file loader, PIL engine) with `workers` processes on a free loopback port."""
+def run_thumbor(
+    local_root: Path, *, workers: int, result_storage: Path | None = None
+) -> Iterator[str]:
+    """thumbor (file loader, PIL engine) with `workers` processes on a free loopback port;
+    with `result_storage`, results are stored there and repeated URLs served from it."""
     script = Path(sys.executable).parent / "thumbor"
     if thumbor_version() is None or not script.is_file():
         raise PeerUnavailable("thumbor is not installed: run `make bench-peers`")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-thumbor-conf-") as tmp:
         conf = Path(tmp) / "thumbor.conf"
-        conf.write_text(THUMBOR_CONF.format(root=str(local_root.resolve())))
+        text = THUMBOR_CONF.format(root=str(local_root.resolve()))
+        if result_storage is not None:
+            text += THUMBOR_RESULT_STORAGE.format(root=str(result_storage.resolve()))
+        conf.write_text(text)
         argv = [str(script), "-i", "127.0.0.1", "-p", str(port), "-c", str(conf), "-l", "warning"]
         if workers > 1:
             argv += ["--processes", str(workers)]

@@ -10,9 +10,9 @@
 BENCH_ARGS ?=
 BENCH_PY := $(BIN)/python -m
 
-.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-real-node bench-autoscaling bench-soak
+.PHONY: bench bench-peers bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-renditions bench-real-node bench-autoscaling bench-soak
 
-bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
+bench: bench-engine bench-pipeline bench-api bench-operator bench-memory bench-imaging bench-isolation bench-placeholder bench-renditions ## run every benchmark but bench-soak and bench-real-node (minutes; see docs/benchmarks.md)
 
 bench-peers: system-deps venv tools ## install/build the peers the benchmarks compare against
 	@bench/setup-peers.sh
@@ -40,6 +40,9 @@ bench-isolation: venv ## render in a child process vs inline (cost of render iso
 
 bench-placeholder: venv ## render with the ThumbHash placeholder vs without (its cost per job)
 	@$(BENCH_PY) bench.placeholder $(BENCH_ARGS)
+
+bench-renditions: bench-peers ## signed renditions over HTTP: first-hit latency and cached-hit throughput vs thumbor (imgproxy where available)
+	@$(BENCH_PY) bench.renditions $(BENCH_ARGS)
 
 bench-real-node: system-deps venv tools images ## sample on the real node: apply->Ready vs bare Deployment, NodePort thumbnails/s vs loopback
 	@$(BENCH_PY) bench.real_node $(BENCH_ARGS)
