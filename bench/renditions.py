@@ -4,9 +4,10 @@ same original, interleaved round by round in one run:
 * first hit: a URL nobody asked for yet (a new width each round), one request at a time:
   ours verifies the signature, reads the job and the original from PostgreSQL and MinIO,
   renders in its render process and stores the result; the peers read a file and render.
-* cached hit: one URL asked again and again by `--clients` concurrent clients for
-  `--seconds`: ours reads the stored rendition from MinIO; thumbor its result storage
-  (files); imgproxy has none (it renders every time, as it ships).
+* cached hit: one URL asked again and again by `--clients` connections of wrk for
+  `--seconds`: ours answers from the API process' memory of recent renditions (MinIO
+  behind it); thumbor from its result storage (files); imgproxy has none (it renders every
+  time, as it ships). wrk comes from `make bench-peers`.
 
     .venv/bin/python -m bench.renditions [--quick] [--rounds N] [--budget S]
 
@@ -17,8 +18,9 @@ process; thumbor: one process; imgproxy: 1 worker). Output: JPEG q80 fit inside 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import re
 import secrets
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -75,21 +77,18 @@ def _first_hits(urls: dict[str, Callable[[int], str]], rounds: int, budget: floa
     return timings
 
 
-async def _hammer(url: str, clients: int, seconds: float) -> tuple[int, list[float]]:
-    latencies: list[float] = []
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        async def client() -> None:
-            while time.monotonic() < deadline and len(latencies) < 1_000_000:
-                started = time.perf_counter()
-                answer = await http.get(url)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"{url}: {answer.status_code} {answer.text[:200]}")
-                latencies.append((time.perf_counter() - started) * 1000)
-
-        await asyncio.gather(*(client() for _ in range(clients)))
-    return len(latencies), latencies
+def _wrk(url: str, clients: int, seconds: float) -> dict[str, float]:
+    """wrk (one thread, `clients` connections): requests/s and latency percentiles, ms."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"{url}: wrk saw non-2xx answers:\n{out}")
+    found = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+        found[f"p{pct} ms"] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    return found
 
 
 def _cached_hits(urls: dict[str, Callable[[int], str]], clients: int, seconds: float
@@ -98,9 +97,8 @@ def _cached_hits(urls: dict[str, Callable[[int], str]], clients: int, seconds: f
     for name, url_for in urls.items():
         url = url_for(CACHED_WIDTH)
         httpx.get(url, timeout=60).raise_for_status()  # the first hit stores it
-        count, latencies = asyncio.run(_hammer(url, clients, seconds))
-        results[name] = {"rps": count / seconds, **{f"{k} ms": v for k, v in
-                                                    summary(latencies).items() if k != "n"}}
+        time.sleep(0.5)  # (ours stores it just after answering)
+        results[name] = _wrk(url, clients, seconds)
         progress(f"cached {name}: {results[name]['rps']:.0f} requests/s")
     return results
 

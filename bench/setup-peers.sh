@@ -6,6 +6,7 @@
 #   bench/setup-peers.sh          install/build what is missing
 #
 #  - vipsthumbnail (Debian libvips-tools), libvips-dev + pkg-config for imgproxy's cgo build
+#  - wrk (Debian): the HTTP load generator of bench/renditions.py
 #  - thumbor, Pillow, scikit-image (corpus photo), pyinstrument, py-spy: `.[bench]` extra
 #  - imgproxy from bench/peers-go/imgproxy, cached like tools/build-tools.sh, keyed by
 #    sha256(go.mod + go.sum): ~/.cache/thumbnail-platform/tools/imgproxy-<key>/imgproxy
@@ -18,7 +19,7 @@ MODULE="$ROOT/bench/peers-go/imgproxy"
 
 # --- Debian packages ------------------------------------------------------------------
 missing=()
-for pkg in libvips-tools libvips-dev pkg-config time; do
+for pkg in libvips-tools libvips-dev pkg-config time wrk; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

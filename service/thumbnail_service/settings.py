@@ -97,8 +97,10 @@ class Settings(BaseSettings):
     rendition_presets_only: bool = False
     # Cache-Control max-age of a rendition (its URL never changes meaning: immutable).
     rendition_cache_max_age_seconds: int = Field(default=31_536_000, ge=0)
-    # Render processes of an API replica for renditions (started on the first one).
+    # Render processes of an API replica for renditions (started with the API).
     rendition_processes: int = Field(default=1, ge=1, le=64)
+    # Recently served renditions kept in each API process (0: none), for at most a minute.
+    rendition_memory_cache_mib: int = Field(default=32, ge=0, le=4096)
 
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)

@@ -81,7 +81,8 @@ def test_a_stampede_on_two_replicas_renders_once(
 
         again = httpx.get(e2e_cluster.api_url + path, headers={"Accept": BROWSER_ACCEPT},
                           timeout=60)
-        assert again.headers["x-rendition"] == "stored" and again.content == first.content
+        assert again.headers["x-rendition"] in ("cached", "stored"), again.headers
+        assert again.content == first.content
         legacy = httpx.get(e2e_cluster.api_url + path, headers={"Accept": "*/*"}, timeout=60)
         assert legacy.headers["content-type"] == "image/jpeg"
         tampered = httpx.get(e2e_cluster.api_url + path.replace("w:320", "w:321"), timeout=60)

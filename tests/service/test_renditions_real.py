@@ -15,7 +15,7 @@ from minio import Minio
 
 from tests.service import images
 from tests.service.conftest import API_KEY
-from tests.service.stack import Stack
+from tests.service.stack import Stack, wait_for
 from thumbnail_service.renditions.signing import SigningPair, signed_path
 
 pytestmark = pytest.mark.services
@@ -70,10 +70,13 @@ def test_a_stampede_renders_once_then_storage_serves(
     image = pyvips.Image.new_from_buffer(answers[0].content, "")
     assert (image.width, image.height) == (200, 150)
     assert answers[0].headers["content-type"] == "image/jpeg"
+    # Stored right after the answer went out (the render task goes on to store it).
+    wait_for(lambda: len(_rendition_keys(s3, service_env, job_id)) == 1, timeout=10,
+             what="the rendition stored")
     assert len(_rendition_keys(s3, service_env, job_id)) == 1
 
     again = httpx.get(stack.base_url + path, timeout=30)
-    assert again.headers["x-rendition"] == "stored" and again.content == answers[0].content
+    assert again.headers["x-rendition"] == "cached" and again.content == answers[0].content
     assert again.headers["cache-control"] == "public, max-age=86400, immutable"
     assert "vary" not in again.headers  # an explicit format does not depend on Accept
     etag = again.headers["etag"]
@@ -120,6 +123,22 @@ def test_tampered_or_unsigned_urls_are_403(
         assert answer.json()["error"]["code"] == "invalid_signature"
 
 
+def test_a_restarted_api_serves_what_was_rendered_before_from_storage(
+    stack: Stack, client: httpx.Client, job_id: str
+) -> None:
+    """Memory is per process: a new process (or another replica) reads MinIO, then keeps it."""
+    path = _signed(client, job_id, "w:90,h:90,fit:cover,f:png")
+    first = httpx.get(stack.base_url + path, timeout=60)
+    assert first.headers["x-rendition"] == "rendered"
+    assert stack.api is not None
+    stack.api.stop()  # graceful: what was served is stored before the process ends
+    stack.start_api()
+    answers = [httpx.get(stack.base_url + path, timeout=60) for _ in range(2)]
+    assert [a.headers["x-rendition"] for a in answers] == ["stored", "cached"]
+    assert {a.content for a in answers} == {first.content}
+    assert {a.headers["etag"] for a in answers} == {first.headers["etag"]}
+
+
 def test_the_second_pair_verifies_during_a_key_rotation(stack: Stack, job_id: str) -> None:
     answer = httpx.get(stack.base_url + signed_path(PAIRS[1], "w:64,h:64,f:png", job_id),
                        timeout=60)
@@ -151,9 +170,10 @@ def test_a_deleted_job_takes_its_renditions_with_it(
                                data={"sizes": "small"}).json()
     path = _signed(client, created["id"], "preset:small")
     assert httpx.get(stack.base_url + path, timeout=60).status_code == 200
-    assert len(_rendition_keys(s3, service_env, created["id"])) == 1
+    wait_for(lambda: len(_rendition_keys(s3, service_env, created["id"])) == 1, timeout=10,
+             what="the rendition stored")
     assert client.delete(f"/v1/jobs/{created['id']}").status_code == 204
     assert _rendition_keys(s3, service_env, created["id"]) == []
-    gone = httpx.get(stack.base_url + path, timeout=30)
+    gone = httpx.get(stack.base_url + path, timeout=30)  # not from memory either
     assert gone.status_code == 404, gone.text
     assert gone.json()["error"]["code"] == "job_not_found"

@@ -48,16 +48,19 @@ class Services:
             timeout_seconds=settings.dependency_timeout_seconds,
         )
         locks = RenditionLocks(queue.client, settings.dependency_timeout_seconds)
+        renditions = Renditions(settings, storage, repository, locks)
+        renditions.start()
         return cls(
             settings=settings,
             pool=pool,
             repository=repository,
             storage=storage,
             queue=queue,
-            renditions=Renditions(settings, storage, repository, locks),
+            renditions=renditions,
         )
 
     async def close(self) -> None:
+        await self.renditions.drain(self.settings.dependency_timeout_seconds)
         self.renditions.close()
         self.queue.close()
         self.storage.close()

@@ -75,6 +75,8 @@ class RenderOptions:
     # What the client accepts (HTTP Accept, renditions/negotiation.py); empty: unknown. Only
     # read when format is AUTO: AVIF, else WebP, if accepted, else the source-following rule.
     accept: frozenset[OutputFormat] = frozenset()
+    # The ThumbHash of the smallest size (a job's placeholder); renditions need none.
+    placeholder: bool = True
 
     def __post_init__(self) -> None:
         if not self.sizes:

@@ -78,7 +78,7 @@ def _render(
         deadline.watch(image)
         with deadline.guard(ImagingError, f"encoding {spec.name!r} as {fmt}"):
             payload = encode(image, fmt, options.quality)
-        hashed = _placeholder(image) if spec is smallest else None
+        hashed = _placeholder(image) if options.placeholder and spec is smallest else None
         thumbnails.append(_thumbnail(spec, fmt, payload, image, hashed))
     return thumbnails
 
@@ -112,7 +112,8 @@ def _render_streamed(
             deadline.watch(image)
             image.copy_memory()
         raise
-    return _thumbnail(spec, fmt, payload, image, _placeholder(image))
+    hashed = _placeholder(image) if options.placeholder else None
+    return _thumbnail(spec, fmt, payload, image, hashed)
 
 
 def _placeholder(image: pyvips.Image) -> str | None:

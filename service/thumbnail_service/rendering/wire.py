@@ -69,6 +69,7 @@ def options_to_json(options: RenderOptions) -> dict[str, Any]:
         "format": options.format.value,
         "quality": options.quality,
         "accept": sorted(f.value for f in options.accept),
+        "placeholder": options.placeholder,
     }
 
 
@@ -79,6 +80,7 @@ def options_from_json(obj: dict[str, Any]) -> RenderOptions:
         format=OutputFormat(obj["format"]),
         quality=int(obj["quality"]),
         accept=frozenset(OutputFormat(f) for f in obj.get("accept", ())),
+        placeholder=bool(obj.get("placeholder", True)),
     )
 
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import pyvips
 
-from thumbnail_service.imaging import FitMode, ImageFormat, OutputFormat
+from thumbnail_service.imaging import (
+    FitMode,
+    ImageFormat,
+    OutputFormat,
+    RenderOptions,
+    SizeSpec,
+    render,
+)
 from thumbnail_service.imaging.encode import resolve_format
 from thumbnail_service.renditions.negotiation import accepted, decisive
 from thumbnail_service.renditions.options import RenditionOptionError, parse_options
@@ -101,3 +109,12 @@ def test_auto_format(accept: set[str], source: ImageFormat, alpha: bool, chosen:
     offered = frozenset(OutputFormat(f) for f in accept)
     assert resolve_format(OutputFormat.AUTO, source, alpha, offered) == OutputFormat(chosen)
     assert resolve_format(OutputFormat.JPEG, source, alpha, offered) is OutputFormat.JPEG
+
+
+def test_a_rendition_skips_the_placeholder() -> None:
+    data = pyvips.Image.black(64, 48).jpegsave_buffer()
+    for sizes in ((SizeSpec("one", 32, 32),), (SizeSpec("a", 32, 32), SizeSpec("b", 16, 16))):
+        for wanted in (True, False):
+            thumbs = render(data, RenderOptions(sizes, placeholder=wanted),
+                            allowed=frozenset(ImageFormat), max_pixels=10**6, timeout_seconds=10)
+            assert any(t.placeholder for t in thumbs) is wanted

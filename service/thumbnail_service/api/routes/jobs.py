@@ -338,4 +338,5 @@ async def download_thumbnail(
 async def delete_job(job_id: JobId, services: ServicesDep) -> Response:
     job = await _load(services, job_id)
     await delete_job_and_images(job, services.repository, services.storage)
+    services.renditions.forget(job.id)
     return Response(status_code=204)

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from thumbnail_service.imaging import RenderOptions, SizeSpec
-from thumbnail_service.rendering.wire import thumbnail_metas
+from thumbnail_service.imaging import FitMode, OutputFormat, RenderOptions, SizeSpec
+from thumbnail_service.rendering.wire import options_from_json, options_to_json, thumbnail_metas
 
 OPTIONS = RenderOptions((SizeSpec("small", 64, 64),))
 
@@ -28,3 +28,9 @@ def test_a_thumbhash_or_none_passes(value: Any) -> None:
 def test_anything_else_is_a_malformed_reply(value: Any) -> None:
     with pytest.raises(ValueError, match="placeholder"):
         thumbnail_metas(reply(value), OPTIONS)
+
+
+def test_render_options_cross_the_boundary_whole() -> None:
+    options = RenderOptions((SizeSpec("r", 30, 20),), FitMode.SMART, OutputFormat.AUTO, 55,
+                            accept=frozenset({OutputFormat.AVIF}), placeholder=False)
+    assert options_from_json(options_to_json(options)) == options
