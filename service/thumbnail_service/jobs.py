@@ -55,6 +55,24 @@ class NewJob:
     original_width: int
     original_height: int
     original_bytes: int
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackAttempt:
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None  # None: no HTTP answer
+    error: str | None  # None after a 2xx
+
+
+@dataclass(frozen=True)
+class Callback:
+    """The job's completion webhook: where, how far (pending, delivered, failed), tries."""
+
+    url: str
+    state: str | None  # None until the job finishes
+    attempts: tuple[CallbackAttempt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,9 +108,15 @@ class JobRecord:
     lease_token: UUID | None
     thumbnails: tuple[ThumbnailRecord, ...] = ()
     placeholder: str | None = None  # ThumbHash, base64, once succeeded
+    callback: Callback | None = None
 
     @classmethod
-    def from_row(cls, row: Any, thumbnails: tuple[ThumbnailRecord, ...] = ()) -> JobRecord:
+    def from_row(
+        cls,
+        row: Any,
+        thumbnails: tuple[ThumbnailRecord, ...] = (),
+        callback_attempts: tuple[CallbackAttempt, ...] = (),
+    ) -> JobRecord:
         return cls(
             id=row["id"],
             status=JobStatus(row["status"]),
@@ -113,4 +137,6 @@ class JobRecord:
             lease_token=row["lease_token"],
             thumbnails=thumbnails,
             placeholder=row["placeholder"],
+            callback=Callback(row["callback_url"], row["callback_state"], callback_attempts)
+            if row["callback_url"] else None,
         )

@@ -21,7 +21,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from .errors import DependencyUnavailable
-from .jobs import JobRecord, JobStatus, NewJob, ThumbnailRecord
+from .jobs import CallbackAttempt, JobRecord, JobStatus, NewJob, ThumbnailRecord
 from .migrate import load_migrations
 from .settings import Settings
 
@@ -43,6 +43,9 @@ CREATE_ATTEMPTS = 3  # INSERT tries while the job holding an idempotency key kee
 # "Recent" throughput: jobs finished within this window (jobs_finished_at_idx keeps it cheap).
 THROUGHPUT_WINDOW_SECONDS = 300
 LATEST_SCHEMA_VERSION = max(m.version for m in load_migrations())
+# A finishing job with a callback URL puts its webhook in the outbox (migration 0006).
+_CALLBACK_DUE = """callback_state = CASE WHEN callback_url IS NULL THEN NULL ELSE 'pending' END,
+                   callback_due_at = CASE WHEN callback_url IS NULL THEN NULL ELSE now() END"""
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,9 @@ class JobRepository:
                 row = await conn.fetchrow(
                     """INSERT INTO jobs (id, idempotency_key, request_fingerprint, options,
                            original_key, original_format, original_width, original_height,
-                           original_bytes, lease_expires_at)
+                           original_bytes, lease_expires_at, callback_url)
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                               now() + make_interval(secs => $10))
+                               now() + make_interval(secs => $10), $11)
                        ON CONFLICT (idempotency_key) DO NOTHING
                        RETURNING *""",
                     job.id,
@@ -202,6 +205,7 @@ class JobRepository:
                     job.original_height,
                     job.original_bytes,
                     self._lease,
+                    job.callback_url,
                 )
                 if row is not None:
                     return JobRecord.from_row(row), True
@@ -223,14 +227,17 @@ class JobRepository:
         async with self._connection() as conn:
             row = await conn.fetchrow(
                 """SELECT j.*, (SELECT jsonb_agg(to_jsonb(t) ORDER BY t.width * t.height, t.name)
-                                FROM thumbnails t WHERE t.job_id = j.id) AS thumbnail_rows
+                                FROM thumbnails t WHERE t.job_id = j.id) AS thumbnail_rows,
+                              (SELECT jsonb_agg(to_jsonb(w) ORDER BY w.attempt)
+                                FROM webhook_attempts w WHERE w.job_id = j.id) AS callback_rows
                    FROM jobs j WHERE j.id = $1""",
                 job_id,
             )
         if row is None:
             return None
         thumbs = tuple(_thumbnail_from_row(t) for t in row["thumbnail_rows"] or ())
-        return JobRecord.from_row(row, thumbs)
+        tries = tuple(_attempt_from_row(a) for a in row["callback_rows"] or ())
+        return JobRecord.from_row(row, thumbs, tries)
 
     async def list_jobs(
         self, *, status: JobStatus | None, before: tuple[datetime, UUID] | None, limit: int
@@ -375,9 +382,9 @@ class JobRepository:
         autoscaler what the job's format costs (`demand`)."""
         async with self._connection() as conn, conn.transaction():
             result = await conn.execute(
-                """UPDATE jobs SET status = 'succeeded', error = NULL, finished_at = now(),
+                f"""UPDATE jobs SET status = 'succeeded', error = NULL, finished_at = now(),
                        updated_at = now(), lease_token = NULL, placeholder = $3,
-                       render_seconds = $4
+                       render_seconds = $4, {_CALLBACK_DUE}
                    WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
                 job_id,
                 token,
@@ -415,14 +422,62 @@ class JobRepository:
     async def fail(self, job_id: UUID, token: UUID, error: str) -> bool:
         async with self._connection() as conn:
             result = await conn.execute(
-                """UPDATE jobs SET status = 'failed', error = $3, finished_at = now(),
-                       updated_at = now(), lease_token = NULL
+                f"""UPDATE jobs SET status = 'failed', error = $3, finished_at = now(),
+                       updated_at = now(), lease_token = NULL, {_CALLBACK_DUE}
                    WHERE id = $1 AND status = 'processing' AND lease_token = $2""",
                 job_id,
                 token,
                 error,
             )
         return _affected(result) == 1
+
+    # --- completion webhooks (the sweeper delivers them: webhooks/delivery.py) ----------
+
+    async def claim_due_callbacks(self, limit: int, lease_seconds: float) -> list[JobRecord]:
+        """Up to `limit` jobs whose webhook is due, each leased for `lease_seconds`: its due
+        time moves forward, so a deliverer that dies leaves it due again then."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                """UPDATE jobs SET callback_due_at = now() + make_interval(secs => $2)
+                   WHERE id IN (SELECT id FROM jobs
+                                WHERE callback_state = 'pending' AND callback_due_at <= now()
+                                ORDER BY callback_due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+                   RETURNING id""",
+                limit,
+                lease_seconds,
+            )
+        jobs = [await self.get(row["id"]) for row in rows]
+        return [job for job in jobs if job is not None]
+
+    async def record_callback_attempt(
+        self,
+        job_id: UUID,
+        attempt: CallbackAttempt,
+        state: str,
+        retry_in_seconds: float = 0.0,
+    ) -> None:
+        """One delivery attempt, and what follows: 'pending' (again in `retry_in_seconds`),
+        'delivered' or 'failed'."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO webhook_attempts (job_id, attempt, attempted_at, status_code,
+                       error)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id, attempt) DO NOTHING""",
+                job_id,
+                attempt.attempt,
+                attempt.attempted_at,
+                attempt.status_code,
+                attempt.error,
+            )
+            await conn.execute(
+                """UPDATE jobs SET callback_state = $2,
+                       callback_due_at = CASE WHEN $2 = 'pending'
+                           THEN now() + make_interval(secs => $3) END
+                   WHERE id = $1 AND callback_state = 'pending'""",
+                job_id,
+                state,
+                retry_in_seconds,
+            )
 
     async def release_for_retry(
         self, job_id: UUID, token: UUID, error: str, delay_seconds: float
@@ -481,6 +536,15 @@ async def _thumbnails_for(
     for r in rows:
         grouped.setdefault(r["job_id"], []).append(_thumbnail_from_row(r))
     return {k: tuple(v) for k, v in grouped.items()}
+
+
+def _attempt_from_row(row: Any) -> CallbackAttempt:
+    return CallbackAttempt(
+        attempt=row["attempt"],
+        attempted_at=datetime.fromisoformat(row["attempted_at"]),  # (jsonb: ISO 8601 text)
+        status_code=row["status_code"],
+        error=row["error"],
+    )
 
 
 def _thumbnail_from_row(row: Any) -> ThumbnailRecord:

@@ -6,6 +6,7 @@ non-secret fields into a ConfigMap and the SecretStr fields into a Secret.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from functools import cached_property
@@ -16,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .imaging import ImageFormat
 from .renditions.signing import SigningPair
+from .webhooks.targets import IPNetwork
 
 DEFAULT_PRESETS = {
     "small": {"width": 128, "height": 128},
@@ -102,6 +104,20 @@ class Settings(BaseSettings):
     # Recently served renditions kept in each API process (0: none), for at most a minute.
     rendition_memory_cache_mib: int = Field(default=32, ge=0, le=4096)
 
+    # Completion webhooks (docs/api.md, "Completion webhooks"). Deliveries are signed with
+    # every secret (HMAC-SHA256); none: callback URLs are refused. Non-public targets only
+    # inside these CIDRs (the SSRF guard; e.g. 10.0.0.0/8 for receivers in the cluster).
+    webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    # Backoff between attempts: doubling from the minimum, at most the maximum (8 attempts:
+    # about 2 minutes in all with the defaults).
+    webhook_retry_min_seconds: float = Field(default=1, gt=0)
+    webhook_retry_max_seconds: float = Field(default=60, gt=0)
+    webhook_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    # How often a sweeper looks for due webhooks (a finished job's is due at once).
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
@@ -166,6 +182,26 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError("rendition keys and salts must be hex strings") from None
         return values
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _parse_secrets(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        values = _split_csv(value)
+        for item in values if isinstance(values, list) else ():
+            try:
+                ipaddress.ip_network(str(item), strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a CIDR such as 10.0.0.0/8") from None
+        return values
+
+    @cached_property
+    def webhook_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allowed_networks]
 
     @model_validator(mode="after")
     def _pairs_match(self) -> Settings:

@@ -42,7 +42,7 @@ class Submitter:
 
     async def submit(
         self, data: bytes, options: JobOptions, info: ImageInfo, *, fingerprint: str,
-        idempotency_key: str | None,
+        idempotency_key: str | None, callback_url: str | None = None,
     ) -> Submission:
         if idempotency_key is not None:  # "" is a key too; only None means none
             existing = await self.repository.find_by_idempotency_key(idempotency_key)
@@ -59,6 +59,7 @@ class Submitter:
             original_width=info.width,
             original_height=info.height,
             original_bytes=len(data),
+            callback_url=callback_url,
         )
         job, created = await self._store(new_job, data)
         if not created:  # lost a race with a concurrent request carrying the same key

@@ -312,6 +312,16 @@ class Renditions(_Model):
     processes: int = 1
 
 
+class Webhooks(_Model):
+    """Completion webhooks (docs/api.md, "Completion webhooks"): the signing secret is
+    generated into the credentials Secret; `allowed_networks` opens non-public receivers
+    (CIDRs) past the SSRF guard."""
+
+    enabled: bool = True
+    allowed_networks: tuple[str, ...] = ()
+    max_attempts: int = 8
+
+
 class Thumbnails(_Model):
     presets: tuple[Preset, ...] = Field(default_factory=_default_presets)
     limits: Limits = Field(default_factory=Limits)
@@ -319,6 +329,7 @@ class Thumbnails(_Model):
     auth_enabled: bool = True
     log_level: LogLevel = LogLevel.INFO
     renditions: Renditions = Field(default_factory=Renditions)
+    webhooks: Webhooks = Field(default_factory=Webhooks)
 
 
 class DependencyWait(_Model):

@@ -15,7 +15,11 @@ from thumbnail_operator.builders.common import (
     wait_for,
 )
 from thumbnail_operator.builders.config import external_secret_env
-from thumbnail_operator.builders.credentials import RENDITION_KEYS, RENDITION_SALTS
+from thumbnail_operator.builders.credentials import (
+    RENDITION_KEYS,
+    RENDITION_SALTS,
+    WEBHOOK_SECRETS,
+)
 from thumbnail_operator.builders.endpoints import dependencies
 from thumbnail_operator.builders.network import CLIENTS
 from thumbnail_operator.builders.scheduling import placement
@@ -37,11 +41,12 @@ def dependency_waits(ctx: Context, component: str) -> list[Obj]:
 
 
 def app_env(ctx: Context) -> dict[str, object]:
-    env = external_secret_env(ctx)
-    if not ctx.spec.thumbnails.renditions.enabled:
-        # An explicit env entry wins over envFrom: the signing pairs stay in the Secret (so
-        # URLs signed before work again when renditions are turned back on), unseen.
-        env = [*env, *({"name": key, "value": ""} for key in (RENDITION_KEYS, RENDITION_SALTS))]
+    thumbnails = ctx.spec.thumbnails
+    hidden = [*([RENDITION_KEYS, RENDITION_SALTS] if not thumbnails.renditions.enabled else []),
+              *([WEBHOOK_SECRETS] if not thumbnails.webhooks.enabled else [])]
+    # An explicit env entry wins over envFrom: a feature turned off keeps its secrets in the
+    # Secret (URLs signed before work again when it is turned back on), unseen by the pods.
+    env = [*external_secret_env(ctx), *({"name": key, "value": ""} for key in hidden)]
     return {
         "envFrom": [
             {"configMapRef": {"name": ctx.names.config}},

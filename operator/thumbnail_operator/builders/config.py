@@ -61,6 +61,8 @@ def service_environment(ctx: Context) -> dict[str, str]:
         "THUMBNAIL_RENDITION_PRESETS_ONLY": _flag(thumbs.renditions.presets_only),
         "THUMBNAIL_RENDITION_CACHE_MAX_AGE_SECONDS": str(thumbs.renditions.cache_max_age_seconds),
         "THUMBNAIL_RENDITION_PROCESSES": str(thumbs.renditions.processes),
+        "THUMBNAIL_WEBHOOK_ALLOWED_NETWORKS": ",".join(thumbs.webhooks.allowed_networks),
+        "THUMBNAIL_WEBHOOK_MAX_ATTEMPTS": str(thumbs.webhooks.max_attempts),
     }
 
 

@@ -28,14 +28,16 @@ S3_SECRET_KEY = "THUMBNAIL_S3_SECRET_KEY"
 API_KEYS = "THUMBNAIL_API_KEYS"
 RENDITION_KEYS = "THUMBNAIL_RENDITION_KEYS"
 RENDITION_SALTS = "THUMBNAIL_RENDITION_SALTS"
+WEBHOOK_SECRETS = "THUMBNAIL_WEBHOOK_SECRETS"
 # Comma-separated lists whose previous first entry a rotation keeps after the new one, so
-# what clients hold (API keys, signed URLs) stays valid until the next rotation. The
-# rendition keys and salts are pairs by position: both lists rotate together.
-KEEPS_PREVIOUS = (API_KEYS, RENDITION_KEYS, RENDITION_SALTS)
-# Issued afresh when found nowhere, even in use: a service that predates renditions gets its
-# pair on upgrade, and a lost pair only makes URLs signed with it answer 403 (as after a
-# rotation without overlap), while no data store or client login depends on it.
-REISSUED_WHEN_LOST = frozenset({RENDITION_KEYS, RENDITION_SALTS})
+# what clients hold (API keys, signed URLs, webhook verification) keeps working until the
+# next rotation. Rendition keys and salts are pairs by position: they keep theirs together.
+KEEPS_PREVIOUS = ((API_KEYS,), (RENDITION_KEYS, RENDITION_SALTS), (WEBHOOK_SECRETS,))
+# Issued afresh when found nowhere, even in use: a service that predates them gets them on
+# upgrade, and a lost one only makes URLs signed with it answer 403 (renditions) or
+# receivers reject deliveries until they learn the new secret (webhooks), as after a
+# rotation without overlap; no data store or client login depends on them.
+REISSUED_WHEN_LOST = frozenset({RENDITION_KEYS, RENDITION_SALTS, WEBHOOK_SECRETS})
 
 # Set to "true" on the ThumbnailService to let the operator issue new values for lost keys
 # (the data stores are rolled onto them; API clients need the new key).
@@ -61,6 +63,7 @@ def _generators(spec: ThumbnailServiceSpec) -> dict[str, Callable[[], str]]:
         # imgproxy-style hex.
         RENDITION_KEYS: lambda: secrets.token_hex(32),
         RENDITION_SALTS: lambda: secrets.token_hex(16),
+        WEBHOOK_SECRETS: lambda: "whsec" + random_token(40),
     }
     if spec.postgresql.is_managed:
         wanted[DATABASE_PASSWORD] = lambda: random_token(32)
@@ -112,15 +115,14 @@ def resolve_credentials(
     primary, kept = dict(secret or {}), dict(copy or {})
     if rotate:
         fresh = {key: generate() for key, generate in _generators(spec).items()}
-        # The copy first: it holds what was issued last even if a failed pass half-wrote
-        # the Secret with a rotation that is now retried.
-        previous = {key: (kept.get(key) or primary.get(key) or "").split(",")[0].strip()
-                    for key in KEEPS_PREVIOUS}
-        if all(previous.values()):  # pairs stay pairs: all of them or none
-            for key in KEEPS_PREVIOUS:
-                fresh[key] = f"{fresh[key]},{previous[key]}"
-        elif previous[API_KEYS]:
-            fresh[API_KEYS] = f"{fresh[API_KEYS]},{previous[API_KEYS]}"
+        for group in KEEPS_PREVIOUS:
+            # The copy first: it holds what was issued last even if a failed pass half-wrote
+            # the Secret with a rotation that is now retried.
+            previous = {key: (kept.get(key) or primary.get(key) or "").split(",")[0].strip()
+                        for key in group}
+            if all(previous.values()):  # a pair keeps both halves, or neither
+                for key in group:
+                    fresh[key] = f"{fresh[key]},{previous[key]}"
         return ResolvedCredentials(fresh, rotated=sorted(fresh))
     values: dict[str, str] = {}
     restored: list[str] = []

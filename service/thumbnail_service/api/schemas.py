@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import Request
 from pydantic import BaseModel, Field
 
 from ..jobs import JobOptions, JobRecord, JobStatus
+
+# The routes JobOut links to, as paths (a webhook's payload has no request to build URLs on;
+# tests/service/unit/test_openapi.py checks them against the app's routes).
+ROUTE_PATHS = {
+    "get_job": "/v1/jobs/{job_id}",
+    "download_thumbnail": "/v1/jobs/{job_id}/thumbnails/{name}",
+}
 
 
 class ThumbnailOut(BaseModel):
@@ -27,6 +34,22 @@ class OriginalOut(BaseModel):
     width: int = Field(description="Displayed width (EXIF orientation applied).")
     height: int
     bytes: int
+
+
+class CallbackAttemptOut(BaseModel):
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null: no answer.")
+    error: str | None = Field(description="Why it did not count as delivered; null after 2xx.")
+
+
+class CallbackOut(BaseModel):
+    url: str
+    state: Literal["pending", "delivered", "failed"] | None = Field(
+        description="Null until the job finishes; then pending (being delivered, retried "
+        "with backoff), delivered (a 2xx) or failed (attempts used up, or a refused address)."
+    )
+    attempts: list[CallbackAttemptOut]
 
 
 class JobOut(BaseModel):
@@ -49,10 +72,21 @@ class JobOut(BaseModel):
         "aspect ratio and colours while a thumbnail loads. Null before, or if it could not "
         "be computed."
     )
+    callback: CallbackOut | None = Field(
+        default=None, description="The completion webhook, when the job was given a "
+        "callback_url: its delivery state and every attempt."
+    )
     url: str
 
     @classmethod
-    def from_record(cls, job: JobRecord, request: Request) -> JobOut:
+    def from_record(cls, job: JobRecord, request: Request | None) -> JobOut:
+        """`request`: absolute URLs on its base; None (a webhook's payload): paths."""
+
+        def url_for(route: str, /, **params: Any) -> str:
+            if request is not None:
+                return str(request.url_for(route, **params))
+            return ROUTE_PATHS[route].format(**params)
+
         return cls(
             id=job.id,
             status=job.status,
@@ -77,12 +111,17 @@ class JobOut(BaseModel):
                     format=t.format,
                     content_type=t.content_type,
                     bytes=t.bytes,
-                    url=str(request.url_for("download_thumbnail", job_id=job.id, name=t.name)),
+                    url=url_for("download_thumbnail", job_id=job.id, name=t.name),
                 )
                 for t in job.thumbnails
             ],
             placeholder=job.placeholder,
-            url=str(request.url_for("get_job", job_id=job.id)),
+            callback=None if job.callback is None else CallbackOut(
+                url=job.callback.url,
+                state=job.callback.state,  # type: ignore[arg-type]  # the table's CHECK
+                attempts=[CallbackAttemptOut(**vars(a)) for a in job.callback.attempts],
+            ),
+            url=url_for("get_job", job_id=job.id),
         )
 
 

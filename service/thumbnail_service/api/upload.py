@@ -27,10 +27,16 @@ from ..imaging import FitMode, OutputFormat
 from ..imaging.models import DEFAULT_QUALITY, MAX_QUALITY
 from ..jobs import JobOptions, Size
 from ..settings import PRESET_NAME_PATTERN, Settings
+from ..webhooks.targets import (
+    MAX_URL_LENGTH,
+    CallbackRefused,
+    check_written_address,
+)
+from ..webhooks.targets import parse_callback_url as parse_callback_url_text
 from .errors import ApiError
 from .numbers import parse_ascii_int
 
-FORM_FIELDS = ("file", "sizes", "fit", "format", "quality")
+FORM_FIELDS = ("file", "sizes", "fit", "format", "quality", "callback_url")
 QUALITY_MIN, QUALITY_MAX, QUALITY_DEFAULT = 1, MAX_QUALITY, DEFAULT_QUALITY
 # Room for multipart boundaries, part headers and the option fields next to the file.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -188,6 +194,25 @@ async def _probe(data: bytes, settings: Settings) -> imaging.ImageInfo:
         raise ApiError(
             422, "unreadable_image", f"the image header cannot be read: {exc}", field="file"
         ) from None
+
+
+def parse_callback_url(fields: dict[str, list[str]], settings: Settings) -> str | None:
+    """The completion webhook's URL (webhooks/targets.py), or None; 422 naming the field."""
+    values = fields.get("callback_url")
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(422, "invalid_option", "'callback_url' given more than once",
+                       field="callback_url")
+    if not settings.webhook_secrets:
+        raise ApiError(422, "webhooks_disabled", "completion webhooks are off on this service "
+                       "(no THUMBNAIL_WEBHOOK_SECRETS): submit without callback_url",
+                       field="callback_url")
+    try:
+        check_written_address(parse_callback_url_text(values[0]), settings.webhook_networks)
+    except CallbackRefused as exc:
+        raise ApiError(422, "invalid_callback_url", str(exc), field="callback_url") from None
+    return values[0]
 
 
 def parse_options(fields: dict[str, list[str]], settings: Settings) -> JobOptions:
@@ -361,12 +386,23 @@ def form_schema(settings: Settings) -> dict[str, object]:
                 "default": QUALITY_DEFAULT,
                 "description": "Written in the digits 0-9 only.",
             },
+            "callback_url": {
+                "type": "string",
+                "format": "uri",
+                "maxLength": MAX_URL_LENGTH,
+                "pattern": "^https?://[^\\s@/?#]+([/?#]\\S*)?$",
+                "description": "A completion webhook: when the job succeeds or fails, its "
+                "document is POSTed here, signed (Webhook-Signature), retried with backoff "
+                "(docs/api.md). Public addresses only, unless the service allows others.",
+            },
         },
     }
 
 
-def fingerprint(data: bytes, options: JobOptions) -> str:
+def fingerprint(data: bytes, options: JobOptions, callback_url: str | None = None) -> str:
     """Identity of a submission, to detect an Idempotency-Key reused for another request."""
     digest = hashlib.sha256(data)
     digest.update(json.dumps(options.model_dump(mode="json"), sort_keys=True).encode())
+    if callback_url is not None:  # (absent: the same fingerprint as before webhooks existed)
+        digest.update(b"\0callback_url=" + callback_url.encode())
     return digest.hexdigest()

@@ -22,6 +22,7 @@ from ..queue import JobQueue, build_broker
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
+from ..webhooks.delivery import Deliverer
 from . import metrics
 from .link import SupervisorLink
 from .orphans import OrphanCollector
@@ -80,6 +81,7 @@ async def run_sweeper(
                 await asyncio.wait_for(stop.wait(), settings.worker_heartbeat_seconds)
 
     beating = asyncio.create_task(beat_until_stopped())
+    delivering = asyncio.create_task(deliver_webhooks(settings, repo, stop))
     try:
         while not stop.is_set():
             try:
@@ -95,12 +97,33 @@ async def run_sweeper(
                 await asyncio.wait_for(stop.wait(), settings.sweep_interval_seconds)
     finally:
         beating.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)  # it stops with `stop`
         queue.close()
         storage.close()
         try:  # a hung PostgreSQL must not hold the exit
             await asyncio.wait_for(pool.close(), settings.dependency_timeout_seconds)
         except TimeoutError:
             pool.terminate()
+
+
+async def deliver_webhooks(settings: Settings, repo: JobRepository, stop: asyncio.Event) -> None:
+    """The webhook outbox (webhooks/delivery.py), every THUMBNAIL_WEBHOOK_POLL_SECONDS (at
+    once again while a pass found work) until `stop`."""
+    deliverer = Deliverer(settings, repo)
+    try:
+        while not stop.is_set():
+            delivered = 0
+            try:
+                delivered = await deliverer.deliver_due()
+            except DependencyUnavailable as exc:
+                log.warning("webhooks: %s", exc)
+            except Exception:
+                log.exception("webhooks: unexpected error")
+            if not delivered:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.webhook_poll_seconds)
+    finally:
+        await deliverer.close()
 
 
 def main() -> None:

@@ -171,7 +171,7 @@ SPEC_MOVES: tuple[Move, ...] = (
          presets_to_v1, presets_to_alpha),
     *_same_place("spec.thumbnails.limits", "spec.thumbnails.allowedFormats",
                  "spec.thumbnails.authEnabled", "spec.thumbnails.logLevel",
-                 "spec.thumbnails.renditions"),
+                 "spec.thumbnails.renditions", "spec.thumbnails.webhooks"),
 )
 
 STATUS_MOVES: tuple[Move, ...] = (

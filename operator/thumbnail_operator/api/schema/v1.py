@@ -213,6 +213,7 @@ THUMBNAILS = obj(
         "authEnabled": _alpha("thumbnails", "authEnabled"),
         "logLevel": _alpha("thumbnails", "logLevel"),
         "renditions": _alpha("thumbnails", "renditions"),
+        "webhooks": _alpha("thumbnails", "webhooks"),
     },
     default={},
 )

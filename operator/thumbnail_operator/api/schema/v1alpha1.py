@@ -31,7 +31,7 @@ from thumbnail_operator.api.schema.openapi import (
     string,
     string_map,
 )
-from thumbnail_operator.api.schema.renditions import RENDITIONS
+from thumbnail_operator.api.schema.renditions import RENDITIONS, WEBHOOKS
 from thumbnail_operator.api.schema.scheduling import scheduling
 from thumbnail_operator.api.v1 import (
     DEFAULTS,
@@ -588,6 +588,7 @@ THUMBNAILS = obj(
                            default=_D.thumbnails.log_level.value,
                            enum=["DEBUG", "INFO", "WARNING", "ERROR"]),
         "renditions": RENDITIONS,
+        "webhooks": WEBHOOKS,
     },
     default={},
 )

@@ -25,7 +25,7 @@ from ..deps import Services, get_services
 from ..errors import ApiError, responses
 from ..numbers import ASCII_INT
 from ..schemas import JobList, JobOut, RenditionUrl
-from ..upload import fingerprint, form_schema, validated_upload
+from ..upload import fingerprint, form_schema, parse_callback_url, validated_upload
 from .renditions import parsed_options, require_renditions
 
 log = logging.getLogger(__name__)
@@ -129,11 +129,13 @@ async def submit_job(
             field="Idempotency-Key",
         )
     upload, options, info = await validated_upload(request, services.settings)
+    callback_url = parse_callback_url(upload.fields, services.settings)
     submitter = Submitter(services.repository, services.storage, services.queue)
     try:
         submission = await submitter.submit(
-            upload.data, options, info, fingerprint=fingerprint(upload.data, options),
-            idempotency_key=idempotency_key,
+            upload.data, options, info,
+            fingerprint=fingerprint(upload.data, options, callback_url),
+            idempotency_key=idempotency_key, callback_url=callback_url,
         )
     except IdempotencyConflict:
         raise ApiError(

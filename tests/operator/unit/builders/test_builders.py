@@ -175,8 +175,8 @@ def test_external_dependencies_replace_managed_ones() -> None:
     }
     assert "nc -z -w 2 s3.example.com 9443" in server["initContainers"][2]["command"][-1]
     secret = objs[("Secret", "demo-credentials")]["data"]
-    assert set(secret) == {
-        "THUMBNAIL_API_KEYS", "THUMBNAIL_RENDITION_KEYS", "THUMBNAIL_RENDITION_SALTS"}
+    assert set(secret) == {"THUMBNAIL_API_KEYS", "THUMBNAIL_RENDITION_KEYS",
+                           "THUMBNAIL_RENDITION_SALTS", "THUMBNAIL_WEBHOOK_SECRETS"}
     job = next(o for o in state.children if o["kind"] == "Job")
     job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert job_env["S3_ENDPOINT_URL"]["value"] == "https://s3.example.com:9443"

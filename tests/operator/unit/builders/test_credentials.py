@@ -11,13 +11,14 @@ from thumbnail_operator.builders.credentials import (
     RENDITION_SALTS,
     S3_ACCESS_KEY,
     S3_SECRET_KEY,
+    WEBHOOK_SECRETS,
     digest,
     ensure_credentials,
     resolve_credentials,
 )
 
 ALL = {API_KEYS, DATABASE_PASSWORD, REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY,
-       RENDITION_KEYS, RENDITION_SALTS}
+       RENDITION_KEYS, RENDITION_SALTS, WEBHOOK_SECRETS}
 
 
 def test_first_reconcile_generates_strong_random_values() -> None:
@@ -47,7 +48,7 @@ def test_external_components_get_no_generated_credentials() -> None:
                           "external": {"endpoint": "s3:443", "secretRef": {"name": "y"}}},
     })
     assert set(ensure_credentials(spec, None)) == {
-        API_KEYS, REDIS_PASSWORD, RENDITION_KEYS, RENDITION_SALTS}
+        API_KEYS, REDIS_PASSWORD, RENDITION_KEYS, RENDITION_SALTS, WEBHOOK_SECRETS}
 
 
 # -- credentials are data: resolved from the Secret, its copy, or new only while unused ----
@@ -62,7 +63,7 @@ def test_values_come_from_the_secret_first_then_the_copy() -> None:
     assert resolved.values[DATABASE_PASSWORD] == "kept-db"
     assert resolved.restored == [DATABASE_PASSWORD]
     assert set(resolved.lost) == {REDIS_PASSWORD, S3_ACCESS_KEY, S3_SECRET_KEY}
-    assert set(resolved.generated) == {RENDITION_KEYS, RENDITION_SALTS}  # see the next test
+    assert set(resolved.generated) == {RENDITION_KEYS, RENDITION_SALTS, WEBHOOK_SECRETS}
 
 
 def test_a_key_in_use_is_never_generated_unless_asked() -> None:
@@ -97,14 +98,17 @@ def test_rotation_replaces_every_key_and_keeps_the_previous_api_key_valid() -> N
     for key in (RENDITION_KEYS, RENDITION_SALTS):
         new, old = rotated.values[key].split(",")
         assert old == issued[key] and new != old and bytes.fromhex(new)
+    new_secret, old_secret = rotated.values[WEBHOOK_SECRETS].split(",")
+    assert old_secret == issued[WEBHOOK_SECRETS] and new_secret != old_secret
 
 
 def test_signing_pairs_are_generated_for_a_service_that_predates_them() -> None:
     spec = parse_spec({})
     issued = ensure_credentials(spec, None)
-    before = {k: v for k, v in issued.items() if k not in (RENDITION_KEYS, RENDITION_SALTS)}
+    newer = (RENDITION_KEYS, RENDITION_SALTS, WEBHOOK_SECRETS)
+    before = {k: v for k, v in issued.items() if k not in newer}
     upgraded = resolve_credentials(spec, before, before, in_use=ALL)
-    assert not upgraded.lost and upgraded.generated == [RENDITION_KEYS, RENDITION_SALTS]
+    assert not upgraded.lost and upgraded.generated == list(newer)
     assert len(bytes.fromhex(upgraded.values[RENDITION_KEYS])) == 32
 
 

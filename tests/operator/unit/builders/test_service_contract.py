@@ -45,7 +45,7 @@ SHARED_DEFAULTS = (
     "port", "auth_enabled", "log_level", "max_upload_bytes", "max_pixels", "presets",
     "allowed_formats", "job_timeout_seconds", "worker_threads", "worker_processes",
     "console_enabled", "rendition_presets_only", "rendition_cache_max_age_seconds",
-    "rendition_processes",
+    "rendition_processes", "webhook_max_attempts",
 )
 
 
@@ -66,7 +66,7 @@ def test_service_defaults_are_the_operator_defaults(monkeypatch: pytest.MonkeyPa
         assert ours == theirs, field
 
 
-def test_renditions_reach_the_service_and_turn_off_in_the_pods(
+def test_renditions_and_webhooks_reach_the_service_and_turn_off_in_the_pods(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def settings_of(spec: dict[str, object]) -> Settings:
@@ -80,10 +80,15 @@ def test_renditions_reach_the_service_and_turn_off_in_the_pods(
             monkeypatch.setenv(name, value)
         return Settings()
 
-    on = settings_of({"thumbnails": {"renditions": {
-        "presetsOnly": True, "cacheMaxAgeSeconds": 600, "processes": 3}}})
+    on = settings_of({"thumbnails": {
+        "renditions": {"presetsOnly": True, "cacheMaxAgeSeconds": 600, "processes": 3},
+        "webhooks": {"allowedNetworks": ["10.0.0.0/8", "fd00::/8"], "maxAttempts": 3}}})
     assert len(on.rendition_pairs) == 1 and len(on.rendition_pairs[0].key) == 32
     assert (on.rendition_presets_only, on.rendition_cache_max_age_seconds,
             on.rendition_processes) == (True, 600, 3)
-    off = settings_of({"thumbnails": {"renditions": {"enabled": False}}})
+    assert [str(n) for n in on.webhook_networks] == ["10.0.0.0/8", "fd00::/8"]
+    assert on.webhook_max_attempts == 3 and len(on.webhook_secrets) == 1
+    off = settings_of({"thumbnails": {"renditions": {"enabled": False},
+                                      "webhooks": {"enabled": False}}})
     assert off.rendition_pairs == []  # the Secret keeps the pair; the pods do not see it
+    assert off.webhook_secrets == []
