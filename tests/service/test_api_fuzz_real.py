@@ -56,12 +56,20 @@ OPERATIONS = [
     ("GET", "/v1/jobs/{job_id}"),
     ("GET", "/v1/jobs/{job_id}/thumbnails/{name}"),
     ("DELETE", "/v1/jobs/{job_id}"),
+    ("GET", "/v1/jobs/{job_id}/rendition-url"),
+    ("GET", "/r/{signature}/{options}/{job_id}"),
     ("GET", "/healthz"),
     ("GET", "/healthz/detailed"),
     ("GET", "/metrics"),
     ("GET", "/debug/info"),
     ("GET", "/debug/config"),
 ]
+# Renditions and webhooks on, so that their code is fuzzed too (off, they answer 404/422).
+SERVICE_ENV = {
+    "THUMBNAIL_RENDITION_KEYS": "aa" * 32,
+    "THUMBNAIL_RENDITION_SALTS": "bb" * 16,
+    "THUMBNAIL_WEBHOOK_SECRETS": "fuzz-webhook-secret",
+}
 SECURED = [(method, path) for method, path in OPERATIONS if path.startswith(("/v1/", "/debug/"))]
 
 st_checks.load_all_checks()

@@ -450,7 +450,8 @@ def test_openapi_documents_statuses_and_the_upload(stack: Stack) -> None:
     post_op = spec["paths"]["/v1/jobs"]["post"]
     assert {"202", "400", "401", "409", "413", "415", "422", "503"} <= set(post_op["responses"])
     form = post_op["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert set(form["properties"]) == {"file", "sizes", "fit", "format", "quality"}
+    assert set(form["properties"]) == {"file", "sizes", "fit", "format", "quality",
+                                       "callback_url"}
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
     download = spec["paths"]["/v1/jobs/{job_id}/thumbnails/{name}"]["get"]["responses"]
     assert {"200", "304", "307", "404", "409"} <= set(download)
