@@ -80,6 +80,11 @@ class JobQueue:
         self._beat = broker.client.register_script(_BEAT)
         self._live = broker.client.register_script(_LIVE)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, broker: RedisBroker | None = None) -> JobQueue:
+        return cls(broker or build_broker(settings), settings.queue_name,
+                   timeout_seconds=settings.dependency_timeout_seconds)
+
     @property
     def client(self) -> redis.Redis[bytes]:
         """The broker's Redis client, for other small uses of the same Redis."""

@@ -126,6 +126,11 @@ class JobRepository:
         self._lease = lease_seconds
         self._timeout = timeout_seconds
 
+    @classmethod
+    def from_settings(cls, pool: asyncpg.Pool, settings: Settings) -> JobRepository:
+        return cls(pool, lease_seconds=settings.job_lease_seconds,
+                   timeout_seconds=settings.dependency_timeout_seconds)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one operation, all of it (acquiring or connecting, every

@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import Request
 
 from ..errors import DependencyUnavailable
-from ..queue import JobQueue, build_broker
+from ..queue import JobQueue
 from ..renditions.locks import RenditionLocks
 from ..renditions.service import Renditions
 from ..repository import JobRepository, create_pool
@@ -37,16 +37,8 @@ class Services:
             await storage.ensure_buckets()
         except DependencyUnavailable as exc:
             log.warning("buckets not checked at startup (created on first upload): %s", exc)
-        repository = JobRepository(
-            pool,
-            lease_seconds=settings.job_lease_seconds,
-            timeout_seconds=settings.dependency_timeout_seconds,
-        )
-        queue = JobQueue(
-            build_broker(settings),
-            settings.queue_name,
-            timeout_seconds=settings.dependency_timeout_seconds,
-        )
+        repository = JobRepository.from_settings(pool, settings)
+        queue = JobQueue.from_settings(settings)
         locks = RenditionLocks(queue.client, settings.dependency_timeout_seconds)
         renditions = Renditions(settings, storage, repository, locks)
         renditions.start()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from ..errors import DependencyUnavailable
 from ..logs import configure_logging
-from ..queue import JobQueue, build_broker
+from ..queue import JobQueue
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
@@ -56,16 +56,8 @@ async def run_sweeper(
     while its event loop runs (the supervisor replaces a sweeper that stops beating)."""
     stop = stop or asyncio.Event()
     pool = await create_pool(settings)
-    repo = JobRepository(
-        pool,
-        lease_seconds=settings.job_lease_seconds,
-        timeout_seconds=settings.dependency_timeout_seconds,
-    )
-    queue = JobQueue(
-        build_broker(settings),
-        settings.queue_name,
-        timeout_seconds=settings.dependency_timeout_seconds,
-    )
+    repo = JobRepository.from_settings(pool, settings)
+    queue = JobQueue.from_settings(settings)
     storage = Storage(settings)
     orphans = OrphanCollector(repo, storage, settings.orphan_grace_seconds)
     log.info(

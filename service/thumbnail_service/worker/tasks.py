@@ -29,9 +29,7 @@ configure_logging(settings.log_level)
 broker = build_broker(settings)
 broker.add_middleware(AsyncIO())
 dramatiq.set_broker(broker)
-job_queue = JobQueue(
-    broker, settings.queue_name, timeout_seconds=settings.dependency_timeout_seconds
-)
+job_queue = JobQueue.from_settings(settings, broker)
 log = logging.getLogger(__name__)
 
 
@@ -48,11 +46,7 @@ class _Lazy:
             async with self._lock:
                 if self._processor is None:
                     pool = await create_pool(settings)
-                    repo = JobRepository(
-                        pool,
-                        lease_seconds=settings.job_lease_seconds,
-                        timeout_seconds=settings.dependency_timeout_seconds,
-                    )
+                    repo = JobRepository.from_settings(pool, settings)
                     # Render child processes (THUMBNAIL_RENDER_ISOLATION=process) start
                     # here, one per worker thread; they also exit on their own when this
                     # process dies (their socket closes).
