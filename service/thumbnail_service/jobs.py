@@ -13,6 +13,9 @@ from pydantic import BaseModel, Field
 from .imaging import FitMode, OutputFormat, RenderOptions, SizeSpec
 from .imaging.models import DEFAULT_QUALITY, MAX_QUALITY
 
+# The tenant of THUMBNAIL_API_KEYS' keys, and of every job made before tenants (keys.py).
+DEFAULT_TENANT = "default"
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -56,6 +59,7 @@ class NewJob:
     original_height: int
     original_bytes: int
     callback_url: str | None = None
+    tenant: str = DEFAULT_TENANT
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class JobRecord:
     thumbnails: tuple[ThumbnailRecord, ...] = ()
     placeholder: str | None = None  # ThumbHash, base64, once succeeded
     callback: Callback | None = None
+    tenant: str = DEFAULT_TENANT
 
     @classmethod
     def from_row(
@@ -139,4 +144,5 @@ class JobRecord:
             placeholder=row["placeholder"],
             callback=Callback(row["callback_url"], row["callback_state"], callback_attempts)
             if row["callback_url"] else None,
+            tenant=row["tenant"],
         )

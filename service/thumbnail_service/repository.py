@@ -131,6 +131,11 @@ class JobRepository:
         return cls(pool, lease_seconds=settings.job_lease_seconds,
                    timeout_seconds=settings.dependency_timeout_seconds)
 
+    def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection for one bounded operation, its failures as
+        DependencyUnavailable (for other tables' small stores: keys.py)."""
+        return self._connection()
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection for one operation, all of it (acquiring or connecting, every
@@ -195,10 +200,10 @@ class JobRepository:
                 row = await conn.fetchrow(
                     """INSERT INTO jobs (id, idempotency_key, request_fingerprint, options,
                            original_key, original_format, original_width, original_height,
-                           original_bytes, lease_expires_at, callback_url)
+                           original_bytes, lease_expires_at, callback_url, tenant)
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                               now() + make_interval(secs => $10), $11)
-                       ON CONFLICT (idempotency_key) DO NOTHING
+                               now() + make_interval(secs => $10), $11, $12)
+                       ON CONFLICT (tenant, idempotency_key) DO NOTHING
                        RETURNING *""",
                     job.id,
                     job.idempotency_key,
@@ -211,18 +216,20 @@ class JobRepository:
                     job.original_bytes,
                     self._lease,
                     job.callback_url,
+                    job.tenant,
                 )
                 if row is not None:
                     return JobRecord.from_row(row), True
             if job.idempotency_key is not None:  # NULL keys never conflict
-                existing = await self.find_by_idempotency_key(job.idempotency_key)
+                existing = await self.find_by_idempotency_key(job.idempotency_key, job.tenant)
                 if existing is not None:
                     return existing, False
         raise IdempotencyKeyContended(job.idempotency_key)
 
-    async def find_by_idempotency_key(self, key: str) -> JobRecord | None:
+    async def find_by_idempotency_key(self, key: str, tenant: str) -> JobRecord | None:
         async with self._connection() as conn:
-            row = await conn.fetchrow("SELECT * FROM jobs WHERE idempotency_key = $1", key)
+            row = await conn.fetchrow(
+                "SELECT * FROM jobs WHERE tenant = $1 AND idempotency_key = $2", tenant, key)
             return (
                 None if row is None else JobRecord.from_row(row, await _thumbnails(conn, row["id"]))
             )
@@ -245,13 +252,15 @@ class JobRepository:
         return JobRecord.from_row(row, thumbs, tries)
 
     async def list_jobs(
-        self, *, status: JobStatus | None, before: tuple[datetime, UUID] | None, limit: int
+        self, *, tenant: str, status: JobStatus | None, before: tuple[datetime, UUID] | None,
+        limit: int,
     ) -> list[JobRecord]:
-        """Newest first; `before` is the (created_at, id) keyset cursor of the last page."""
+        """The tenant's jobs, newest first; `before` is the (created_at, id) keyset cursor of
+        the last page."""
         async with self._connection() as conn:
             rows = await conn.fetch(
                 """SELECT * FROM jobs
-                   WHERE ($1::job_status IS NULL OR status = $1)
+                   WHERE tenant = $5 AND ($1::job_status IS NULL OR status = $1)
                      AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
                    ORDER BY created_at DESC, id DESC
                    LIMIT $4""",
@@ -259,6 +268,7 @@ class JobRepository:
                 before[0] if before else None,
                 before[1] if before else None,
                 limit,
+                tenant,
             )
             thumbs = await _thumbnails_for(conn, [r["id"] for r in rows])
             return [JobRecord.from_row(r, thumbs.get(r["id"], ())) for r in rows]

@@ -16,7 +16,7 @@ from uuid import uuid4
 
 from .errors import DependencyUnavailable
 from .imaging import ImageInfo
-from .jobs import JobOptions, JobRecord, NewJob
+from .jobs import DEFAULT_TENANT, JobOptions, JobRecord, NewJob
 from .queue import JobQueue
 from .repository import IdempotencyKeyContended, JobRepository
 from .storage import Storage, original_key
@@ -43,9 +43,10 @@ class Submitter:
     async def submit(
         self, data: bytes, options: JobOptions, info: ImageInfo, *, fingerprint: str,
         idempotency_key: str | None, callback_url: str | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Submission:
         if idempotency_key is not None:  # "" is a key too; only None means none
-            existing = await self.repository.find_by_idempotency_key(idempotency_key)
+            existing = await self.repository.find_by_idempotency_key(idempotency_key, tenant)
             if existing is not None:
                 return _replay(existing, fingerprint)
         job_id = uuid4()
@@ -60,6 +61,7 @@ class Submitter:
             original_height=info.height,
             original_bytes=len(data),
             callback_url=callback_url,
+            tenant=tenant,
         )
         job, created = await self._store(new_job, data)
         if not created:  # lost a race with a concurrent request carrying the same key

@@ -135,14 +135,16 @@ async def test_idempotency_key_and_listing(repo: JobRepository) -> None:
     assert created and not created_again and again.id == first.id
     for _ in range(3):
         await repo.create(new_job())
-    page = await repo.list_jobs(status=None, before=None, limit=2)
-    rest = await repo.list_jobs(status=None, before=(page[-1].created_at, page[-1].id), limit=10)
+    page = await repo.list_jobs(tenant="default", status=None, before=None, limit=2)
+    rest = await repo.list_jobs(tenant="default", status=None,
+                                before=(page[-1].created_at, page[-1].id), limit=10)
     ids = [j.id for j in page + rest]
     assert len(ids) == len(set(ids)) == 4
     assert [j.created_at for j in page + rest] == sorted(
         (j.created_at for j in page + rest), reverse=True
     )
-    assert await repo.list_jobs(status=JobStatus.FAILED, before=None, limit=10) == []
+    assert await repo.list_jobs(tenant="default", status=JobStatus.FAILED, before=None,
+                                limit=10) == []
     counts = await repo.count_by_status()
     assert counts[JobStatus.QUEUED] == 4
     deleted = await repo.delete(first.id)
@@ -155,7 +157,7 @@ async def test_the_empty_idempotency_key_is_a_key(repo: JobRepository) -> None:
     first, created = await repo.create(new_job(""))
     again, created_again = await repo.create(new_job(""))
     assert created and not created_again and again.id == first.id
-    assert (await repo.find_by_idempotency_key("")) is not None
+    assert (await repo.find_by_idempotency_key("", "default")) is not None
 
 
 async def test_a_key_that_keeps_vanishing_is_retried_a_bounded_number_of_times(
@@ -164,7 +166,8 @@ async def test_a_key_that_keeps_vanishing_is_retried_a_bounded_number_of_times(
     await repo.create(new_job("k"))
     lookups = 0
 
-    async def deleted_in_between(key: str) -> None:  # the holder is gone every time we look
+    # The holder is gone every time we look.
+    async def deleted_in_between(key: str, tenant: str) -> None:
         nonlocal lookups
         lookups += 1
 

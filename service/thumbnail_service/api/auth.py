@@ -7,6 +7,7 @@ import hmac
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
+from ..keys import DEFAULT_TENANT, Principal, env_key_id
 from .errors import ApiError
 
 API_KEY_HEADER = "X-API-Key"
@@ -18,8 +19,12 @@ _scheme = APIKeyHeader(
 
 
 async def require_api_key(request: Request, key: str | None = Security(_scheme)) -> None:
-    settings = request.app.state.services.settings
+    """Who is asking: request.state.principal (tenant and key id), or a 401. The keys of
+    THUMBNAIL_API_KEYS are the default tenant's; any other is looked up (keys.py)."""
+    services = request.app.state.services
+    settings = services.settings
     if not settings.auth_enabled:
+        request.state.principal = Principal(DEFAULT_TENANT, "anonymous")
         return
     if key:
         offered = key.encode()
@@ -28,6 +33,11 @@ async def require_api_key(request: Request, key: str | None = Security(_scheme))
             hmac.compare_digest(offered, k.get_secret_value().encode()) for k in settings.api_keys
         ]
         if any(matches):
+            request.state.principal = Principal(DEFAULT_TENANT, env_key_id(key))
+            return
+        found = await services.keys.lookup(key)
+        if found is not None:
+            request.state.principal = found
             return
     raise ApiError(
         401,
@@ -35,3 +45,9 @@ async def require_api_key(request: Request, key: str | None = Security(_scheme))
         f"missing or invalid {API_KEY_HEADER} header",
         headers={"WWW-Authenticate": API_KEY_HEADER},
     )
+
+
+def current_principal(request: Request) -> Principal:
+    """The authenticated caller (require_api_key ran first: it guards every /v1 route)."""
+    principal: Principal = request.state.principal
+    return principal

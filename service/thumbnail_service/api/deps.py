@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Request
 
 from ..errors import DependencyUnavailable
+from ..keys import ApiKeys
 from ..queue import JobQueue
 from ..renditions.locks import RenditionLocks
 from ..renditions.service import Renditions
@@ -28,6 +29,7 @@ class Services:
     storage: Storage
     queue: JobQueue
     renditions: Renditions
+    keys: ApiKeys
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -49,6 +51,7 @@ class Services:
             storage=storage,
             queue=queue,
             renditions=renditions,
+            keys=ApiKeys(repository),
         )
 
     async def close(self) -> None:

@@ -20,7 +20,7 @@ from ...renditions.signing import signed_path
 from ...settings import Settings
 from ...storage import ObjectNotFound
 from ...submission import IdempotencyConflict, Submitter
-from ..auth import require_api_key
+from ..auth import current_principal, require_api_key
 from ..deps import Services, get_services
 from ..errors import ApiError, responses
 from ..numbers import ASCII_INT
@@ -136,6 +136,7 @@ async def submit_job(
             upload.data, options, info,
             fingerprint=fingerprint(upload.data, options, callback_url),
             idempotency_key=idempotency_key, callback_url=callback_url,
+            tenant=current_principal(request).tenant,
         )
     except IdempotencyConflict:
         raise ApiError(
@@ -154,7 +155,7 @@ async def submit_job(
     "/{job_id}", response_model=JobOut, summary="Get a job", responses=responses(401, 404, 422, 503)
 )
 async def get_job(job_id: JobId, request: Request, services: ServicesDep) -> JobOut:
-    return JobOut.from_record(await _load(services, job_id), request)
+    return JobOut.from_record(await _load(request, services, job_id), request)
 
 
 @router.get(
@@ -179,14 +180,15 @@ async def rendition_url(
     settings = services.settings
     require_renditions(settings)
     parsed_options(options, settings)  # a URL that would only answer 422 is not signed
-    job = await _load(services, job_id)
+    job = await _load(request, services, job_id)
     path = signed_path(settings.rendition_pairs[0], options, str(job.id))
     return RenditionUrl(url=str(request.base_url).rstrip("/") + path, path=path)
 
 
-async def _load(services: Services, job_id: UUID) -> JobRecord:
+async def _load(request: Request, services: Services, job_id: UUID) -> JobRecord:
+    """The caller's tenant's job, or a 404: another tenant's job does not exist for it."""
     job = await services.repository.get(job_id)
-    if job is None:
+    if job is None or job.tenant != current_principal(request).tenant:
         raise ApiError(404, "job_not_found", f"no job {job_id}", field="job_id")
     return job
 
@@ -207,7 +209,9 @@ async def list_jobs(
     cursor: Annotated[str | None, Query(include_in_schema=False)] = None,
 ) -> JobList:
     before = _decode_cursor(cursor) if cursor else None
-    jobs = await services.repository.list_jobs(status=status, before=before, limit=limit + 1)
+    jobs = await services.repository.list_jobs(
+        tenant=current_principal(request).tenant, status=status, before=before, limit=limit + 1
+    )
     page, more = jobs[:limit], len(jobs) > limit
     return JobList(
         items=[JobOut.from_record(j, request) for j in page],
@@ -292,7 +296,7 @@ async def download_thumbnail(
         ),
     ] = None,
 ) -> Response:
-    job = await _load(services, job_id)
+    job = await _load(request, services, job_id)
     thumb = next((t for t in job.thumbnails if t.name == name), None)
     if thumb is None:
         requested = any(s.name == name for s in job.options.sizes)
@@ -337,8 +341,8 @@ async def download_thumbnail(
     response_class=Response,
     responses=responses(401, 404, 422, 503),
 )
-async def delete_job(job_id: JobId, services: ServicesDep) -> Response:
-    job = await _load(services, job_id)
+async def delete_job(job_id: JobId, request: Request, services: ServicesDep) -> Response:
+    job = await _load(request, services, job_id)
     await delete_job_and_images(job, services.repository, services.storage)
     services.renditions.forget(job.id)
     return Response(status_code=204)
