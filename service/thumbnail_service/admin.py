@@ -2,7 +2,8 @@
 THUMBNAIL_DATABASE_* settings name (in a cluster: `kubectl exec deploy/NAME-server --
 thumbnail-admin keys ...`).
 
-    thumbnail-admin keys create TENANT [--name NAME]   a new key; its secret printed once
+    thumbnail-admin keys create TENANT [--name NAME] [--rate-limit PER_MINUTE]
+                                                       a new key; its secret printed once
     thumbnail-admin keys list [TENANT]                 ids, tenants, names, never secrets
     thumbnail-admin keys revoke KEY_ID                 refused within 10 s on every replica
 """
@@ -28,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     create = actions.add_parser("create", help="create a key of TENANT")
     create.add_argument("tenant", type=_tenant)
     create.add_argument("--name", default="", help="what the key is for (shown by list)")
+    create.add_argument("--rate-limit", type=int, default=None, metavar="PER_MINUTE",
+                        help="this key's requests per minute (default: the service's "
+                        "THUMBNAIL_RATE_LIMIT_PER_MINUTE; 0: unlimited)")
     listing = actions.add_parser("list", help="list keys (of TENANT)")
     listing.add_argument("tenant", nargs="?", type=_tenant)
     revoke = actions.add_parser("revoke", help="revoke a key by its id")
@@ -47,13 +51,15 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         keys = ApiKeys(JobRepository.from_settings(pool, settings))
         if args.action == "create":
-            key, secret = await keys.create(args.tenant, args.name)
+            key, secret = await keys.create(args.tenant, args.name, args.rate_limit)
             print(json.dumps({"id": key.id, "tenant": key.tenant, "name": key.name,
+                              "rate_limit_per_minute": key.rate_limit_per_minute,
                               "key": secret}))
             print("the key is shown only now: only its SHA-256 is stored", file=sys.stderr)
         elif args.action == "list":
             for key in await keys.list(args.tenant):
                 print(json.dumps({"id": key.id, "tenant": key.tenant, "name": key.name,
+                                  "rate_limit_per_minute": key.rate_limit_per_minute,
                                   "created_at": key.created_at.isoformat(),
                                   "revoked_at": key.revoked_at and key.revoked_at.isoformat()}))
         elif await keys.revoke(args.key_id):

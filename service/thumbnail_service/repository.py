@@ -273,6 +273,17 @@ class JobRepository:
             thumbs = await _thumbnails_for(conn, [r["id"] for r in rows])
             return [JobRecord.from_row(r, thumbs.get(r["id"], ())) for r in rows]
 
+    async def tenant_usage(self, tenant: str) -> int:
+        """Bytes the tenant stores: its originals and thumbnails (renditions are a cache)."""
+        async with self._connection() as conn:
+            used = await conn.fetchval(
+                """SELECT coalesce((SELECT sum(original_bytes) FROM jobs WHERE tenant = $1), 0)
+                        + coalesce((SELECT sum(t.bytes) FROM thumbnails t
+                                    JOIN jobs j ON j.id = t.job_id WHERE j.tenant = $1), 0)""",
+                tenant,
+            )
+        return int(used)
+
     async def delete(self, job_id: UUID) -> JobRecord | None:
         """Delete the job row (thumbnail rows cascade); returns it so objects can be removed."""
         async with self._connection() as conn, conn.transaction():

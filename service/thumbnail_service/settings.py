@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     # How often a sweeper looks for due webhooks (a finished job's is due at once).
     webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
 
+    # Tenants (docs/api.md, "Tenants"): requests per minute per API key (429 past it; a key
+    # made with `thumbnail-admin keys create --rate-limit` has its own), and bytes of
+    # originals + thumbnails per tenant (403 for a submission past it). 0: no limit.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    tenant_quota_bytes: int = Field(default=0, ge=0)
+
     # Input limits and options.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)

@@ -18,6 +18,8 @@ from tests.service.conftest import API_KEY
 from tests.service.stack import Stack, wait_for
 
 pytestmark = pytest.mark.services
+QUOTA = 250_000
+SERVICE_ENV = {"THUMBNAIL_TENANT_QUOTA_BYTES": str(QUOTA)}
 
 
 def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -25,10 +27,10 @@ def admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def new_key(env: dict[str, str], tenant: str) -> dict[str, str]:
-    made = admin(env, "keys", "create", tenant, "--name", f"{tenant} test")
+def new_key(env: dict[str, str], tenant: str, *extra: str) -> dict[str, Any]:
+    made = admin(env, "keys", "create", tenant, "--name", f"{tenant} test", *extra)
     assert made.returncode == 0, made.stderr
-    key: dict[str, str] = json.loads(made.stdout)
+    key: dict[str, Any] = json.loads(made.stdout)
     assert key["tenant"] == tenant and key["id"].startswith("key_")
     assert key["key"] not in made.stderr
     return key
@@ -97,3 +99,40 @@ async def test_only_hashes_are_stored_and_a_revoked_key_is_refused(
     assert admin(service_env, "keys", "revoke", key["id"]).returncode == 1  # already
     bad = admin(service_env, "keys", "create", "Not A Tenant")
     assert bad.returncode == 2 and "must match" in bad.stderr
+
+
+def test_a_key_past_its_rate_limit_gets_429_with_retry_after(
+    stack: Stack, service_env: dict[str, str]
+) -> None:
+    key = new_key(service_env, "chatty", "--rate-limit", "3")
+    assert key["rate_limit_per_minute"] == 3
+    with client(stack, key["key"]) as http:
+        assert [http.get("/v1/jobs").status_code for _ in range(3)] == [200] * 3
+        refused = http.get("/v1/jobs")
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+    with client(stack, API_KEY) as other:  # another key's window is its own
+        assert other.get("/v1/jobs").status_code == 200
+    metrics = httpx.get(f"{stack.base_url}/metrics").text
+    assert (f'thumbnail_key_requests_total{{key_id="{key["id"]}",outcome="limited",'
+            f'tenant="chatty"}} 1.0') in metrics
+    assert key["key"] not in metrics and API_KEY not in metrics
+
+
+def test_a_submission_past_the_tenant_quota_is_refused(
+    stack: Stack, service_env: dict[str, str]
+) -> None:
+    key = new_key(service_env, "hoarder")
+    big = images.encode(images.noise(300, 200), "png")
+    assert QUOTA / 2 < len(big) < QUOTA
+    with client(stack, key["key"]) as http:
+        first = http.post("/v1/jobs", files={"file": ("n.png", big)}, data={"sizes": "small"})
+        assert first.status_code == 202, first.text
+        second = http.post("/v1/jobs", files={"file": ("n.png", big)}, data={"sizes": "small"})
+        assert second.status_code == 403, second.text
+        error = second.json()["error"]
+        assert error["code"] == "quota_exceeded" and str(QUOTA) in error["message"]
+        assert http.delete(f"/v1/jobs/{first.json()['id']}").status_code == 204
+        again = http.post("/v1/jobs", files={"file": ("n.png", big)}, data={"sizes": "small"})
+        assert again.status_code == 202, again.text  # deleting made room

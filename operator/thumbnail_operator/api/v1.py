@@ -296,6 +296,8 @@ class Limits(_Model):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     job_timeout_seconds: int = 30
+    rate_limit_per_minute: int = 0  # per API key; 0: none
+    tenant_quota_bytes: int = 0  # per tenant, originals + thumbnails; 0: none
 
 
 FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "avif", "heif")

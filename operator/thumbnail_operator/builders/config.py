@@ -51,6 +51,8 @@ def service_environment(ctx: Context) -> dict[str, str]:
         "THUMBNAIL_MAX_UPLOAD_BYTES": str(thumbs.limits.max_upload_bytes),
         "THUMBNAIL_MAX_PIXELS": str(thumbs.limits.max_pixels),
         "THUMBNAIL_JOB_TIMEOUT_SECONDS": str(thumbs.limits.job_timeout_seconds),
+        "THUMBNAIL_RATE_LIMIT_PER_MINUTE": str(thumbs.limits.rate_limit_per_minute),
+        "THUMBNAIL_TENANT_QUOTA_BYTES": str(thumbs.limits.tenant_quota_bytes),
         "THUMBNAIL_PRESETS": json.dumps(presets, separators=(",", ":")),
         "THUMBNAIL_ALLOWED_FORMATS": ",".join(thumbs.allowed_formats),
         "THUMBNAIL_WORKER_THREADS": str(spec.workers.concurrency.threads),

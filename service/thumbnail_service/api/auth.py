@@ -8,7 +8,9 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from ..keys import DEFAULT_TENANT, Principal, env_key_id
+from .deps import Services
 from .errors import ApiError
+from .metrics import KEY_REQUESTS
 
 API_KEY_HEADER = "X-API-Key"
 _scheme = APIKeyHeader(
@@ -32,11 +34,10 @@ async def require_api_key(request: Request, key: str | None = Security(_scheme))
         matches = [
             hmac.compare_digest(offered, k.get_secret_value().encode()) for k in settings.api_keys
         ]
-        if any(matches):
-            request.state.principal = Principal(DEFAULT_TENANT, env_key_id(key))
-            return
-        found = await services.keys.lookup(key)
+        found = (Principal(DEFAULT_TENANT, env_key_id(key)) if any(matches)
+                 else await services.keys.lookup(key))
         if found is not None:
+            await _within_rate_limit(services, found)
             request.state.principal = found
             return
     raise ApiError(
@@ -45,6 +46,22 @@ async def require_api_key(request: Request, key: str | None = Security(_scheme))
         f"missing or invalid {API_KEY_HEADER} header",
         headers={"WWW-Authenticate": API_KEY_HEADER},
     )
+
+
+async def _within_rate_limit(services: Services, principal: Principal) -> None:
+    limit = principal.rate_limit_per_minute
+    if limit is None:
+        limit = services.settings.rate_limit_per_minute
+    wait = await services.limiter.retry_after(principal.key_id, limit) if limit else None
+    KEY_REQUESTS.labels(principal.tenant, principal.key_id, "limited" if wait else "allowed").inc()
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"key {principal.key_id} made more than {limit} requests this minute; "
+            f"retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
 
 
 def current_principal(request: Request) -> Principal:

@@ -17,6 +17,7 @@ from ..renditions.service import Renditions
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
+from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Services:
     queue: JobQueue
     renditions: Renditions
     keys: ApiKeys
+    limiter: RateLimiter
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -52,11 +54,13 @@ class Services:
             queue=queue,
             renditions=renditions,
             keys=ApiKeys(repository),
+            limiter=RateLimiter(queue.client, settings.dependency_timeout_seconds),
         )
 
     async def close(self) -> None:
         await self.renditions.drain(self.settings.dependency_timeout_seconds)
         self.renditions.close()
+        self.limiter.close()
         self.queue.close()
         self.storage.close()
         try:  # a hung PostgreSQL must not hold the shutdown

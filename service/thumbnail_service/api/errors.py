@@ -70,13 +70,15 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         400: "Malformed request: not valid HTTP/1.1, a broken multipart body, an empty "
         "Idempotency-Key or a cursor this API did not return.",
         401: "Missing or invalid X-API-Key header.",
-        403: "The rendition URL's signature does not match its path.",
+        403: "A rendition URL whose signature does not match its path, or a submission past "
+        "the tenant's storage quota.",
         404: "No such job or thumbnail.",
         409: "Conflict with the job's current state or an earlier request.",
         413: "Upload larger than THUMBNAIL_MAX_UPLOAD_BYTES.",
         415: "Not an image, a format that is not allowed, or not multipart/form-data.",
         422: "An option or parameter is invalid (`field` names it), or the image is too large "
         "in pixels or has an unreadable header.",
+        429: "The API key's rate limit is used up for this minute; retry after Retry-After.",
         503: "A dependency (postgresql, redis or minio) is unavailable; retry later.",
     }
     headers = {
@@ -87,6 +89,13 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
                 "schema": {"type": "string"},
             }
         },
+        429: {
+            "Retry-After": {
+                "required": True,
+                "description": "Seconds until the key's window ends.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
         503: {
             "Retry-After": {
                 "required": True,
@@ -95,6 +104,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             }
         },
     }
+    if 401 in statuses:  # an authenticated operation: its key's rate limit applies too
+        statuses = tuple(sorted({*statuses, 429}))
     return {
         s: {"model": ErrorResponse, "description": described[s]}
         | ({"headers": headers[s]} if s in headers else {})

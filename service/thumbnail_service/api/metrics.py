@@ -48,6 +48,13 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     registry=REGISTRY,
 )
+KEY_REQUESTS = Counter(
+    "thumbnail_key_requests_total",
+    "Authenticated requests by tenant and API key id (never the key), and whether the key's "
+    "rate limit let them through.",
+    ["tenant", "key_id", "outcome"],
+    registry=REGISTRY,
+)
 SCRAPE_TIMEOUT_SECONDS = 2.0
 
 

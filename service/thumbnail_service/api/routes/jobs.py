@@ -106,7 +106,7 @@ def _job_location(request: Request, job: JobRecord) -> dict[str, str]:
                 ),
             },
         },
-        **responses(400, 401, 409, 413, 415, 422, 503),
+        **responses(400, 401, 403, 409, 413, 415, 422, 503),
     },
 )
 async def submit_job(
@@ -130,6 +130,7 @@ async def submit_job(
         )
     upload, options, info = await validated_upload(request, services.settings)
     callback_url = parse_callback_url(upload.fields, services.settings)
+    await _within_quota(services, current_principal(request).tenant, len(upload.data))
     submitter = Submitter(services.repository, services.storage, services.queue)
     try:
         submission = await submitter.submit(
@@ -183,6 +184,20 @@ async def rendition_url(
     job = await _load(request, services, job_id)
     path = signed_path(settings.rendition_pairs[0], options, str(job.id))
     return RenditionUrl(url=str(request.base_url).rstrip("/") + path, path=path)
+
+
+async def _within_quota(services: Services, tenant: str, adding: int) -> None:
+    quota = services.settings.tenant_quota_bytes
+    if not quota:
+        return
+    used = await services.repository.tenant_usage(tenant)
+    if used + adding > quota:
+        raise ApiError(
+            403, "quota_exceeded",
+            f"tenant {tenant!r} stores {used} of its {quota} bytes (originals and thumbnails); "
+            f"this upload of {adding} bytes does not fit: delete jobs to make room",
+            field="file",
+        )
 
 
 async def _load(request: Request, services: Services, job_id: UUID) -> JobRecord:

@@ -45,7 +45,7 @@ SHARED_DEFAULTS = (
     "port", "auth_enabled", "log_level", "max_upload_bytes", "max_pixels", "presets",
     "allowed_formats", "job_timeout_seconds", "worker_threads", "worker_processes",
     "console_enabled", "rendition_presets_only", "rendition_cache_max_age_seconds",
-    "rendition_processes", "webhook_max_attempts",
+    "rendition_processes", "webhook_max_attempts", "rate_limit_per_minute", "tenant_quota_bytes",
 )
 
 
