@@ -35,16 +35,18 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None
     rate_limit_per_minute: int | None = None
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request is: its tenant, the key's id (never its secret), and the key's own rate
-    limit (None: the service's)."""
+    """Who a request is: its tenant, the key's id (never its secret), the key's own rate
+    limit (None: the service's) and default completion webhook."""
 
     tenant: str
     key_id: str
     rate_limit_per_minute: int | None = None
+    callback_url: str | None = None
 
 
 def fingerprint(secret: str) -> str:
@@ -70,16 +72,19 @@ class ApiKeys:
         self._found: dict[str, tuple[float, Principal | None]] = {}
 
     async def create(
-        self, tenant: str, name: str = "", rate_limit_per_minute: int | None = None
+        self, tenant: str, name: str = "", rate_limit_per_minute: int | None = None,
+        callback_url: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key of `tenant`: the record and the secret (shown once, never stored)."""
         secret = "tk_" + secrets.token_urlsafe(30)
         key_id = "key_" + secrets.token_hex(6)
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                """INSERT INTO api_keys (id, tenant, name, sha256, rate_limit_per_minute)
-                   VALUES ($1, $2, $3, $4, $5) RETURNING *""",
+                """INSERT INTO api_keys (id, tenant, name, sha256, rate_limit_per_minute,
+                       callback_url)
+                   VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
                 key_id, check_tenant(tenant), name, fingerprint(secret), rate_limit_per_minute,
+                callback_url,
             )
         return _key(row), secret
 
@@ -106,11 +111,11 @@ class ApiKeys:
             return cached[1]
         async with self._connection() as conn:
             row = await conn.fetchrow(
-                """SELECT id, tenant, rate_limit_per_minute FROM api_keys
+                """SELECT id, tenant, rate_limit_per_minute, callback_url FROM api_keys
                    WHERE sha256 = $1 AND revoked_at IS NULL""",
                 digest)
         found = None if row is None else Principal(
-            row["tenant"], row["id"], row["rate_limit_per_minute"])
+            row["tenant"], row["id"], row["rate_limit_per_minute"], row["callback_url"])
         if len(self._found) >= _CACHE_LIMIT:  # a flood of made-up keys: start over
             self._found.clear()
         self._found[digest] = (now + LOOKUP_CACHE_SECONDS, found)
@@ -119,4 +124,4 @@ class ApiKeys:
 
 def _key(row: asyncpg.Record) -> ApiKey:
     return ApiKey(row["id"], row["tenant"], row["name"], row["created_at"], row["revoked_at"],
-                  row["rate_limit_per_minute"])
+                  row["rate_limit_per_minute"], row["callback_url"])

@@ -5,6 +5,8 @@ loopback by default)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -171,3 +173,29 @@ def test_callbacks_to_refused_targets_are_422(
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["field"] == "callback_url" and why in error["message"], error
+
+
+def test_a_keys_default_webhook_serves_submissions_that_name_none(
+    worker_stack: Stack, service_env: dict[str, str], receiver: Receiver
+) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "thumbnail_service.admin", "keys", "create", "hooked",
+         "--callback-url", receiver.url("/hooks/default")],
+        env=service_env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["callback_url"] == receiver.url("/hooks/default")
+    with httpx.Client(base_url=worker_stack.base_url, timeout=30,
+                      headers={"X-API-Key": key["key"]}) as http:
+        answer = http.post("/v1/jobs", files={"file": ("x", images.encode(
+            images.solid(30, 30, (5, 5, 5)), "png"))}, data={"sizes": "small"})
+        assert answer.status_code == 202, answer.text
+        job = callback_settled(http, answer.json()["id"], worker_stack)
+    assert job["callback"]["url"] == receiver.url("/hooks/default")
+    assert job["callback"]["state"] == "delivered"
+    assert len(receiver.posts("/hooks/default")) == 1
+    refused = subprocess.run(
+        [sys.executable, "-m", "thumbnail_service.admin", "keys", "create", "hooked",
+         "--callback-url", "http://10.0.0.1/"],
+        env=service_env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "non-public" in refused.stderr

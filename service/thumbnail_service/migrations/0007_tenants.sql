@@ -10,6 +10,8 @@ CREATE TABLE api_keys (
     sha256      text NOT NULL UNIQUE,          -- of the secret, hex
     -- Requests per minute this key may make; NULL: THUMBNAIL_RATE_LIMIT_PER_MINUTE.
     rate_limit_per_minute integer CHECK (rate_limit_per_minute >= 0),
+    -- The completion webhook of this key's submissions that name none.
+    callback_url text,
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );

@@ -129,15 +129,18 @@ async def submit_job(
             field="Idempotency-Key",
         )
     upload, options, info = await validated_upload(request, services.settings)
-    callback_url = parse_callback_url(upload.fields, services.settings)
-    await _within_quota(services, current_principal(request).tenant, len(upload.data))
+    principal = current_principal(request)
+    # The field, else the key's default webhook (thumbnail-admin keys create --callback-url).
+    callback_url = parse_callback_url(upload.fields, services.settings) or (
+        principal.callback_url if services.settings.webhook_secrets else None)
+    await _within_quota(services, principal.tenant, len(upload.data))
     submitter = Submitter(services.repository, services.storage, services.queue)
     try:
         submission = await submitter.submit(
             upload.data, options, info,
             fingerprint=fingerprint(upload.data, options, callback_url),
             idempotency_key=idempotency_key, callback_url=callback_url,
-            tenant=current_principal(request).tenant,
+            tenant=principal.tenant,
         )
     except IdempotencyConflict:
         raise ApiError(
