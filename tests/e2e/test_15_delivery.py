@@ -232,3 +232,32 @@ def test_a_webhook_is_delivered_once_after_two_500s_and_refused_elsewhere(
     event = json.loads(base64.b64decode(str(posts[-1]["body"])))
     assert event["type"] == "job.succeeded" and event["job"]["id"] == flaky
     assert not [d for d in _deliveries(e2e_cluster) if d["id"] == elsewhere]
+
+
+def test_tenants_made_with_thumbnail_admin_in_the_server_pod(
+    e2e_cluster: E2ECluster, service: Service
+) -> None:
+    """The CLI ships in the server image and works with the pod's own settings; a key it
+    makes is a tenant of its own, blind to the default tenant's jobs and they to its."""
+    def admin(*args: str) -> str:
+        return e2e_cluster.kubectl("-n", NAMESPACE, "exec", f"deploy/{service.name}-server",
+                                   "-c", "server", "--", "thumbnail-admin", "keys", *args)
+
+    key = json.loads(admin("create", "acme", "--name", "e2e"))
+    with httpx.Client(base_url=e2e_cluster.api_url, timeout=60,
+                      headers={"X-API-Key": key["key"]}) as acme, \
+            httpx.Client(base_url=e2e_cluster.api_url, timeout=60,
+                         headers={"X-API-Key": api_key(e2e_cluster, service)}) as default:
+        mine = acme.post("/v1/jobs", files={"file": ("s.jpg", IMAGE.read_bytes())},
+                         data={"sizes": "small"})
+        theirs = default.post("/v1/jobs", files={"file": ("s.jpg", IMAGE.read_bytes())},
+                              data={"sizes": "small"})
+        assert mine.status_code == theirs.status_code == 202, (mine.text, theirs.text)
+        assert default.get(f"/v1/jobs/{mine.json()['id']}").status_code == 404
+        assert acme.get(f"/v1/jobs/{theirs.json()['id']}").status_code == 404
+        assert [j["id"] for j in acme.get("/v1/jobs").json()["items"]] == [mine.json()["id"]]
+        listed = admin("list", "acme")
+        assert key["id"] in listed and key["key"] not in listed
+        admin("revoke", key["id"])
+        wait_for(lambda: acme.get("/v1/jobs").status_code == 401, timeout=30, interval=1,
+                 what="the revoked key refused on the server replicas")
