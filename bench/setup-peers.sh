@@ -52,6 +52,7 @@ PY
 key="$( (cat "$MODULE/go.mod"; cat "$MODULE/go.sum" 2>/dev/null || true) | sha256sum | cut -c1-12)"
 dir="$CACHE/imgproxy-$key"
 out="$dir/imgproxy"
+package="$(awk '$1 == "require" && $2 ~ /imgproxy/ {print $2}' "$MODULE/go.mod")"
 version="$(awk '$1 == "require" && $2 ~ /imgproxy/ {print $3}' "$MODULE/go.mod")"
 mkdir -p "$dir"
 for stale in "$CACHE"/imgproxy-*; do  # one pin at a time, like tools/build-tools.sh
@@ -66,12 +67,12 @@ else
   echo "==> imgproxy $version: go build with cgo against libvips $(pkg-config --modversion vips) (first run only)"
   start=$SECONDS
   log="$dir/build.log"
-  if (cd "$MODULE" && GOFLAGS=-mod=mod CGO_ENABLED=1 \
-        go build -trimpath -ldflags="-s -w" -o "$out.tmp" github.com/imgproxy/imgproxy/v3) >"$log" 2>&1; then
+  if (cd "$MODULE" && GOFLAGS=-mod=mod CGO_ENABLED=1 CGO_LDFLAGS_ALLOW='-s|-w' \
+        go build -trimpath -ldflags="-s -w" -o "$out.tmp" "$package") >"$log" 2>&1; then
     mv "$out.tmp" "$out"; rm -f "$dir/unavailable.txt"
     echo "    built in $((SECONDS - start))s"
   elif grep -q "403 Forbidden" "$log"; then
-    unavailable "the Go module proxy refuses github.com/imgproxy/imgproxy/v3 (403 Forbidden) and no other source of it is reachable from this machine"
+    unavailable "the Go module proxy refuses $package@$version (403 Forbidden) and no other source of it is reachable from this machine"
   else
     unavailable "go build failed: $(grep -m1 -E 'error|cannot|undefined' "$log" || tail -1 "$log") (full log: $log)"
   fi
