@@ -199,3 +199,22 @@ def test_a_keys_default_webhook_serves_submissions_that_name_none(
          "--callback-url", "http://10.0.0.1/"],
         env=service_env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "non-public" in refused.stderr
+
+
+def test_the_api_delivers_while_no_worker_runs(
+    worker_stack: Stack, client: httpx.Client, receiver: Receiver
+) -> None:
+    """Workers may be scaled to zero right after a job: the API processes deliver too."""
+    receiver.script["/hooks/no-worker"] = [500]
+    job_id = submit(client, images.encode(images.solid(30, 20, (7, 7, 7)), "png"),
+                    receiver.url("/hooks/no-worker"))
+    wait_for(lambda: receiver.posts("/hooks/no-worker"), timeout=60, what="the first attempt")
+    for worker in worker_stack.workers:  # its sweeper delivered the first attempt
+        worker.stop()
+    worker_stack.workers.clear()
+    try:
+        job = callback_settled(client, job_id, worker_stack)
+        assert job["callback"]["state"] == "delivered"
+        assert [a["status_code"] for a in job["callback"]["attempts"]] == [500, 200]
+    finally:
+        worker_stack.start_worker()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from fastapi import Request
@@ -17,6 +17,7 @@ from ..renditions.service import Renditions
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
+from ..webhooks.delivery import deliver_until_stopped
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class Services:
     renditions: Renditions
     keys: ApiKeys
     limiter: RateLimiter
+    # The webhook outbox is delivered from here too (webhooks/delivery.py).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    delivering: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -46,7 +50,7 @@ class Services:
         locks = RenditionLocks(queue.client, settings.dependency_timeout_seconds)
         renditions = Renditions(settings, storage, repository, locks)
         renditions.start()
-        return cls(
+        services = cls(
             settings=settings,
             pool=pool,
             repository=repository,
@@ -56,8 +60,14 @@ class Services:
             keys=ApiKeys(repository),
             limiter=RateLimiter(queue.client, settings.dependency_timeout_seconds),
         )
+        services.delivering = asyncio.create_task(
+            deliver_until_stopped(settings, repository, services.stopping))
+        return services
 
     async def close(self) -> None:
+        self.stopping.set()
+        if self.delivering is not None:  # (a delivery under way is bounded by its timeout)
+            await asyncio.gather(self.delivering, return_exceptions=True)
         await self.renditions.drain(self.settings.dependency_timeout_seconds)
         self.renditions.close()
         self.limiter.close()

@@ -1,4 +1,5 @@
-"""The webhook outbox loop, run by every sweeper next to its lease sweep.
+"""The webhook outbox loop, run by every sweeper next to its lease sweep and by every API
+process (so webhooks go out while the workers are scaled to zero).
 
 Claim due webhooks (SKIP LOCKED, leased), POST each job's document to its callback URL,
 signed (signing.py), to the address the SSRF guard checked (targets.py), without following
@@ -9,6 +10,7 @@ backoff until THUMBNAIL_WEBHOOK_MAX_ATTEMPTS, a refused address fails at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -19,6 +21,7 @@ from urllib.parse import SplitResult
 import httpx
 
 from ..api.schemas import JobOut
+from ..errors import DependencyUnavailable
 from ..jobs import CallbackAttempt, JobRecord
 from ..repository import JobRepository
 from ..settings import Settings
@@ -118,3 +121,28 @@ def _pinned(parts: SplitResult, address: ipaddress.IPv4Address | ipaddress.IPv6A
     host = f"[{address}]" if address.version == 6 else str(address)
     port = f":{parts.port}" if parts.port else ""
     return parts._replace(netloc=f"{host}{port}").geturl()
+
+
+async def deliver_until_stopped(
+    settings: Settings, repository: JobRepository, stop: asyncio.Event
+) -> None:
+    """The outbox, every THUMBNAIL_WEBHOOK_POLL_SECONDS (at once again while a pass found
+    work) until `stop`. Without a secret nothing is sent: a webhook is never unsigned, and
+    pending ones wait for one."""
+    if not settings.webhook_secrets:
+        return
+    deliverer = Deliverer(settings, repository)
+    try:
+        while not stop.is_set():
+            delivered = 0
+            try:
+                delivered = await deliverer.deliver_due()
+            except DependencyUnavailable as exc:
+                log.warning("webhooks: %s", exc)
+            except Exception:
+                log.exception("webhooks: unexpected error")
+            if not delivered:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.webhook_poll_seconds)
+    finally:
+        await deliverer.close()

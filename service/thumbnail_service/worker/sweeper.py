@@ -22,7 +22,7 @@ from ..queue import JobQueue
 from ..repository import JobRepository, create_pool
 from ..settings import Settings
 from ..storage import Storage
-from ..webhooks.delivery import Deliverer
+from ..webhooks.delivery import deliver_until_stopped
 from . import metrics
 from .link import SupervisorLink
 from .orphans import OrphanCollector
@@ -73,7 +73,7 @@ async def run_sweeper(
                 await asyncio.wait_for(stop.wait(), settings.worker_heartbeat_seconds)
 
     beating = asyncio.create_task(beat_until_stopped())
-    delivering = asyncio.create_task(deliver_webhooks(settings, repo, stop))
+    delivering = asyncio.create_task(deliver_until_stopped(settings, repo, stop))
     try:
         while not stop.is_set():
             try:
@@ -96,26 +96,6 @@ async def run_sweeper(
             await asyncio.wait_for(pool.close(), settings.dependency_timeout_seconds)
         except TimeoutError:
             pool.terminate()
-
-
-async def deliver_webhooks(settings: Settings, repo: JobRepository, stop: asyncio.Event) -> None:
-    """The webhook outbox (webhooks/delivery.py), every THUMBNAIL_WEBHOOK_POLL_SECONDS (at
-    once again while a pass found work) until `stop`."""
-    deliverer = Deliverer(settings, repo)
-    try:
-        while not stop.is_set():
-            delivered = 0
-            try:
-                delivered = await deliverer.deliver_due()
-            except DependencyUnavailable as exc:
-                log.warning("webhooks: %s", exc)
-            except Exception:
-                log.exception("webhooks: unexpected error")
-            if not delivered:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.webhook_poll_seconds)
-    finally:
-        await deliverer.close()
 
 
 def main() -> None:
