@@ -75,7 +75,7 @@ class Renditions:
         self._storage = storage
         self._repository = repository
         self._locks = locks
-        self._renderer: Renderer | None = None  # started on the first render
+        self._renderer: Renderer | None = None  # started with the API (start), if on
         # A render that waits longer than a dependency call for a free render process is
         # answered 503 (back-pressure), not queued without bound.
         self._render_calls = BlockingCalls(
