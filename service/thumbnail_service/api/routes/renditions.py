@@ -49,8 +49,8 @@ def parsed_options(options: str, settings: Settings) -> RenditionSpec:
     responses={
         200: {
             "description": "The image. ETag (SHA-256 of the bytes), public immutable "
-            "Cache-Control, `Vary: Accept` for f:auto, X-Rendition: rendered, stored or "
-            "coalesced (another request's render).",
+            "Cache-Control, `Vary: Accept` for f:auto, X-Rendition: rendered, coalesced "
+            "(another request's render), cached (this process' memory) or stored (MinIO).",
             "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         304: {"description": "If-None-Match matched the ETag."},
