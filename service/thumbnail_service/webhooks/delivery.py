@@ -20,7 +20,6 @@ from urllib.parse import SplitResult
 
 import httpx
 
-from ..api.schemas import JobOut
 from ..errors import DependencyUnavailable
 from ..jobs import CallbackAttempt, JobRecord
 from ..repository import JobRepository
@@ -35,6 +34,10 @@ USER_AGENT = "thumbnail-service-webhooks/1"
 
 def payload(job: JobRecord) -> bytes:
     """What a receiver gets: the event type and the job document (links as paths)."""
+    # Imported here, not at the top: the API's models pull in FastAPI, which the sweeper
+    # (a process whose readiness waits for its first beat) should not load at startup.
+    from ..api.schemas import JobOut
+
     document = JobOut.from_record(job, None).model_dump(mode="json")
     return json.dumps({"type": f"job.{job.status}", "job": document},
                       separators=(",", ":")).encode()
