@@ -6,7 +6,8 @@ sweeper rebuild any lost message from the database alone.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import dramatiq
@@ -20,6 +21,7 @@ from .blocking import BlockingCalls
 from .errors import DependencyUnavailable
 from .settings import Settings
 
+T = TypeVar("T")
 ACTOR_NAME = "process_job"
 NAMESPACE = "dramatiq"
 # Concurrent Redis calls per process from async code (redis-py's pool is thread-safe).
@@ -87,9 +89,21 @@ class JobQueue:
 
     @property
     def client(self) -> redis.Redis[bytes]:
-        """The broker's Redis client, for other small uses of the same Redis."""
+        """The broker's Redis client, for other small uses of the same Redis (`call`)."""
         client: redis.Redis[bytes] = self._broker.client
         return client
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """A blocking Redis call of another user of this Redis (rendition locks, rate
+        limits) on this queue's threads, a Redis error as DependencyUnavailable."""
+
+        def run() -> T:
+            try:
+                return fn()
+            except redis.RedisError as exc:
+                raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
+
+        return await self._calls.run(run)
 
     def enqueue_sync(self, job_id: UUID, delay_ms: int | None = None) -> None:
         message: dramatiq.Message[Any] = dramatiq.Message(

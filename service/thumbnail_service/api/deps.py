@@ -47,8 +47,7 @@ class Services:
             log.warning("buckets not checked at startup (created on first upload): %s", exc)
         repository = JobRepository.from_settings(pool, settings)
         queue = JobQueue.from_settings(settings)
-        locks = RenditionLocks(queue.client, settings.dependency_timeout_seconds)
-        renditions = Renditions(settings, storage, repository, locks)
+        renditions = Renditions(settings, storage, repository, RenditionLocks(queue))
         renditions.start()
         services = cls(
             settings=settings,
@@ -58,7 +57,7 @@ class Services:
             queue=queue,
             renditions=renditions,
             keys=ApiKeys(repository),
-            limiter=RateLimiter(queue.client, settings.dependency_timeout_seconds),
+            limiter=RateLimiter(queue),
         )
         services.delivering = asyncio.create_task(
             deliver_until_stopped(settings, repository, services.stopping))
@@ -70,7 +69,6 @@ class Services:
             await asyncio.gather(self.delivering, return_exceptions=True)
         await self.renditions.drain(self.settings.dependency_timeout_seconds)
         self.renditions.close()
-        self.limiter.close()
         self.queue.close()
         self.storage.close()
         try:  # a hung PostgreSQL must not hold the shutdown

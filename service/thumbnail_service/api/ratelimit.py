@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import redis
-
-from ..blocking import BlockingCalls
 from ..errors import DependencyUnavailable
-from ..queue import REDIS_THREADS
+from ..queue import JobQueue
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
@@ -29,25 +26,18 @@ return -1
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, timeout_seconds: float) -> None:  # type: ignore[type-arg]
-        self._count = client.register_script(_COUNT)
-        self._calls = BlockingCalls("redis", REDIS_THREADS, timeout_seconds)
+    """On the job queue's Redis and threads (JobQueue.call)."""
 
-    def close(self) -> None:
-        self._calls.close()
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+        self._count = queue.client.register_script(_COUNT)
 
     async def retry_after(self, key_id: str, limit: int) -> int | None:
         """None while `key_id` is within `limit` requests this window, else the seconds
         until the window ends."""
-
-        def count() -> int:
-            try:
-                return int(self._count(keys=[_PREFIX + key_id], args=[WINDOW_SECONDS, limit]))
-            except redis.RedisError as exc:
-                raise DependencyUnavailable("redis", f"{type(exc).__name__}: {exc}") from exc
-
         try:
-            wait = await self._calls.run(count)
+            wait = int(await self._queue.call(
+                lambda: self._count(keys=[_PREFIX + key_id], args=[WINDOW_SECONDS, limit])))
         except DependencyUnavailable as exc:
             log.warning("rate limit not enforced: %s", exc)
             return None

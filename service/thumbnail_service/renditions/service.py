@@ -108,7 +108,6 @@ class Renditions:
             await asyncio.wait(set(self._background), timeout=timeout_seconds)
 
     def close(self) -> None:
-        self._locks.close()
         self._render_calls.close()
         if self._renderer is not None:
             self._renderer.close()
