@@ -5,6 +5,8 @@
     options      the options segment (`w:300,h:200,fit:cover,f:auto,q:80` or `preset:NAME`)
                  parsed and bounded like job options; its canonical form keys the cache
     negotiation  `f:auto` and the request's Accept header: AVIF, WebP or the source's format
-    service      the use case: stored rendition, else render once (single-flight in the
-                 process, a Redis lock across replicas), store, serve
+    locks        the Redis lock that elects one renderer per rendition across replicas
+    memory       recently served renditions kept in the API process (bytes- and time-bounded)
+    service      the use case: memory, stored rendition, else render once (single-flight in
+                 the process, a Redis lock across replicas), answer, then store
 """
