@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import collections
 import json
+import re
 import secrets
 import subprocess
 import threading
@@ -185,12 +186,28 @@ class _FollowedLogs(threading.Thread):
         self.join(timeout=30)
 
     def errors(self) -> list[str]:
-        """Error lines with the traceback that follows each."""
+        """Each error line, and each traceback to its last line: the exception itself (a
+        frame list through Starlette's middlewares is longer than any fixed window; one run
+        showed 40 lines of frames and never the exception)."""
         picked: list[str] = []
         for index, line in enumerate(self.lines):
-            if "ERROR" in line or "Traceback" in line:
-                picked.extend(self.lines[index:index + 40])
+            if "Traceback" in _content(line):
+                block = self.lines[index:index + 400]
+                ends = [i for i, b in enumerate(block[1:], 1) if _EXCEPTION.match(_content(b))]
+                picked.extend([line, "  ...", *block[max(1, ends[0] - 6):ends[0] + 1]]
+                              if ends else block)
+            elif "ERROR" in line:
+                picked.append(line)
         return picked
+
+
+# The last line of a traceback, e.g. "asyncpg.exceptions.ConnectionDoesNotExistError: ...".
+_EXCEPTION = re.compile(r"^(?!ERROR|INFO|WARNING|Traceback)[A-Za-z_][\w.]*(: |$)")
+
+
+def _content(line: str) -> str:
+    """A followed log line without kubectl's `[pod/NAME/CONTAINER] ` prefix."""
+    return line.split("] ", 1)[1] if line.startswith("[pod/") else line
 
 
 def test_rotation_annotation_changes_every_credential_in_the_data_stores(
